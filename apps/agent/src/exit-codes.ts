@@ -1,0 +1,72 @@
+import type { FormatErrorCode } from '@clp/format';
+
+/** Exit codes of clpctl; documented in `clpctl --help` and the README. */
+export const EXIT = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  badArchive: 3,
+  untrusted: 4,
+  notApplicable: 5,
+  applyFailed: 6,
+  recoveryFailed: 7,
+  network: 8,
+  drift: 9,
+  notFound: 10,
+} as const;
+export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
+
+export const EXIT_CODE_HELP = `Exit codes:
+  0   success
+  1   internal error (a bug: please report it with the log)
+  2   usage error (unknown command or option, missing argument)
+  3   the patch archive is malformed or hostile (nothing was written)
+  4   signature missing, invalid, or by an untrusted or revoked key
+  5   the patch does not apply here (architecture, OS, precondition, downgrade)
+  6   applying failed and was rolled back; the system is as before
+  7   a rollback or recovery could not finish; see the log and run 'clpctl recover'
+  8   the server could not be reached or answered with an error
+  9   files changed since the patch was applied (drift); --force overrides
+  10  no such patch, file or key`;
+
+/**
+ * Every code any library can throw, mapped to an exit code. The Record type makes
+ * this table exhaustive: adding a code to a library without mapping it here fails to compile.
+ */
+type KnownCode = FormatErrorCode | 'CLP_E_USAGE' | 'CLP_E_NOT_FOUND' | 'CLP_E_INTERNAL';
+
+const TABLE: Record<KnownCode, ExitCode> = {
+  CLP_E_USAGE: EXIT.usage,
+  CLP_E_NOT_FOUND: EXIT.notFound,
+  CLP_E_INTERNAL: EXIT.internal,
+  CLP_E_NOT_AN_ARCHIVE: EXIT.badArchive,
+  CLP_E_TRUNCATED: EXIT.badArchive,
+  CLP_E_CORRUPT_ENTRY: EXIT.badArchive,
+  CLP_E_PATH_TRAVERSAL: EXIT.badArchive,
+  CLP_E_ABSOLUTE_PATH: EXIT.badArchive,
+  CLP_E_BAD_PATH: EXIT.badArchive,
+  CLP_E_LINK_ENTRY: EXIT.badArchive,
+  CLP_E_SPECIAL_ENTRY: EXIT.badArchive,
+  CLP_E_DUPLICATE_ENTRY: EXIT.badArchive,
+  CLP_E_TOO_MANY_ENTRIES: EXIT.badArchive,
+  CLP_E_TOO_LARGE: EXIT.badArchive,
+  CLP_E_ZIP_BOMB: EXIT.badArchive,
+  CLP_E_ENCRYPTED_ENTRY: EXIT.badArchive,
+  CLP_E_UNSUPPORTED_COMPRESSION: EXIT.badArchive,
+  CLP_E_MISSING_PKGINFO: EXIT.badArchive,
+  CLP_E_PKGINFO_TOO_LARGE: EXIT.badArchive,
+  CLP_E_XML_MALFORMED: EXIT.badArchive,
+  CLP_E_XML_DTD: EXIT.badArchive,
+  CLP_E_XML_ENTITY: EXIT.badArchive,
+  CLP_E_PKGINFO_INVALID: EXIT.badArchive,
+  CLP_E_BAD_NAME: EXIT.badArchive,
+  CLP_E_MISSING_SOURCE: EXIT.badArchive,
+  CLP_E_HASH_MISMATCH: EXIT.badArchive,
+  CLP_E_SIZE_MISMATCH: EXIT.badArchive,
+  CLP_E_EMPTY_PATCH: EXIT.badArchive,
+  CLP_E_SOURCE_DIR: EXIT.usage,
+};
+
+export function exitCodeFor(code: string): ExitCode {
+  return (TABLE as Record<string, ExitCode>)[code] ?? EXIT.internal;
+}

@@ -1,0 +1,16 @@
+export {
+  AGENT_PATHS,
+  AgentReport,
+  ApiError,
+  EnrollRequest,
+  EnrollResponse,
+  InstalledPatch,
+  MachineFacts,
+  PollRequest,
+  PollResponse,
+  ReleaseToApply,
+  ReleaseToRevert,
+  ReportBatch,
+  ReportBatchResponse,
+  ReportStatus,
+} from './agent-api.ts';
