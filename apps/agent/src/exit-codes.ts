@@ -1,4 +1,5 @@
 import type { FormatErrorCode } from '@clp/format';
+import type { TrustErrorCode } from '@clp/trust';
 
 /** Exit codes of clpctl; documented in `clpctl --help` and the README. */
 export const EXIT = {
@@ -33,7 +34,7 @@ export const EXIT_CODE_HELP = `Exit codes:
  * Every code any library can throw, mapped to an exit code. The Record type makes
  * this table exhaustive: adding a code to a library without mapping it here fails to compile.
  */
-type KnownCode = FormatErrorCode | 'CLP_E_USAGE' | 'CLP_E_NOT_FOUND' | 'CLP_E_INTERNAL';
+type KnownCode = FormatErrorCode | TrustErrorCode | 'CLP_E_USAGE' | 'CLP_E_NOT_FOUND' | 'CLP_E_INTERNAL';
 
 const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_USAGE: EXIT.usage,
@@ -65,6 +66,14 @@ const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_SIZE_MISMATCH: EXIT.badArchive,
   CLP_E_EMPTY_PATCH: EXIT.badArchive,
   CLP_E_SOURCE_DIR: EXIT.usage,
+  CLP_E_UNSIGNED: EXIT.untrusted,
+  CLP_E_SIGNATURE_INVALID: EXIT.untrusted,
+  CLP_E_UNKNOWN_KEY: EXIT.untrusted,
+  CLP_E_REVOKED_KEY: EXIT.untrusted,
+  CLP_E_MANIFEST_MISMATCH: EXIT.untrusted,
+  CLP_E_KEY_INVALID: EXIT.usage,
+  CLP_E_KEY_EXISTS: EXIT.usage,
+  CLP_E_KEY_NOT_FOUND: EXIT.notFound,
 };
 
 export function exitCodeFor(code: string): ExitCode {

@@ -1,0 +1,115 @@
+import type { PatchMeta } from '@clp/format';
+import { checkDeclaredHashes } from './declared-hashes.ts';
+import { TrustError } from './errors.ts';
+import { type EntryDigest, SIGNATURE_ENTRY } from './manifest.ts';
+import { MAX_SIGNATURE_BYTES, verifyManifestSignature } from './signature.ts';
+import type { TrustStore } from './trust-store.ts';
+
+/** What verifyPatch needs of an archive; @clp/format's PatchArchive has it. */
+export interface VerifiableArchive {
+  readonly file: string;
+  readonly meta: PatchMeta;
+  has(name: string): boolean;
+  readEntry(name: string, maxBytes: number): Promise<Buffer>;
+  hashEntries(): Promise<Map<string, EntryDigest>>;
+}
+
+/**
+ * The verified manifest: entry name → { sha256, size } for every entry except SIGNATURE, ready
+ * to pass to `archive.extractTo(dir, { expected })`, plus who signed it.
+ */
+export class VerifiedManifest extends Map<string, EntryDigest> {
+  readonly keyId: string;
+  readonly keyName: string;
+  /** The signer label from SIGNATURE (not covered by the signature; keyId/keyName are what count). */
+  readonly signer: string;
+  readonly patchName: string;
+  readonly manifestText: string;
+
+  constructor(
+    entries: Iterable<[string, EntryDigest]>,
+    info: { keyId: string; keyName: string; signer: string; patchName: string; manifestText: string },
+  ) {
+    super(entries);
+    this.keyId = info.keyId;
+    this.keyName = info.keyName;
+    this.signer = info.signer;
+    this.patchName = info.patchName;
+    this.manifestText = info.manifestText;
+  }
+}
+
+/** Reads and parses the archive's SIGNATURE entry; CLP_E_UNSIGNED when there is none. */
+export async function readSignatureEntry(
+  archive: Pick<VerifiableArchive, 'file' | 'has' | 'readEntry'>,
+): Promise<Buffer> {
+  if (!archive.has(SIGNATURE_ENTRY)) {
+    throw new TrustError(
+      'CLP_E_UNSIGNED',
+      `${archive.file} has no ${SIGNATURE_ENTRY} entry; sign it with 'clpctl sign'`,
+      {
+        details: { file: archive.file },
+      },
+    );
+  }
+  return archive.readEntry(SIGNATURE_ENTRY, MAX_SIGNATURE_BYTES);
+}
+
+/**
+ * Verifies a patch: the signature by a trusted, unrevoked key, then every entry's sha256 and size
+ * against the signed manifest (an added, removed or changed entry is an error naming it), then
+ * the sha256s PKGINFO.meta declares. Returns the manifest for a re-checked extraction.
+ */
+export async function verifyPatch(archive: VerifiableArchive, store: TrustStore): Promise<VerifiedManifest> {
+  const signed = verifyManifestSignature(await readSignatureEntry(archive), store);
+  if (signed.patchName !== archive.meta.name) {
+    throw new TrustError(
+      'CLP_E_MANIFEST_MISMATCH',
+      `${archive.file}: the signed manifest is for ${signed.patchName}, but PKGINFO.meta names ${archive.meta.name}`,
+      { details: { expected: signed.patchName, actual: archive.meta.name } },
+    );
+  }
+  const actual = await archive.hashEntries();
+  actual.delete(SIGNATURE_ENTRY);
+  const problems: Array<{ entry: string; problem: string }> = [];
+  for (const [name, want] of signed.entries) {
+    const got = actual.get(name);
+    if (!got)
+      problems.push({ entry: name, problem: 'is in the signed manifest but missing from the archive' });
+    else if (got.sha256 !== want.sha256 || got.size !== want.size) {
+      problems.push({
+        entry: name,
+        problem: `was changed after signing (sha256 ${got.sha256}, size ${got.size}; signed: sha256 ${want.sha256}, size ${want.size})`,
+      });
+    }
+  }
+  for (const name of actual.keys()) {
+    if (!signed.entries.has(name))
+      problems.push({ entry: name, problem: 'was added after signing (not in the signed manifest)' });
+  }
+  if (problems.length > 0) {
+    const first = problems[0]!;
+    const more =
+      problems.length > 1
+        ? ` (and ${problems.length - 1} more: ${problems
+            .slice(1, 6)
+            .map((p) => p.entry)
+            .join(', ')})`
+        : '';
+    throw new TrustError(
+      'CLP_E_MANIFEST_MISMATCH',
+      `${archive.file}: entry ${first.entry} ${first.problem}${more}`,
+      {
+        details: { entry: first.entry, problems },
+      },
+    );
+  }
+  checkDeclaredHashes(archive.meta, signed.entries);
+  return new VerifiedManifest(signed.entries, {
+    keyId: signed.keyId,
+    keyName: signed.keyName,
+    signer: signed.signer,
+    patchName: signed.patchName,
+    manifestText: signed.manifest,
+  });
+}
