@@ -1,0 +1,30 @@
+export {
+  type Database,
+  type DatabaseHandle,
+  migrate,
+  migrationsFolder,
+  type OpenDatabaseOptions,
+  openDatabase,
+  ping,
+} from './database.ts';
+export {
+  ADMIN_ROLES,
+  type AdminRole,
+  adminTokens,
+  enrollmentTokens,
+  type InstalledPatchRecord,
+  machines,
+  promotions,
+  ROLLOUT_STATES,
+  type RolloutSelector,
+  type RolloutStage,
+  type RolloutState,
+  releases,
+  reports,
+  rolloutAudit,
+  rolloutCounters,
+  rollouts,
+  schema,
+  tiers,
+} from './schema.ts';
+export { createTestDatabase, type TestDatabase } from './test-database.ts';

@@ -1,0 +1,222 @@
+import {
+  bigint,
+  bigserial,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core';
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** Roles of admin API tokens; `admin` may do everything. */
+export const ADMIN_ROLES = ['admin', 'release', 'operator', 'viewer'] as const;
+export type AdminRole = (typeof ADMIN_ROLES)[number];
+
+export const ROLLOUT_STATES = ['active', 'paused', 'halted', 'aborted', 'completed', 'reverted'] as const;
+export type RolloutState = (typeof ROLLOUT_STATES)[number];
+
+export interface RolloutSelector {
+  tags?: string[];
+  arch?: string[];
+  os?: string[];
+}
+
+export interface RolloutStage {
+  percent: number;
+  minDurationSeconds: number;
+}
+
+export interface InstalledPatchRecord {
+  name: string;
+  sha256: string;
+  series?: string;
+  state: 'installed' | 'failed';
+}
+
+/** Admin API tokens. Only the sha256 of the secret is stored. */
+export const adminTokens = pgTable('admin_tokens', {
+  id: text('id').primaryKey(),
+  name: text('name').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  role: text('role').$type<AdminRole>().notNull(),
+  createdAt: ts('created_at').notNull().defaultNow(),
+  expiresAt: ts('expires_at'),
+  revokedAt: ts('revoked_at'),
+});
+
+/** Uploaded releases, content-addressed: the id is the sha256 of the .clp file. */
+export const releases = pgTable(
+  'releases',
+  {
+    id: text('id').primaryKey(),
+    sha256: text('sha256').notNull().unique(),
+    name: text('name').notNull(),
+    series: text('series').notNull(),
+    version: text('version').notNull(),
+    arch: text('arch').notNull(),
+    meta: jsonb('meta').$type<Record<string, unknown>>().notNull(),
+    signerKeyId: text('signer_key_id').notNull(),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    uploadedBy: text('uploaded_by').notNull(),
+    uploadedAt: ts('uploaded_at').notNull().defaultNow(),
+    yankedAt: ts('yanked_at'),
+    yankedBy: text('yanked_by'),
+  },
+  (t) => [index('releases_name_idx').on(t.name), index('releases_series_idx').on(t.series)],
+);
+
+/** Release channels, ordered (edge → beta → stable by default) and editable. */
+export const tiers = pgTable('tiers', {
+  name: text('name').primaryKey(),
+  position: integer('position').notNull(),
+  description: text('description').notNull().default(''),
+  createdAt: ts('created_at').notNull().defaultNow(),
+});
+
+/** Which release has been promoted to which tier. */
+export const promotions = pgTable(
+  'promotions',
+  {
+    releaseId: text('release_id')
+      .notNull()
+      .references(() => releases.id),
+    tier: text('tier')
+      .notNull()
+      .references(() => tiers.name, { onUpdate: 'cascade' }),
+    promotedBy: text('promoted_by').notNull(),
+    promotedAt: ts('promoted_at').notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ columns: [t.releaseId, t.tier] })],
+);
+
+export const rollouts = pgTable(
+  'rollouts',
+  {
+    id: text('id').primaryKey(),
+    releaseId: text('release_id')
+      .notNull()
+      .references(() => releases.id),
+    tier: text('tier')
+      .notNull()
+      .references(() => tiers.name, { onUpdate: 'cascade' }),
+    selector: jsonb('selector').$type<RolloutSelector>().notNull().default({}),
+    stages: jsonb('stages').$type<RolloutStage[]>().notNull(),
+    currentStage: integer('current_stage').notNull().default(0),
+    stageStartedAt: ts('stage_started_at').notNull(),
+    state: text('state').$type<RolloutState>().notNull(),
+    maxFailureRate: doublePrecision('max_failure_rate').notNull(),
+    minReports: integer('min_reports').notNull(),
+    /** Why the rollout halted by itself, when it did. */
+    haltReason: text('halt_reason'),
+    createdBy: text('created_by').notNull(),
+    createdAt: ts('created_at').notNull(),
+    updatedAt: ts('updated_at').notNull(),
+  },
+  (t) => [
+    index('rollouts_state_tier_idx').on(t.state, t.tier),
+    index('rollouts_release_idx').on(t.releaseId),
+  ],
+);
+
+/** Outcome counters per rollout, bumped when reports arrive so that health needs no fleet scan. */
+export const rolloutCounters = pgTable('rollout_counters', {
+  rolloutId: text('rollout_id')
+    .primaryKey()
+    .references(() => rollouts.id),
+  applied: integer('applied').notNull().default(0),
+  failed: integer('failed').notNull().default(0),
+  reverted: integer('reverted').notNull().default(0),
+  revertFailed: integer('revert_failed').notNull().default(0),
+});
+
+export const rolloutAudit = pgTable(
+  'rollout_audit',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    rolloutId: text('rollout_id')
+      .notNull()
+      .references(() => rollouts.id),
+    actor: text('actor').notNull(),
+    action: text('action').notNull(),
+    at: ts('at').notNull(),
+    details: jsonb('details').$type<Record<string, unknown>>().notNull().default({}),
+  },
+  (t) => [index('rollout_audit_rollout_idx').on(t.rolloutId, t.id)],
+);
+
+/** One-time (or n-time) tokens with which a machine enrolls. Only the sha256 is stored. */
+export const enrollmentTokens = pgTable('enrollment_tokens', {
+  id: text('id').primaryKey(),
+  tokenHash: text('token_hash').notNull().unique(),
+  tier: text('tier')
+    .notNull()
+    .references(() => tiers.name, { onUpdate: 'cascade' }),
+  tags: jsonb('tags').$type<string[]>().notNull().default([]),
+  expiresAt: ts('expires_at').notNull(),
+  usesLeft: integer('uses_left').notNull(),
+  createdBy: text('created_by').notNull(),
+  createdAt: ts('created_at').notNull(),
+  revokedAt: ts('revoked_at'),
+});
+
+export const machines = pgTable(
+  'machines',
+  {
+    id: text('id').primaryKey(),
+    credentialHash: text('credential_hash').notNull().unique(),
+    hostname: text('hostname').notNull(),
+    arch: text('arch').notNull(),
+    osId: text('os_id').notNull(),
+    osVersion: text('os_version').notNull().default(''),
+    facts: jsonb('facts').$type<Record<string, unknown>>().notNull(),
+    tier: text('tier')
+      .notNull()
+      .references(() => tiers.name, { onUpdate: 'cascade' }),
+    tags: jsonb('tags').$type<string[]>().notNull().default([]),
+    enrolledAt: ts('enrolled_at').notNull(),
+    lastSeenAt: ts('last_seen_at'),
+    installed: jsonb('installed').$type<InstalledPatchRecord[]>().notNull().default([]),
+    revokedAt: ts('revoked_at'),
+  },
+  (t) => [index('machines_tier_idx').on(t.tier), index('machines_hostname_idx').on(t.hostname)],
+);
+
+/** Agent reports. The id is the agent's UUID, so a report sent twice is stored once. */
+export const reports = pgTable(
+  'reports',
+  {
+    id: text('id').primaryKey(),
+    machineId: text('machine_id').notNull(),
+    releaseId: text('release_id'),
+    rolloutId: text('rollout_id'),
+    name: text('name').notNull(),
+    sha256: text('sha256'),
+    status: text('status').notNull(),
+    errorCode: text('error_code'),
+    log: text('log'),
+    at: ts('at').notNull(),
+    receivedAt: ts('received_at').notNull(),
+  },
+  (t) => [
+    index('reports_rollout_idx').on(t.rolloutId, t.receivedAt),
+    index('reports_machine_idx').on(t.machineId, t.receivedAt),
+  ],
+);
+
+export const schema = {
+  adminTokens,
+  releases,
+  tiers,
+  promotions,
+  rollouts,
+  rolloutCounters,
+  rolloutAudit,
+  enrollmentTokens,
+  machines,
+  reports,
+};
