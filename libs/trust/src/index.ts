@@ -1,5 +1,6 @@
 export { checkDeclaredHashes } from './declared-hashes.ts';
 export { TRUST_ERROR_CODES, TrustError, type TrustErrorCode } from './errors.ts';
+export { hashFile } from './hash-file.ts';
 export {
   generateKeyPair,
   type KeyPair,

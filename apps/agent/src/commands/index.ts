@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../output.ts';
+import { keygen } from './keygen.ts';
 
 /** A command file exports one of these; it adds its subcommand to the program and returns it. */
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => Command;
 
 /** Every clpctl command, in the order `--help` lists them. One file per command. */
-export const COMMANDS: RegisterCommand[] = [];
+export const COMMANDS: RegisterCommand[] = [keygen];
