@@ -72,7 +72,17 @@ export class TrustStore {
     const keys: TrustedKey[] = [];
     for (const entry of names.filter((n) => n.endsWith('.pub')).sort()) {
       const file = join(dir, entry);
-      if (!(await stat(file)).isFile()) continue;
+      const info = await stat(file).catch((error: unknown) => {
+        throw new TrustError(
+          'CLP_E_KEY_INVALID',
+          `trusted key ${file} cannot be read: ${(error as Error).message}`,
+          {
+            cause: error,
+            details: { file },
+          },
+        );
+      });
+      if (!info.isFile()) continue;
       const publicKey = await loadPublicKey(file);
       keys.push({ keyId: keyIdOf(publicKey), name: entry.slice(0, -'.pub'.length), file, publicKey });
     }
@@ -81,7 +91,19 @@ export class TrustStore {
     try {
       revoked = parseRevocationList(await readFile(revokedFile, 'utf8'), revokedFile);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        // No revocation list: nothing is revoked.
+      } else if (error instanceof TrustError) throw error;
+      else {
+        throw new TrustError(
+          'CLP_E_KEY_INVALID',
+          `revocation list ${revokedFile} cannot be read: ${(error as Error).message}`,
+          {
+            cause: error,
+            details: { file: revokedFile },
+          },
+        );
+      }
     }
     return new TrustStore(keys, revoked, dir);
   }

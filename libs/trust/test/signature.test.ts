@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -84,6 +84,11 @@ describe('signature and trust store', () => {
 
   it('a revocation list line that is not a key id makes the store fail to load', async () => {
     await writeFile(join(dir, 'revoked'), 'not-a-key-id\n');
+    await expect(TrustStore.load(dir)).rejects.toMatchObject({ code: 'CLP_E_KEY_INVALID' });
+  });
+
+  it('a revocation list that cannot be read makes the store fail to load', async () => {
+    await mkdir(join(dir, 'revoked'));
     await expect(TrustStore.load(dir)).rejects.toMatchObject({ code: 'CLP_E_KEY_INVALID' });
   });
 
