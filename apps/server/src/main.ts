@@ -1,1 +1,66 @@
-console.log('server: not built yet');
+import { readdir } from 'node:fs/promises';
+import { configFromEnv } from './config.ts';
+import { createServer } from './server.ts';
+
+async function countKeys(dir: string): Promise<number> {
+  try {
+    return (await readdir(dir)).filter((n) => n.endsWith('.pub')).length;
+  } catch {
+    return 0;
+  }
+}
+
+async function main(): Promise<void> {
+  const { config, port } = configFromEnv();
+  const server = await createServer(config);
+  const { url } = await server.listen(port);
+  const db = server.context.database;
+  const keys = await countKeys(config.trustedKeysDir);
+  const out = process.stdout;
+  out.write(
+    `Core LivePatch server listening on ${url} (port ${port === 0 ? 'chosen by the system' : port})\n`,
+  );
+  out.write(
+    db.kind === 'pglite'
+      ? `database: embedded PGlite in ${db.location} (set DATABASE_URL to use PostgreSQL)\n`
+      : `database: PostgreSQL at ${db.location}\n`,
+  );
+  out.write(`blobs: ${config.dataDir}/blobs\n`);
+  out.write(
+    `trusted release keys: ${config.trustedKeysDir} (${keys} key${keys === 1 ? '' : 's'}${keys === 0 ? ': uploads will be refused until a .pub is added' : ''})\n`,
+  );
+  if (server.generatedAdminToken) {
+    out.write(
+      `\nfirst admin token (shown only now; store it safely, it is kept hashed):\n  ${server.generatedAdminToken}\n` +
+        `use it as: Authorization: Bearer <token>; make more with POST /v1/admin-tokens\n\n`,
+    );
+  } else if (config.bootstrapToken) {
+    out.write('admin token: the one in CLP_BOOTSTRAP_TOKEN\n');
+  } else {
+    out.write('admin tokens: already made (the first one was printed at the first start)\n');
+  }
+  out.write(`API description: ${url}/openapi.json\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    server.context.log.info({ signal }, 'shutting down');
+    server.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        server.context.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `error: the server could not start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});

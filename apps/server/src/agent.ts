@@ -1,0 +1,167 @@
+import { randomUUID } from 'node:crypto';
+import { enrollmentTokens, machines, reports, rolloutCounters } from '@clp/db';
+import type {
+  EnrollRequest,
+  EnrollResponse,
+  PollRequest,
+  PollResponse,
+  ReportBatch,
+  ReportBatchResponse,
+} from '@clp/protocol';
+import { and, eq, gt, isNull, sql } from 'drizzle-orm';
+import type { AppContext, MachineRow } from './context.ts';
+import { ServerError } from './errors.ts';
+import { desiredState } from './poll.ts';
+import { hashSecret, newSecret } from './secrets.ts';
+
+/**
+ * Enrolls a machine with an enrollment token (one use is spent atomically). A machine that
+ * enrolls again under the same id gets a new credential; the old one stops working.
+ */
+export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<EnrollResponse> {
+  const now = ctx.clock.now();
+  const credential = newSecret('clp_mch');
+  const machineId = body.machineId ?? randomUUID();
+  const result = await ctx.db.transaction(async (tx) => {
+    const [token] = await tx
+      .update(enrollmentTokens)
+      .set({ usesLeft: sql`${enrollmentTokens.usesLeft} - 1` })
+      .where(
+        and(
+          eq(enrollmentTokens.tokenHash, hashSecret(body.token)),
+          gt(enrollmentTokens.usesLeft, 0),
+          isNull(enrollmentTokens.revokedAt),
+          gt(enrollmentTokens.expiresAt, now),
+        ),
+      )
+      .returning();
+    if (!token) return undefined;
+    const tags = [...new Set([...token.tags, ...body.tags])].sort();
+    const values = {
+      credentialHash: hashSecret(credential),
+      hostname: body.facts.hostname,
+      arch: body.facts.arch,
+      osId: body.facts.os.id,
+      osVersion: body.facts.os.version,
+      facts: body.facts as unknown as Record<string, unknown>,
+      tier: token.tier,
+      tags,
+      enrolledAt: now,
+      revokedAt: null,
+    };
+    await tx
+      .insert(machines)
+      .values({ id: machineId, ...values })
+      .onConflictDoUpdate({ target: machines.id, set: values });
+    return { tier: token.tier, tags };
+  });
+  if (!result) {
+    throw new ServerError(
+      'CLP_E_ENROLLMENT_TOKEN',
+      'the enrollment token is unknown, expired, revoked or used up; ask an operator for a new one (POST /v1/enrollment-tokens)',
+    );
+  }
+  ctx.log.info({ machine: machineId, tier: result.tier }, 'machine enrolled');
+  return { machineId, credential, tier: result.tier, tags: result.tags };
+}
+
+/** "What should I have now?" for one machine: no query beyond its authentication (rollouts are cached). */
+export async function poll(ctx: AppContext, machine: MachineRow, body: PollRequest): Promise<PollResponse> {
+  const now = ctx.clock.now();
+  ctx.seen.record(machine.id, {
+    at: now,
+    installed: body.installed,
+    facts: body.facts as unknown as Record<string, unknown>,
+  });
+  const views = await ctx.rollouts.forTier(machine.tier);
+  const { apply, revert } = desiredState(
+    { id: machine.id, tier: machine.tier, tags: machine.tags, arch: body.facts.arch, osId: body.facts.os.id },
+    body.installed,
+    views,
+  );
+  ctx.metrics.polls.inc({ result: apply.length + revert.length > 0 ? 'offer' : 'idle' });
+  return {
+    machineId: machine.id,
+    serverTime: now.toISOString(),
+    apply,
+    revert,
+    nextPollSeconds: ctx.config.nextPollSeconds,
+  };
+}
+
+const COUNTED = {
+  applied: 'applied',
+  failed: 'failed',
+  reverted: 'reverted',
+  'revert-failed': 'revertFailed',
+} as const;
+
+/**
+ * Stores a batch of reports; a report id seen before is a duplicate and changes nothing, so
+ * agents may resend their spool freely. Rollout counters move in the same transaction.
+ */
+export async function ingestReports(
+  ctx: AppContext,
+  machine: MachineRow,
+  batch: ReportBatch,
+): Promise<ReportBatchResponse> {
+  const receivedAt = ctx.clock.now();
+  const unique = new Map(batch.reports.map((r) => [r.id.toLowerCase(), r]));
+  const rows = [...unique.entries()].map(([id, r]) => ({
+    id,
+    machineId: machine.id,
+    releaseId: r.releaseId ?? null,
+    rolloutId: r.rolloutId ?? null,
+    name: r.name,
+    sha256: r.sha256 ?? null,
+    status: r.status,
+    errorCode: r.errorCode ?? null,
+    log: r.log ?? null,
+    at: new Date(r.at),
+    receivedAt,
+  }));
+  const accepted = await ctx.db.transaction(async (tx) => {
+    const inserted = await tx
+      .insert(reports)
+      .values(rows)
+      .onConflictDoNothing()
+      .returning({ id: reports.id });
+    const ids = new Set(inserted.map((r) => r.id));
+    const deltas = new Map<string, Record<'applied' | 'failed' | 'reverted' | 'revertFailed', number>>();
+    for (const row of rows) {
+      if (!ids.has(row.id) || !row.rolloutId) continue;
+      const column = COUNTED[row.status as keyof typeof COUNTED];
+      if (!column) continue;
+      const d = deltas.get(row.rolloutId) ?? { applied: 0, failed: 0, reverted: 0, revertFailed: 0 };
+      d[column]++;
+      deltas.set(row.rolloutId, d);
+    }
+    for (const [rolloutId, d] of deltas) {
+      await tx
+        .update(rolloutCounters)
+        .set({
+          applied: sql`${rolloutCounters.applied} + ${d.applied}`,
+          failed: sql`${rolloutCounters.failed} + ${d.failed}`,
+          reverted: sql`${rolloutCounters.reverted} + ${d.reverted}`,
+          revertFailed: sql`${rolloutCounters.revertFailed} + ${d.revertFailed}`,
+        })
+        .where(eq(rolloutCounters.rolloutId, rolloutId));
+    }
+    return ids;
+  });
+  const response: ReportBatchResponse = { accepted: [], duplicates: [] };
+  for (const r of batch.reports) {
+    const id = r.id.toLowerCase();
+    if (accepted.has(id)) {
+      response.accepted.push(r.id);
+      accepted.delete(id);
+      ctx.metrics.reports.inc({ status: r.status, outcome: 'accepted' });
+    } else {
+      response.duplicates.push(r.id);
+      ctx.metrics.reports.inc({ status: r.status, outcome: 'duplicate' });
+    }
+  }
+  // Counters changed: let the next poll re-check rollout health at once.
+  if (response.accepted.length > 0) ctx.rollouts.invalidate();
+  return response;
+}

@@ -1,0 +1,104 @@
+import { type AdminRole, adminTokens, machines } from '@clp/db';
+import { eq } from 'drizzle-orm';
+import type { AppContext, MachineRow, Principal } from './context.ts';
+import { ServerError } from './errors.ts';
+import { bearerToken, hashSecret } from './secrets.ts';
+
+/** Who may call a route. `admin` roles always include the admin role itself. */
+export type Access =
+  | { kind: 'public' }
+  | { kind: 'enroll' }
+  | { kind: 'agent' }
+  | { kind: 'admin'; roles: readonly AdminRole[] };
+
+function unauthorized(message: string): ServerError {
+  return new ServerError('CLP_E_UNAUTHORIZED', message);
+}
+
+/** Looks up an admin token; undefined when unknown, revoked or expired. */
+async function adminFromToken(ctx: AppContext, token: string): Promise<Principal | undefined> {
+  const [row] = await ctx.db
+    .select()
+    .from(adminTokens)
+    .where(eq(adminTokens.tokenHash, hashSecret(token)));
+  if (!row || row.revokedAt) return undefined;
+  if (row.expiresAt && row.expiresAt.getTime() <= ctx.clock.now().getTime()) return undefined;
+  return { kind: 'admin', id: row.id, name: row.name, role: row.role };
+}
+
+/**
+ * Machine credentials, cached for a moment: polls are the hot path (GOALS P5), and a changed
+ * credential (re-enrollment) only needs to take effect within the cache time.
+ */
+export class MachineAuthCache {
+  readonly #ttlMs: number;
+  readonly #entries = new Map<string, { row: MachineRow; until: number }>();
+
+  constructor(ttlMs = 2000) {
+    this.#ttlMs = ttlMs;
+  }
+
+  async lookup(ctx: AppContext, token: string): Promise<MachineRow | undefined> {
+    const hash = hashSecret(token);
+    const now = performance.now();
+    const hit = this.#entries.get(hash);
+    if (hit && hit.until > now) return hit.row;
+    const [row] = await ctx.db.select().from(machines).where(eq(machines.credentialHash, hash));
+    if (!row || row.revokedAt) {
+      this.#entries.delete(hash);
+      return undefined;
+    }
+    if (this.#entries.size > 200_000) this.#entries.clear();
+    this.#entries.set(hash, { row, until: now + this.#ttlMs });
+    return row;
+  }
+}
+
+/**
+ * Checks the caller against a route's access rule: 401 without a valid credential of the kind
+ * the route takes, 403 with a valid admin token of a role the route does not allow, 429 once an
+ * address has failed too often.
+ */
+export async function authenticate(
+  ctx: AppContext,
+  cache: MachineAuthCache,
+  access: Access,
+  authorization: string | undefined,
+  ip: string,
+): Promise<Principal> {
+  if (access.kind === 'public' || access.kind === 'enroll') return { kind: 'anonymous' };
+  if (ctx.limits.authFailures.blocked(ip)) {
+    throw new ServerError(
+      'CLP_E_RATE_LIMITED',
+      `too many failed authentications from ${ip}; wait ${ctx.limits.authFailures.retryAfter(ip)} s`,
+      { details: { retryAfter: ctx.limits.authFailures.retryAfter(ip) } },
+    );
+  }
+  const token = bearerToken(authorization);
+  const fail = (message: string): never => {
+    ctx.limits.authFailures.hit(ip);
+    throw unauthorized(message);
+  };
+  if (!token) {
+    return fail(
+      access.kind === 'agent'
+        ? 'this route needs the machine credential (Authorization: Bearer …); enroll the machine first'
+        : 'this route needs an admin API token (Authorization: Bearer …)',
+    );
+  }
+  if (access.kind === 'agent') {
+    const machine = await cache.lookup(ctx, token);
+    if (!machine) return fail('the machine credential is unknown or revoked; enroll the machine again');
+    return { kind: 'machine', machine };
+  }
+  const admin = await adminFromToken(ctx, token);
+  if (!admin || admin.kind !== 'admin') return fail('the API token is unknown, expired or revoked');
+  if (admin.role !== 'admin' && !access.roles.includes(admin.role)) {
+    throw new ServerError(
+      'CLP_E_FORBIDDEN',
+      `a ${admin.role} token may not do this; it needs one of the roles: admin, ${access.roles.filter((r) => r !== 'admin').join(', ')}`,
+      { details: { role: admin.role, allowed: access.roles } },
+    );
+  }
+  return admin;
+}

@@ -1,0 +1,62 @@
+import { join, resolve } from 'node:path';
+
+export interface ServerConfig {
+  /** PGlite data (when no databaseUrl) and blobs live here. */
+  dataDir: string;
+  /** postgres:// URL; empty selects the embedded PGlite. */
+  databaseUrl: string;
+  /** Folder of release public keys (*.pub) that uploads must be signed by. */
+  trustedKeysDir: string;
+  /** The first admin token; when unset and no admin token exists, one is made and printed once. */
+  bootstrapToken: string;
+  /** Largest accepted .clp upload, in bytes. */
+  maxUploadBytes: number;
+  /** Per-IP limits per minute. */
+  rateLimits: { enrollPerMinute: number; authFailuresPerMinute: number };
+  /** How long the active rollouts stay cached for polls (ms; at most 1000). */
+  rolloutCacheMs: number;
+  /** Hint sent to agents for their next poll (seconds). */
+  nextPollSeconds: number;
+  /** pino level; `silent` in tests. */
+  logLevel: string;
+}
+
+export const DEFAULT_PORT = 8080;
+
+export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
+  const dataDir = resolve(overrides.dataDir ?? './data');
+  return {
+    dataDir,
+    databaseUrl: '',
+    trustedKeysDir: join(dataDir, 'keys'),
+    bootstrapToken: '',
+    maxUploadBytes: 1024 * 1024 * 1024,
+    rateLimits: { enrollPerMinute: 60, authFailuresPerMinute: 30 },
+    rolloutCacheMs: 1000,
+    nextPollSeconds: 86_400,
+    logLevel: 'info',
+    ...overrides,
+  };
+}
+
+/** Settings from the environment (see DESIGN.md § 4). */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): { config: ServerConfig; port: number } {
+  const dataDir = resolve(env.CLP_DATA_DIR || './data');
+  const port = env.PORT ? Number(env.PORT) : DEFAULT_PORT;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+    throw new Error(`PORT=${env.PORT} is not a TCP port number (0-65535)`);
+  }
+  const maxUpload = env.CLP_MAX_UPLOAD_BYTES ? Number(env.CLP_MAX_UPLOAD_BYTES) : undefined;
+  if (maxUpload !== undefined && (!Number.isSafeInteger(maxUpload) || maxUpload <= 0)) {
+    throw new Error(`CLP_MAX_UPLOAD_BYTES=${env.CLP_MAX_UPLOAD_BYTES} is not a positive number of bytes`);
+  }
+  const config = defaultConfig({
+    dataDir,
+    databaseUrl: env.DATABASE_URL ?? '',
+    trustedKeysDir: resolve(env.CLP_TRUSTED_KEYS || join(dataDir, 'keys')),
+    bootstrapToken: env.CLP_BOOTSTRAP_TOKEN ?? '',
+    logLevel: env.CLP_LOG_LEVEL || 'info',
+    ...(maxUpload ? { maxUploadBytes: maxUpload } : {}),
+  });
+  return { config, port };
+}

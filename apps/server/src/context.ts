@@ -1,0 +1,40 @@
+import type { AdminRole, Database, DatabaseHandle, machines } from '@clp/db';
+import type { Logger } from 'pino';
+import type { FolderBlobStore } from './blob-store.ts';
+import type { Clock } from './clock.ts';
+import type { ServerConfig } from './config.ts';
+import type { MachineSeen } from './machine-seen.ts';
+import type { ServerMetrics } from './metrics.ts';
+import type { RateLimiter } from './rate-limit.ts';
+import type { ReleaseInspector } from './release-inspector.ts';
+import type { ActiveRollouts } from './rollout-cache.ts';
+
+export type MachineRow = typeof machines.$inferSelect;
+
+/** Who is calling: an admin token (with its role) or an enrolled machine. */
+export type Principal =
+  | { kind: 'admin'; id: string; name: string; role: AdminRole }
+  | { kind: 'machine'; machine: MachineRow }
+  | { kind: 'anonymous' };
+
+/** Everything a handler needs; built once per server. */
+export interface AppContext {
+  config: ServerConfig;
+  database: DatabaseHandle;
+  db: Database;
+  blobs: FolderBlobStore;
+  clock: Clock;
+  log: Logger;
+  metrics: ServerMetrics;
+  inspect: ReleaseInspector;
+  rollouts: ActiveRollouts;
+  seen: MachineSeen;
+  limits: { enroll: RateLimiter; authFailures: RateLimiter };
+}
+
+/** The audit name of an admin principal. */
+export function actorName(principal: Principal): string {
+  if (principal.kind === 'admin') return `${principal.name} (${principal.role})`;
+  if (principal.kind === 'machine') return `machine ${principal.machine.id}`;
+  return 'anonymous';
+}

@@ -1,0 +1,188 @@
+import { type InstalledPatchRecord, machines, reports, rollouts } from '@clp/db';
+import { and, asc, desc, eq, type SQL, sql } from 'drizzle-orm';
+import type { z } from 'zod';
+import type { AppContext, MachineRow } from './context.ts';
+import { ServerError } from './errors.ts';
+import { decide, type PollMachine, type RolloutView } from './poll.ts';
+import { findRelease } from './releases.ts';
+import type { Explanation, Machine, MachineListQuery, Report, ReportListQuery } from './schemas.ts';
+
+type MachineOut = z.infer<typeof Machine>;
+
+function machineView(row: MachineRow): MachineOut {
+  return {
+    id: row.id,
+    hostname: row.hostname,
+    arch: row.arch,
+    os: { id: row.osId, version: row.osVersion },
+    tier: row.tier,
+    tags: row.tags,
+    enrolledAt: row.enrolledAt.toISOString(),
+    lastSeenAt: row.lastSeenAt?.toISOString() ?? null,
+    installed: row.installed as unknown as Record<string, unknown>[],
+    facts: row.facts,
+  };
+}
+
+export async function listMachines(
+  ctx: AppContext,
+  query: z.infer<typeof MachineListQuery>,
+): Promise<{ machines: MachineOut[]; total: number }> {
+  // Polls write in batches; flush so that a listing shows what the machines said last.
+  await ctx.seen.flush();
+  const where: SQL[] = [];
+  if (query.tier) where.push(eq(machines.tier, query.tier));
+  if (query.arch) where.push(eq(machines.arch, query.arch));
+  if (query.os) where.push(eq(machines.osId, query.os));
+  if (query.hostname) where.push(eq(machines.hostname, query.hostname));
+  if (query.tag) where.push(sql`${machines.tags} @> ${JSON.stringify([query.tag])}::jsonb`);
+  if (query.installed) {
+    where.push(sql`${machines.installed} @> ${JSON.stringify([{ sha256: query.installed }])}::jsonb`);
+  }
+  const filter = where.length ? and(...where) : undefined;
+  const rows = await ctx.db
+    .select()
+    .from(machines)
+    .where(filter)
+    .orderBy(asc(machines.hostname), asc(machines.id))
+    .limit(query.limit)
+    .offset(query.offset);
+  const [count] = await ctx.db.select({ n: sql<number>`count(*)::int` }).from(machines).where(filter);
+  return { machines: rows.map(machineView), total: Number(count?.n ?? 0) };
+}
+
+async function findMachine(ctx: AppContext, id: string): Promise<MachineRow> {
+  await ctx.seen.flush();
+  const [row] = await ctx.db.select().from(machines).where(eq(machines.id, id));
+  if (!row)
+    throw new ServerError('CLP_E_NOT_FOUND', `no machine with id ${id}; list them with GET /v1/machines`);
+  return row;
+}
+
+export async function showMachine(
+  ctx: AppContext,
+  id: string,
+): Promise<MachineOut & { recentReports: Report[] }> {
+  const row = await findMachine(ctx, id);
+  const recent = await ctx.db
+    .select()
+    .from(reports)
+    .where(eq(reports.machineId, id))
+    .orderBy(desc(reports.receivedAt))
+    .limit(20);
+  return { ...machineView(row), recentReports: recent.map(reportView) };
+}
+
+/** Why a machine has or has not been offered a release, rollout by rollout. */
+export async function explain(
+  ctx: AppContext,
+  machineId: string,
+  releaseId: string,
+): Promise<z.infer<typeof Explanation>> {
+  const machine = await findMachine(ctx, machineId);
+  const release = await findRelease(ctx, releaseId);
+  await ctx.rollouts.refresh();
+  const rows = await ctx.db
+    .select()
+    .from(rollouts)
+    .where(eq(rollouts.releaseId, releaseId))
+    .orderBy(asc(rollouts.createdAt));
+  const installed = (machine.installed as InstalledPatchRecord[]).map((p) => ({ ...p }));
+  const mine = installed.find((p) => p.sha256 === release.sha256);
+  const pm: PollMachine = {
+    id: machine.id,
+    tier: machine.tier,
+    tags: machine.tags,
+    arch: machine.arch,
+    osId: machine.osId,
+  };
+  const decisions = rows.map((r) => {
+    const v: RolloutView = {
+      id: r.id,
+      tier: r.tier,
+      state: r.state,
+      selector: r.selector,
+      stages: r.stages,
+      currentStage: r.currentStage,
+      release: {
+        id: release.id,
+        name: release.name,
+        series: release.series,
+        sha256: release.sha256,
+        size: release.size,
+        arch: release.arch,
+        uploadedAt: release.uploadedAt,
+        yanked: release.yankedAt !== null,
+      },
+    };
+    const d = decide(pm, installed, v);
+    return {
+      rolloutId: r.id,
+      state: r.state,
+      tier: r.tier,
+      outcome: d.outcome,
+      rule: d.rule,
+      reason: d.reason,
+      ...(d.bucket !== undefined ? { bucket: d.bucket } : {}),
+      ...(d.percent !== undefined ? { percent: d.percent } : {}),
+    };
+  });
+  const verdict = decisions.some((d) => d.outcome === 'apply')
+    ? 'offered'
+    : decisions.some((d) => d.outcome === 'revert')
+      ? 'revert'
+      : 'not-offered';
+  let summary: string;
+  if (verdict === 'offered') summary = `offered: ${decisions.find((d) => d.outcome === 'apply')!.reason}`;
+  else if (verdict === 'revert')
+    summary = `to be reverted: ${decisions.find((d) => d.outcome === 'revert')!.reason}`;
+  else if (decisions.length === 0)
+    summary = `release ${release.name} has no rollout; create one with POST /v1/rollouts`;
+  else {
+    const inTier = decisions.filter((d) => d.rule !== 'tier');
+    summary = `not offered: ${(inTier[inTier.length - 1] ?? decisions[decisions.length - 1])!.reason}`;
+  }
+  return {
+    machineId: machine.id,
+    releaseId: release.id,
+    releaseName: release.name,
+    yanked: release.yankedAt !== null,
+    installed: mine ? mine.state : 'no',
+    verdict,
+    summary,
+    rollouts: decisions,
+  };
+}
+
+function reportView(row: typeof reports.$inferSelect): Report {
+  return {
+    id: row.id,
+    machineId: row.machineId,
+    releaseId: row.releaseId,
+    rolloutId: row.rolloutId,
+    name: row.name,
+    sha256: row.sha256,
+    status: row.status,
+    errorCode: row.errorCode,
+    log: row.log,
+    at: row.at.toISOString(),
+    receivedAt: row.receivedAt.toISOString(),
+  };
+}
+
+export async function listReports(
+  ctx: AppContext,
+  query: z.infer<typeof ReportListQuery>,
+): Promise<Report[]> {
+  const where: SQL[] = [];
+  if (query.rollout) where.push(eq(reports.rolloutId, query.rollout));
+  if (query.machine) where.push(eq(reports.machineId, query.machine));
+  if (query.status) where.push(eq(reports.status, query.status));
+  const rows = await ctx.db
+    .select()
+    .from(reports)
+    .where(where.length ? and(...where) : undefined)
+    .orderBy(desc(reports.receivedAt), desc(reports.id))
+    .limit(query.limit);
+  return rows.map(reportView);
+}

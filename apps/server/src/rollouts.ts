@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto';
+import { type RolloutState, releases, rolloutAudit, rolloutCounters, rollouts } from '@clp/db';
+import { and, asc, desc, eq, type SQL } from 'drizzle-orm';
+import type { z } from 'zod';
+import { type AppContext, actorName, type Principal } from './context.ts';
+import { ServerError } from './errors.ts';
+import { findRelease } from './releases.ts';
+import { failureRate, offeredPercent, stageEndsAt } from './rollout-stage.ts';
+import type { AuditEntry, CreateRolloutBody, RolloutListQuery, RolloutProgressView } from './schemas.ts';
+import { requireTier } from './tiers.ts';
+
+type RolloutRow = typeof rollouts.$inferSelect;
+type CountersRow = typeof rolloutCounters.$inferSelect;
+type RolloutOut = z.infer<typeof RolloutProgressView>;
+
+export type RolloutAction = 'pause' | 'resume' | 'abort' | 'revert';
+
+/** Which states each operator action may start from, and where it leads. */
+const ACTIONS: Record<RolloutAction, { from: readonly RolloutState[]; to: RolloutState }> = {
+  pause: { from: ['active'], to: 'paused' },
+  resume: { from: ['paused'], to: 'active' },
+  abort: { from: ['active', 'paused', 'halted'], to: 'aborted' },
+  revert: { from: ['active', 'paused', 'halted', 'completed', 'aborted'], to: 'reverted' },
+};
+
+function view(row: RolloutRow, counters: CountersRow | null, releaseName: string): RolloutOut {
+  const c = counters ?? { applied: 0, failed: 0, reverted: 0, revertFailed: 0 };
+  const lastStage = row.currentStage >= row.stages.length - 1;
+  return {
+    id: row.id,
+    releaseId: row.releaseId,
+    releaseName,
+    tier: row.tier,
+    selector: row.selector as RolloutOut['selector'],
+    stages: row.stages,
+    currentStage: row.currentStage,
+    stageStartedAt: row.stageStartedAt.toISOString(),
+    nextStageAt: row.state === 'active' && !lastStage ? stageEndsAt(row).toISOString() : null,
+    percent: offeredPercent(row),
+    state: row.state,
+    haltReason: row.haltReason,
+    failureThreshold: { maxFailureRate: row.maxFailureRate, minReports: row.minReports },
+    counters: { applied: c.applied, failed: c.failed, reverted: c.reverted, revertFailed: c.revertFailed },
+    failureRate: failureRate(c),
+    createdBy: row.createdBy,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+export async function createRollout(
+  ctx: AppContext,
+  body: z.infer<typeof CreateRolloutBody>,
+  principal: Principal,
+): Promise<RolloutOut> {
+  const release = await findRelease(ctx, body.releaseId);
+  if (release.yankedAt) {
+    throw new ServerError(
+      'CLP_E_RELEASE_YANKED',
+      `release ${release.name} was yanked; it cannot be rolled out`,
+      {
+        field: 'releaseId',
+      },
+    );
+  }
+  await requireTier(ctx, body.tier);
+  const now = ctx.clock.now();
+  const id = randomUUID();
+  const actor = actorName(principal);
+  await ctx.db.transaction(async (tx) => {
+    await tx.insert(rollouts).values({
+      id,
+      releaseId: release.id,
+      tier: body.tier,
+      selector: body.selector,
+      stages: body.stages,
+      currentStage: 0,
+      stageStartedAt: now,
+      state: 'active',
+      maxFailureRate: body.failureThreshold.maxFailureRate,
+      minReports: body.failureThreshold.minReports,
+      createdBy: actor,
+      createdAt: now,
+      updatedAt: now,
+    });
+    await tx.insert(rolloutCounters).values({ rolloutId: id });
+    await tx.insert(rolloutAudit).values({
+      rolloutId: id,
+      actor,
+      action: 'create',
+      at: now,
+      details: { releaseId: release.id, tier: body.tier, stages: body.stages, selector: body.selector },
+    });
+  });
+  ctx.rollouts.invalidate();
+  return showRollout(ctx, id);
+}
+
+export async function showRollout(ctx: AppContext, id: string): Promise<RolloutOut> {
+  // Brings stage transitions up to date before answering.
+  ctx.rollouts.invalidate();
+  await ctx.rollouts.refresh();
+  const [row] = await ctx.db
+    .select({ rollout: rollouts, counters: rolloutCounters, releaseName: releases.name })
+    .from(rollouts)
+    .innerJoin(releases, eq(releases.id, rollouts.releaseId))
+    .leftJoin(rolloutCounters, eq(rolloutCounters.rolloutId, rollouts.id))
+    .where(eq(rollouts.id, id));
+  if (!row)
+    throw new ServerError('CLP_E_NOT_FOUND', `no rollout with id ${id}; list them with GET /v1/rollouts`);
+  return view(row.rollout, row.counters, row.releaseName);
+}
+
+export async function listRollouts(
+  ctx: AppContext,
+  query: z.infer<typeof RolloutListQuery>,
+): Promise<RolloutOut[]> {
+  ctx.rollouts.invalidate();
+  await ctx.rollouts.refresh();
+  const where: SQL[] = [];
+  if (query.state) where.push(eq(rollouts.state, query.state as RolloutState));
+  if (query.tier) where.push(eq(rollouts.tier, query.tier));
+  if (query.releaseId) where.push(eq(rollouts.releaseId, query.releaseId));
+  const rows = await ctx.db
+    .select({ rollout: rollouts, counters: rolloutCounters, releaseName: releases.name })
+    .from(rollouts)
+    .innerJoin(releases, eq(releases.id, rollouts.releaseId))
+    .leftJoin(rolloutCounters, eq(rolloutCounters.rolloutId, rollouts.id))
+    .where(where.length ? and(...where) : undefined)
+    .orderBy(desc(rollouts.createdAt))
+    .limit(1000);
+  return rows.map((r) => view(r.rollout, r.counters, r.releaseName));
+}
+
+/** pause | resume | abort | revert, each recorded in the audit log. */
+export async function actOnRollout(
+  ctx: AppContext,
+  id: string,
+  action: RolloutAction,
+  reason: string | undefined,
+  principal: Principal,
+): Promise<RolloutOut> {
+  const current = await showRollout(ctx, id);
+  const rule = ACTIONS[action];
+  if (!rule.from.includes(current.state as RolloutState)) {
+    throw new ServerError(
+      'CLP_E_ROLLOUT_STATE',
+      `cannot ${action} rollout ${id}: it is ${current.state} (${action} works from ${rule.from.join(', ')})`,
+      { details: { state: current.state, action } },
+    );
+  }
+  const now = ctx.clock.now();
+  const changed = await ctx.db.transaction(async (tx) => {
+    const set: Partial<typeof rollouts.$inferInsert> = { state: rule.to, updatedAt: now };
+    // A resumed stage starts its minimum time again: the paused time was not observed.
+    if (action === 'resume') set.stageStartedAt = now;
+    const updated = await tx
+      .update(rollouts)
+      .set(set)
+      .where(and(eq(rollouts.id, id), eq(rollouts.state, current.state as RolloutState)))
+      .returning({ id: rollouts.id });
+    if (updated.length === 0) return false;
+    await tx.insert(rolloutAudit).values({
+      rolloutId: id,
+      actor: actorName(principal),
+      action,
+      at: now,
+      details: { from: current.state, to: rule.to, ...(reason ? { reason } : {}) },
+    });
+    return true;
+  });
+  if (!changed) {
+    throw new ServerError(
+      'CLP_E_ROLLOUT_STATE',
+      `rollout ${id} changed while the request ran; look at it again and retry`,
+    );
+  }
+  ctx.rollouts.invalidate();
+  return showRollout(ctx, id);
+}
+
+export async function rolloutAuditLog(ctx: AppContext, id: string): Promise<z.infer<typeof AuditEntry>[]> {
+  await showRollout(ctx, id);
+  const rows = await ctx.db
+    .select()
+    .from(rolloutAudit)
+    .where(eq(rolloutAudit.rolloutId, id))
+    .orderBy(asc(rolloutAudit.id));
+  return rows.map((r) => ({
+    id: r.id,
+    actor: r.actor,
+    action: r.action,
+    at: r.at.toISOString(),
+    details: r.details,
+  }));
+}

@@ -1,0 +1,235 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { adminTokens, type DatabaseHandle, migrate, openDatabase } from '@clp/db';
+import { isClpError } from '@clp/format';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { pino } from 'pino';
+import type { ZodError, z } from 'zod';
+import { authenticate, MachineAuthCache } from './auth.ts';
+import { FolderBlobStore } from './blob-store.ts';
+import { type Clock, systemClock } from './clock.ts';
+import type { ServerConfig } from './config.ts';
+import type { AppContext } from './context.ts';
+import { httpStatusFor, ServerError } from './errors.ts';
+import { MachineSeen } from './machine-seen.ts';
+import { ServerMetrics } from './metrics.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { type ReleaseInspector, trustedReleaseInspector } from './release-inspector.ts';
+import { ActiveRollouts, advanceRollouts } from './rollout-cache.ts';
+import { ROUTES, type Route } from './routes.ts';
+import { newSecret } from './secrets.ts';
+import { insertAdminToken } from './tokens.ts';
+
+export interface ServerDeps {
+  clock?: Clock;
+  /** Replaces the format + trust check of uploads (tests of the server alone). */
+  inspect?: ReleaseInspector;
+  /** An already opened database (tests share one); it is not closed by close(). */
+  database?: DatabaseHandle;
+}
+
+export interface ClpServer {
+  app: express.Express;
+  context: AppContext;
+  /** Set when this start made the first admin token (it is not stored in clear anywhere). */
+  generatedAdminToken: string | undefined;
+  listen(port: number, host?: string): Promise<{ port: number; url: string }>;
+  /** Applies due rollout stage changes now (simulations with a manual clock). */
+  tick(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function validationError(error: ZodError, where: string): ServerError {
+  const issue = error.issues[0];
+  const field = [where, ...(issue?.path ?? []).map(String)].filter(Boolean).join('.');
+  return new ServerError('CLP_E_VALIDATION', `${field || where}: ${issue?.message ?? 'invalid'}`, {
+    field: field || where,
+    details: { issues: error.issues.slice(0, 10) },
+  });
+}
+
+function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: string): T {
+  if (!schema) return value as T;
+  const result = schema.safeParse(value);
+  if (!result.success) throw validationError(result.error, where);
+  return result.data;
+}
+
+/** Makes the first admin token when there is none: from CLP_BOOTSTRAP_TOKEN, or a new one to print once. */
+async function bootstrapAdmin(ctx: AppContext): Promise<string | undefined> {
+  if (ctx.config.bootstrapToken) {
+    await insertAdminToken(ctx, ctx.config.bootstrapToken, 'bootstrap', 'admin');
+    return undefined;
+  }
+  const [any] = await ctx.db.select({ id: adminTokens.id }).from(adminTokens).limit(1);
+  if (any) return undefined;
+  const token = newSecret('clp_adm');
+  await insertAdminToken(ctx, token, 'bootstrap', 'admin');
+  return token;
+}
+
+/** Builds the whole server (database opened and migrated) without listening yet. */
+export async function createServer(config: ServerConfig, deps: ServerDeps = {}): Promise<ClpServer> {
+  const clock = deps.clock ?? systemClock;
+  const log = pino({ level: config.logLevel, base: { service: 'clp-server' } });
+  const database =
+    deps.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir }));
+  await migrate(database);
+  const blobs = new FolderBlobStore(`${config.dataDir}/blobs`);
+  await blobs.init();
+  const metrics = new ServerMetrics({ defaultMetrics: !deps.database });
+  const ctx: AppContext = {
+    config,
+    database,
+    db: database.db,
+    blobs,
+    clock,
+    log,
+    metrics,
+    inspect: deps.inspect ?? trustedReleaseInspector(config.trustedKeysDir),
+    rollouts: new ActiveRollouts(database.db, clock, config.rolloutCacheMs),
+    seen: new MachineSeen(database.db, log),
+    limits: {
+      enroll: new RateLimiter(config.rateLimits.enrollPerMinute),
+      authFailures: new RateLimiter(config.rateLimits.authFailuresPerMinute),
+    },
+  };
+  const generatedAdminToken = await bootstrapAdmin(ctx);
+  const machineAuth = new MachineAuthCache();
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.use((req, res, next) => {
+    const started = performance.now();
+    res.on('finish', () => {
+      const route = (res.locals.route as Route | undefined)?.path ?? 'unmatched';
+      const seconds = (performance.now() - started) / 1000;
+      metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      metrics.duration.observe({ method: req.method, route }, seconds);
+      if (res.statusCode >= 500)
+        log.error({ method: req.method, url: req.originalUrl, status: res.statusCode }, 'request failed');
+      else
+        log.debug(
+          { method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1000) },
+          'request',
+        );
+    });
+    next();
+  });
+  const json = express.json({ limit: '2mb' });
+
+  for (const route of ROUTES) {
+    const method = route.method.toLowerCase() as 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
+    const handlers: express.RequestHandler[] = [];
+    if (route.body && route.body !== 'binary') handlers.push(json);
+    handlers.push(async (req: Request, res: Response) => {
+      res.locals.route = route;
+      const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+      if (route.access.kind === 'enroll' && !ctx.limits.enroll.hit(ip)) {
+        throw new ServerError(
+          'CLP_E_RATE_LIMITED',
+          `too many enrollments from ${ip}; wait ${ctx.limits.enroll.retryAfter(ip)} s`,
+          {
+            details: { retryAfter: ctx.limits.enroll.retryAfter(ip) },
+          },
+        );
+      }
+      const principal = await authenticate(ctx, machineAuth, route.access, req.headers.authorization, ip);
+      if (route.body === 'binary') {
+        const type = req.headers['content-type'] ?? '';
+        if (!type.startsWith('application/octet-stream')) {
+          throw new ServerError(
+            'CLP_E_UNSUPPORTED_MEDIA_TYPE',
+            `send the .clp file as the raw body with Content-Type: application/octet-stream (got ${type || 'none'})`,
+          );
+        }
+      }
+      const params = parse(route.params, req.params, 'params');
+      const query = parse(route.query, req.query ?? {}, 'query');
+      const body = route.body && route.body !== 'binary' ? parse(route.body, req.body, 'body') : undefined;
+      const result = await route.handle(ctx, { params, query, body, principal, req, res });
+      if (result === 'sent') return;
+      res.status(result.status ?? route.status ?? 200).json(result.body);
+    });
+    app[method](route.path, ...handlers);
+  }
+
+  app.use((req: Request, _res: Response, next: NextFunction) => {
+    next(new ServerError('CLP_E_NOT_FOUND', `no route ${req.method} ${req.path}; see /openapi.json`));
+  });
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    let err = error;
+    const bodyParser = error as { type?: string; status?: number };
+    if (bodyParser?.type === 'entity.parse.failed') {
+      err = new ServerError('CLP_E_VALIDATION', 'body: not valid JSON', { field: 'body' });
+    } else if (bodyParser?.type === 'entity.too.large') {
+      err = new ServerError(
+        'CLP_E_UPLOAD_TOO_LARGE',
+        'body: larger than the 2 MiB allowed for JSON requests',
+        { field: 'body' },
+      );
+    } else if (bodyParser?.type && typeof bodyParser.status === 'number' && bodyParser.status < 500) {
+      err = new ServerError('CLP_E_VALIDATION', `body: ${(error as Error).message}`, { field: 'body' });
+    } else if (error instanceof URIError) {
+      err = new ServerError('CLP_E_VALIDATION', 'the URL is not valid percent-encoding');
+    }
+    if (res.headersSent) {
+      log.warn({ err, url: req.originalUrl }, 'error after the response started; connection closed');
+      res.destroy();
+      return;
+    }
+    if (isClpError(err)) {
+      const status = httpStatusFor(err.code);
+      const field = (err as ServerError).field;
+      if (status === 413) res.setHeader('Connection', 'close');
+      if (status === 429) res.setHeader('Retry-After', String(err.details.retryAfter ?? 60));
+      if (status >= 500) log.error({ err, url: req.originalUrl }, 'request failed');
+      res
+        .status(status)
+        .json({ error: { code: err.code, message: err.message, ...(field ? { field } : {}) } });
+      return;
+    }
+    log.error({ err, url: req.originalUrl }, 'unexpected error');
+    res
+      .status(500)
+      .json({ error: { code: 'CLP_E_INTERNAL', message: 'internal server error; see the server log' } });
+  });
+
+  let server: Server | undefined;
+  return {
+    app,
+    context: ctx,
+    generatedAdminToken,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        const s = app.listen(port, host ?? '0.0.0.0', (error?: Error) => {
+          if (error) return reject(error);
+          const address = s.address() as AddressInfo;
+          const shown = host && host !== '0.0.0.0' ? host : '127.0.0.1';
+          resolve({ port: address.port, url: `http://${shown}:${address.port}` });
+        });
+        s.keepAliveTimeout = 65_000;
+        server = s;
+      });
+    },
+    async tick() {
+      await advanceRollouts(ctx.db, ctx.clock);
+      ctx.rollouts.invalidate();
+    },
+    async close() {
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeIdleConnections();
+          // Requests still running after 10 s are cut.
+          setTimeout(() => s.closeAllConnections(), 10_000).unref();
+        });
+      }
+      await ctx.seen.close();
+      if (!deps.database) await database.close();
+    },
+  };
+}
