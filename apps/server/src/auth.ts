@@ -92,7 +92,7 @@ export async function authenticate(
     return { kind: 'machine', machine };
   }
   const admin = await adminFromToken(ctx, token);
-  if (!admin || admin.kind !== 'admin') return fail('the API token is unknown, expired or revoked');
+  if (admin?.kind !== 'admin') return fail('the API token is unknown, expired or revoked');
   if (admin.role !== 'admin' && !access.roles.includes(admin.role)) {
     throw new ServerError(
       'CLP_E_FORBIDDEN',

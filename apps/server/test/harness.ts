@@ -133,7 +133,7 @@ export async function start(
         headers['content-type'] = 'application/json';
         body = JSON.stringify(o.json);
       }
-      const res = await fetch(url + path, { method, headers, body: body as BodyInit | undefined });
+      const res = await fetch(url + path, { method, headers, body: body as RequestInit['body'] });
       const text = await res.text();
       let parsed: unknown = text;
       if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
