@@ -1,0 +1,82 @@
+import { ClpError } from '@clp/format';
+
+export const ENGINE_ERROR_CODES = [
+  /** Another transaction holds ROOT/var/lib/clp/lock. */
+  'CLP_E_LOCKED',
+  /** Several refusals at once; each is listed in the message and in details.refusals. */
+  'CLP_E_NOT_APPLICABLE',
+  'CLP_E_ARCHITECTURE',
+  'CLP_E_OS',
+  'CLP_E_PRECONDITION',
+  'CLP_E_DOWNGRADE',
+  'CLP_E_ALREADY_INSTALLED',
+  'CLP_E_PREVIOUSLY_FAILED',
+  'CLP_E_INTERPRETER_MISSING',
+  'CLP_E_NO_SPACE',
+  'CLP_E_PATH_ESCAPE',
+  'CLP_E_TARGET_NOT_FILE',
+  'CLP_E_UNKNOWN_OWNER',
+  'CLP_E_READ_ONLY',
+  'CLP_E_PERMISSION',
+  'CLP_E_APPLY_FAILED',
+  'CLP_E_SCRIPT_FAILED',
+  'CLP_E_SCRIPT_TIMEOUT',
+  'CLP_E_SERVICE_FAILED',
+  'CLP_E_CHECK_FAILED',
+  'CLP_E_NOT_INSTALLED',
+  'CLP_E_DRIFT',
+  'CLP_E_ROLLBACK_FAILED',
+  'CLP_E_RECOVERY_FAILED',
+  'CLP_E_JOURNAL_CORRUPT',
+  'CLP_E_BAD_STATE',
+] as const;
+
+export type EngineErrorCode = (typeof ENGINE_ERROR_CODES)[number];
+
+export class EngineError extends ClpError<EngineErrorCode> {
+  constructor(code: EngineErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(code, message, options);
+    this.name = 'EngineError';
+  }
+}
+
+/** One reason a patch does not apply here, named after the rule that refuses it. */
+export interface Refusal {
+  code: EngineErrorCode | string;
+  /** The rule, in a word or two: architecture, os, precondition, downgrade, … */
+  rule: string;
+  message: string;
+}
+
+/** Turns the refusals prepare collected into one error listing all of them. */
+export function refusalError(refusals: Refusal[], patch: string): EngineError {
+  const only = refusals.length === 1 ? refusals[0] : undefined;
+  const code = only && isEngineCode(only.code) ? only.code : 'CLP_E_NOT_APPLICABLE';
+  const lines = refusals.map((r) => `  - [${r.rule}] ${r.code}: ${r.message}`).join('\n');
+  return new EngineError(
+    code,
+    `patch ${patch} does not apply here (${refusals.length} problem${refusals.length === 1 ? '' : 's'}; nothing was changed):\n${lines}`,
+    { details: { refusals } },
+  );
+}
+
+function isEngineCode(code: string): code is EngineErrorCode {
+  return (ENGINE_ERROR_CODES as readonly string[]).includes(code);
+}
+
+/** Maps a system error from a write to the engine code that names its cause. */
+export function codeForSystemError(error: unknown): EngineErrorCode {
+  const errno = (error as NodeJS.ErrnoException | undefined)?.code;
+  switch (errno) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return 'CLP_E_NO_SPACE';
+    case 'EROFS':
+      return 'CLP_E_READ_ONLY';
+    case 'EACCES':
+    case 'EPERM':
+      return 'CLP_E_PERMISSION';
+    default:
+      return 'CLP_E_APPLY_FAILED';
+  }
+}

@@ -1,0 +1,110 @@
+import { readdir, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { finishInstall, finishUninstall, type InstallInfo, type UninstallInfo } from './bookkeeping.ts';
+import { EngineError } from './errors.ts';
+import { Journal, readJournal } from './journal.ts';
+import { acquireLock } from './lock.ts';
+import { makeLogger } from './log.ts';
+import { stateDirOf } from './paths.ts';
+import type { StepContext } from './step.ts';
+import { appendHistory, TX_DIR } from './state.ts';
+import { startedSteps, txDirOf, undoSteps } from './transaction.ts';
+
+export interface RecoverResult {
+  /** What recovery found and did. */
+  action: 'nothing' | 'rolled-back' | 'finished';
+  tx?: string;
+  op?: string;
+  patch?: string;
+}
+
+/**
+ * Brings an interrupted transaction to an end: before its commit point it is rolled back, after
+ * it the bookkeeping is finished. Also removes transaction folders no journal refers to (a crash
+ * before `begin` was written). Every command runs this first.
+ */
+export async function recover(options: { root: string; log?: (line: string) => void }): Promise<RecoverResult> {
+  const stateDir = stateDirOf(options.root);
+  const lock = await acquireLock(stateDir);
+  const logger = makeLogger(options.root, options.log);
+  try {
+    return await recoverLocked(resolve(options.root), logger.log);
+  } finally {
+    await logger.flush();
+    await lock.release();
+  }
+}
+
+/** recover() for a caller that already holds the lock. */
+export async function recoverLocked(root: string, log: (line: string) => void): Promise<RecoverResult> {
+  const stateDir = stateDirOf(root);
+  const entries = await readJournal(stateDir);
+  if (entries === null) {
+    await removeOrphanTxDirs(stateDir, null);
+    return { action: 'nothing' };
+  }
+  const journal = await Journal.reopen(stateDir);
+  const begin = entries[0];
+  if (begin === undefined || begin.t !== 'begin') {
+    await journal.remove();
+    await removeOrphanTxDirs(stateDir, null);
+    return { action: 'nothing' };
+  }
+  const name = begin.info.patch.name;
+  const ended = entries.some((e) => e.t === 'end');
+  const committed = entries.some((e) => e.t === 'commit');
+  const rollingBack = entries.some((e) => e.t === 'rollback');
+  const txDir = txDirOf(stateDir, begin.tx);
+  try {
+    if (ended) {
+      await journal.remove();
+      await removeOrphanTxDirs(stateDir, null);
+      return { action: 'nothing' };
+    }
+    if (committed && !rollingBack) {
+      log(`recover: ${begin.op} of ${name} (transaction ${begin.tx}) passed its commit point; finishing it`);
+      if (begin.op === 'install') await finishInstall(stateDir, begin.tx, begin.steps, begin.info as unknown as InstallInfo);
+      else await finishUninstall(stateDir, begin.tx, begin.info as unknown as UninstallInfo);
+      await journal.append({ t: 'end', result: 'committed' });
+      await journal.remove();
+      await removeOrphanTxDirs(stateDir, null);
+      return { action: 'finished', tx: begin.tx, op: begin.op, patch: name };
+    }
+    log(`recover: ${begin.op} of ${name} (transaction ${begin.tx}) was interrupted before its commit point; rolling it back`);
+    if (!rollingBack) await journal.append({ t: 'rollback', reason: 'interrupted (recovery)' });
+    const ctx: StepContext = { root, stateDir, txDir, log };
+    await undoSteps(begin.steps, startedSteps(entries), ctx);
+    await rm(txDir, { recursive: true, force: true });
+    await appendHistory(stateDir, {
+      at: new Date().toISOString(),
+      tx: begin.tx,
+      op: 'recover',
+      name,
+      result: 'rolled-back',
+      message: `interrupted ${begin.op} rolled back`,
+    });
+    await journal.append({ t: 'end', result: 'rolled-back' });
+    await journal.remove();
+    await removeOrphanTxDirs(stateDir, null);
+    log(`recover: ${begin.op} of ${name} rolled back; the system is as before`);
+    return { action: 'rolled-back', tx: begin.tx, op: begin.op, patch: name };
+  } catch (error) {
+    await journal.close().catch(() => {});
+    throw new EngineError(
+      'CLP_E_RECOVERY_FAILED',
+      `recovery of the interrupted ${begin.op} of ${name} could not finish: ${(error as Error).message}; the journal ${join(stateDir, 'journal')} is kept, fix the cause and run 'clpctl recover' again`,
+      { cause: error, details: { tx: begin.tx, patch: name } },
+    );
+  }
+}
+
+async function removeOrphanTxDirs(stateDir: string, keep: string | null): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(join(stateDir, TX_DIR));
+  } catch {
+    return;
+  }
+  for (const n of names) if (n !== keep) await rm(join(stateDir, TX_DIR, n), { recursive: true, force: true });
+}
+

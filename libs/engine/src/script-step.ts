@@ -1,0 +1,118 @@
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import { EngineError } from './errors.ts';
+import { runProcess, whichProgram } from './process.ts';
+import type { PreparedStep, StepContext, StepRecord } from './step.ts';
+
+export const DEFAULT_SCRIPT_TIMEOUT_MS = 300_000;
+
+export interface Interpreter {
+  /** The program, as the shebang names it (`/bin/sh`, `bash`, `pwsh`). */
+  program: string;
+  args: string[];
+  /** Human name for messages. */
+  label: string;
+}
+
+/** The interpreter of a script: its shebang (`#!/usr/bin/env X` means X), pwsh for .ps1, else sh. */
+export async function interpreterOf(scriptFile: string): Promise<Interpreter> {
+  let first = '';
+  const fh = await open(scriptFile, 'r');
+  try {
+    const buf = Buffer.alloc(256);
+    const { bytesRead } = await fh.read(buf, 0, 256, 0);
+    first = buf.subarray(0, bytesRead).toString('utf8').replace(/^\uFEFF/, '').split(/\r?\n/)[0] ?? '';
+  } finally {
+    await fh.close();
+  }
+  if (first.startsWith('#!')) {
+    const words = first.slice(2).trim().split(/\s+/).filter(Boolean);
+    let [program, ...args] = words;
+    if (program !== undefined && program.endsWith('/env') && args.length > 0) {
+      const rest = args.filter((a) => !a.startsWith('-'));
+      program = rest[0];
+      args = rest.slice(1);
+    }
+    if (program !== undefined) return { program, args, label: labelOf(program) };
+  }
+  if (scriptFile.toLowerCase().endsWith('.ps1')) return { program: 'pwsh', args: ['-NoProfile', '-File'], label: 'PowerShell (pwsh)' };
+  return { program: '/bin/sh', args: [], label: 'sh' };
+}
+
+function labelOf(program: string): string {
+  const base = program.split('/').pop() ?? program;
+  return base === 'pwsh' ? 'PowerShell (pwsh)' : base;
+}
+
+/** Null when the interpreter can run here, else the refusal message. */
+export async function missingInterpreter(script: string, interp: Interpreter): Promise<string | null> {
+  if ((await whichProgram(interp.program)) !== null) return null;
+  return `${script} needs ${interp.label}, which is not installed here (looked for "${interp.program}"); install it and try again`;
+}
+
+export interface ScriptUndo {
+  [key: string]: unknown;
+  /** The script, as an entry of the patch. */
+  script: string;
+  interpreter: Interpreter;
+  timeoutMs: number;
+  /** A script run to take this one back (a historic patch's Remove-Script.ps1), or null. */
+  undoScript: string | null;
+  undoInterpreter: Interpreter | null;
+}
+
+/** Runs a script of the extracted patch in `patchDir`, with CLP_ROOT and CLP_PATCH_DIR set. */
+export async function runScript(
+  script: string,
+  interp: Interpreter,
+  patchDir: string,
+  timeoutMs: number,
+  ctx: Pick<StepContext, 'root' | 'log'>,
+): Promise<void> {
+  ctx.log(`running ${script} with ${interp.label}`);
+  const result = await runProcess(interp.program, [...interp.args, join(patchDir, script)], {
+    cwd: patchDir,
+    env: { ...process.env, CLP_ROOT: ctx.root, CLP_PATCH_DIR: patchDir },
+    timeoutMs,
+    log: ctx.log,
+    prefix: `[${script}] `,
+  }).catch((error: NodeJS.ErrnoException) => {
+    throw new EngineError('CLP_E_INTERPRETER_MISSING', `${script} needs ${interp.label}, which could not be started: ${error.message}`, {
+      cause: error,
+    });
+  });
+  if (result.timedOut) {
+    throw new EngineError('CLP_E_SCRIPT_TIMEOUT', `${script} did not finish within ${Math.round(timeoutMs / 1000)} s and was killed`, {
+      details: { script, timeoutMs },
+    });
+  }
+  if (result.exitCode !== 0) {
+    const how = result.exitCode === null ? `was killed by ${result.signal}` : `exited with status ${result.exitCode}`;
+    throw new EngineError('CLP_E_SCRIPT_FAILED', `${script} ${how}${result.tail ? `; last output:\n${result.tail}` : ''}`, {
+      details: { script, exitCode: result.exitCode },
+    });
+  }
+}
+
+/** The patch as extracted inside a transaction folder. */
+export function patchDirIn(txDir: string): string {
+  return join(txDir, 'patch');
+}
+
+export function prepareScriptStep(record: StepRecord, ctx: StepContext): PreparedStep {
+  const u = record.undo as ScriptUndo;
+  return {
+    record,
+    run: () => runScript(u.script, u.interpreter, patchDirIn(ctx.txDir), u.timeoutMs, ctx),
+  };
+}
+
+/** A script cannot be taken back by the engine; its patch's remove script runs when there is one. */
+export async function undoScriptStep(record: StepRecord, ctx: StepContext): Promise<void> {
+  const u = record.undo as ScriptUndo;
+  if (u.undoScript === null || u.undoInterpreter === null) {
+    ctx.log(`${u.script} ran and cannot be undone by the engine (the patch has no remove script)`);
+    return;
+  }
+  await runScript(u.undoScript, u.undoInterpreter, patchDirIn(ctx.txDir), u.timeoutMs, ctx);
+}

@@ -1,0 +1,121 @@
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PatchMeta } from '@clp/format';
+import { fsyncFile, writeFileDurable } from './durable.ts';
+import type { StepRecord } from './step.ts';
+
+/** One installed patch, as the small index keeps it (enough for `status` and `list`). */
+export interface InstalledPatch {
+  name: string;
+  series: string;
+  version: string;
+  architecture: string;
+  description?: string;
+  severity?: string;
+  installedAt: string;
+  /** Key id that signed it, or null when installed with insecure. */
+  signedBy: string | null;
+  files: number;
+  steps: number;
+}
+
+export interface FailedMark {
+  name: string;
+  at: string;
+  reason: string;
+  code: string;
+}
+
+/** ROOT/var/lib/clp/index.json: read by every command, so kept small. */
+export interface StateIndex {
+  version: 1;
+  installed: InstalledPatch[];
+  failed: FailedMark[];
+}
+
+/** ROOT/var/lib/clp/patches/NAME/patch.json: what uninstall needs. */
+export interface PatchRecord {
+  summary: InstalledPatch;
+  meta: PatchMeta;
+  /** The install's step records; their backups live in patches/NAME/backup. */
+  steps: StepRecord[];
+}
+
+export interface HistoryEntry {
+  at: string;
+  tx: string;
+  op: 'install' | 'uninstall' | 'recover' | 'check';
+  name: string;
+  result: 'installed' | 'uninstalled' | 'rolled-back' | 'failed' | 'refused';
+  code?: string;
+  message?: string;
+}
+
+export const INDEX_FILE = 'index.json';
+export const HISTORY_FILE = 'history.jsonl';
+export const PATCHES_DIR = 'patches';
+export const TX_DIR = 'tx';
+
+export function patchDirOf(stateDir: string, name: string): string {
+  return join(stateDir, PATCHES_DIR, name);
+}
+
+export async function readIndex(stateDir: string): Promise<StateIndex> {
+  try {
+    const parsed = JSON.parse(await readFile(join(stateDir, INDEX_FILE), 'utf8')) as StateIndex;
+    return { version: 1, installed: parsed.installed ?? [], failed: parsed.failed ?? [] };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, installed: [], failed: [] };
+    throw error;
+  }
+}
+
+export async function writeIndex(stateDir: string, index: StateIndex): Promise<void> {
+  await mkdir(stateDir, { recursive: true });
+  await writeFileDurable(join(stateDir, INDEX_FILE), `${JSON.stringify(index, null, 1)}\n`);
+}
+
+export async function readPatchRecord(stateDir: string, name: string): Promise<PatchRecord | null> {
+  try {
+    return JSON.parse(await readFile(join(patchDirOf(stateDir, name), 'patch.json'), 'utf8')) as PatchRecord;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+export async function writePatchRecord(stateDir: string, record: PatchRecord): Promise<void> {
+  const dir = patchDirOf(stateDir, record.summary.name);
+  await mkdir(dir, { recursive: true });
+  await writeFileDurable(join(dir, 'patch.json'), `${JSON.stringify(record)}\n`);
+}
+
+export async function readHistoryFile(stateDir: string): Promise<HistoryEntry[]> {
+  let text: string;
+  try {
+    text = await readFile(join(stateDir, HISTORY_FILE), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const out: HistoryEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    try {
+      out.push(JSON.parse(line) as HistoryEntry);
+    } catch {
+      // a line torn by a crash: the entry is lost, the rest stands
+    }
+  }
+  return out;
+}
+
+/** Appends once per (tx, op, result): recovery may redo the bookkeeping of a transaction. */
+export async function appendHistory(stateDir: string, entry: HistoryEntry): Promise<void> {
+  await mkdir(stateDir, { recursive: true });
+  const existing = await readHistoryFile(stateDir);
+  if (existing.some((e) => e.tx === entry.tx && e.op === entry.op && e.result === entry.result)) return;
+  const file = join(stateDir, HISTORY_FILE);
+  await appendFile(file, `${JSON.stringify(entry)}\n`);
+  await fsyncFile(file);
+}

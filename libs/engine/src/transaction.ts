@@ -1,0 +1,190 @@
+/**
+ * The transaction: an explicit state machine with a journal.
+ *
+ *   idle --begin--> prepared --commit--> committing --> committed
+ *                      |                     |
+ *                      +------ failure ------+--> rolled-back
+ *   (a crash anywhere leaves it interrupted; recover() finishes or rolls back)
+ *
+ * Crash story, journal entry by entry (ROOT/var/lib/clp/journal, each append fdatasync'ed):
+ * - `begin` holds every step record, including the hidden staging name of each new file, before
+ *   any of them is created. A crash after it: recovery undoes every file step, which removes the
+ *   staged files and folders it finds; nothing at a target has been touched yet.
+ * - Staging writes each new file next to its target (link or copy, chown, chmod, fsync each,
+ *   concurrently). Staged files are not journaled one by one: `begin` already names them all.
+ * - `run [steps…]` covers a whole batch of file steps with one fsync. The batch backs up every
+ *   original first (hard link, or a copy renamed into place only once complete) and fsyncs the
+ *   backup folder once, and only then renames the staged files over their targets and fsyncs each
+ *   target folder once. File undo is correct at any point of that: no backup means the target is
+ *   untouched; a backup under its final name is complete and is put back. So the batch needs no
+ *   per-file journal write.
+ * - Scripts, services and packages get one `run` entry each, because their undo must not run for
+ *   a step that never started (recovery undoes them only when their `run` is in the journal).
+ * - `done [steps…]` after a batch or step; informational for people reading the journal.
+ * - `commit` is the commit point: every step ran. Recovery after it finishes the bookkeeping
+ *   (installed index, patch record, history), which is idempotent, instead of undoing.
+ * - `rollback` before undoing, `end` when everything (undo or bookkeeping) is over; then the
+ *   journal is removed. A crash during undo is recovered by undoing again (undo is idempotent).
+ */
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fsyncDir } from './durable.ts';
+import { EngineError } from './errors.ts';
+import { Journal, type JournalEntry, type TransactionInfo, type TransactionOp } from './journal.ts';
+import type { StepContext, StepRecord } from './step.ts';
+import { TX_DIR } from './state.ts';
+import { UNDO, undoIsSafeUnstarted } from './undo-table.ts';
+
+export type TransactionState = 'idle' | 'prepared' | 'committing' | 'committed' | 'rolled-back' | 'interrupted';
+
+/** Steps that run together under one `run` journal entry. */
+export interface StepGroup {
+  records: StepRecord[];
+  run(): Promise<void>;
+}
+
+export function newTxId(): string {
+  return `${Date.now().toString(36)}-${process.pid.toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`;
+}
+
+export function txDirOf(stateDir: string, tx: string): string {
+  return join(stateDir, TX_DIR, tx);
+}
+
+export class Transaction {
+  readonly tx: string;
+  readonly op: TransactionOp;
+  readonly ctx: StepContext;
+  #state: TransactionState = 'idle';
+  #journal: Journal | undefined;
+  #records: StepRecord[] = [];
+  readonly #started = new Set<number>();
+
+  constructor(op: TransactionOp, ctx: StepContext, tx: string) {
+    this.op = op;
+    this.ctx = ctx;
+    this.tx = tx;
+  }
+
+  get state(): TransactionState {
+    return this.#state;
+  }
+
+  #expect(...states: TransactionState[]): void {
+    if (!states.includes(this.#state)) {
+      throw new EngineError('CLP_E_BAD_STATE', `transaction ${this.tx} is ${this.#state}, expected ${states.join(' or ')}`);
+    }
+  }
+
+  /**
+   * Journals every step record (durably, in one write), then runs `stage` (staging of new files).
+   * A failure while staging rolls back and rethrows.
+   */
+  async prepare(records: StepRecord[], info: TransactionInfo, stage: () => Promise<void>): Promise<void> {
+    this.#expect('idle');
+    this.#records = records;
+    await mkdir(this.ctx.txDir, { recursive: true });
+    this.#journal = await Journal.create(this.ctx.stateDir, {
+      t: 'begin',
+      tx: this.tx,
+      op: this.op,
+      at: new Date().toISOString(),
+      steps: records,
+      info,
+    });
+    this.#state = 'prepared';
+    try {
+      await stage();
+    } catch (error) {
+      await this.rollback(error);
+      throw error;
+    }
+  }
+
+  /** Runs each group in order, journaling `run` before and `done` after. Reaches the commit point. */
+  async commit(groups: StepGroup[]): Promise<void> {
+    this.#expect('prepared');
+    this.#state = 'committing';
+    const journal = this.#journal!;
+    try {
+      for (const group of groups) {
+        const ids = group.records.map((r) => r.index);
+        await journal.append({ t: 'run', steps: ids });
+        for (const id of ids) this.#started.add(id);
+        for (const r of group.records) this.ctx.log(`${this.op}: ${r.description}`);
+        await group.run();
+        await journal.append({ t: 'done', steps: ids });
+      }
+      await journal.append({ t: 'commit' });
+      this.#state = 'committed';
+    } catch (error) {
+      await this.rollback(error);
+      throw error;
+    }
+  }
+
+  /** Undoes what may have started, in reverse; throws CLP_E_ROLLBACK_FAILED if an undo fails. */
+  async rollback(cause: unknown): Promise<void> {
+    this.#expect('prepared', 'committing');
+    const journal = this.#journal!;
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    await journal.append({ t: 'rollback', reason });
+    await undoSteps(this.#records, this.#started, this.ctx);
+    await rm(this.ctx.txDir, { recursive: true, force: true });
+    await journal.append({ t: 'end', result: 'rolled-back' });
+    await journal.remove();
+    this.#state = 'rolled-back';
+  }
+
+  /** After the commit point: runs the bookkeeping, then ends and removes the journal. */
+  async finish(bookkeeping: () => Promise<void>): Promise<void> {
+    this.#expect('committed');
+    await bookkeeping();
+    await this.#journal!.append({ t: 'end', result: 'committed' });
+    await this.#journal!.remove();
+  }
+
+  /** Marks the transaction interrupted (the process goes on without it; recovery takes over). */
+  interrupt(): void {
+    this.#state = 'interrupted';
+  }
+}
+
+/**
+ * Undoes steps in reverse order. Steps whose undo is only right once they started are undone only
+ * when `started` has them. Services are reloaded last, once every file is back.
+ */
+export async function undoSteps(records: StepRecord[], started: ReadonlySet<number>, ctx: StepContext): Promise<void> {
+  const todo = [...records]
+    .filter((r) => undoIsSafeUnstarted(r.kind) || started.has(r.index))
+    .sort((a, b) => b.index - a.index);
+  const ordered = [...todo.filter((r) => r.kind !== 'service'), ...todo.filter((r) => r.kind === 'service')];
+  const failures: Array<{ step: string; error: string }> = [];
+  for (const record of ordered) {
+    try {
+      await UNDO[record.kind](record, ctx);
+    } catch (error) {
+      failures.push({ step: record.description, error: (error as Error).message });
+      ctx.log(`rollback: could not undo "${record.description}": ${(error as Error).message}`);
+    }
+  }
+  if (failures.length > 0) {
+    throw new EngineError(
+      'CLP_E_ROLLBACK_FAILED',
+      `could not undo ${failures.length} step(s): ${failures.map((f) => `${f.step} (${f.error})`).join('; ')}; the journal is kept: fix the cause and run 'clpctl recover'`,
+      { details: { failures } },
+    );
+  }
+}
+
+/** Which steps the journal says started. */
+export function startedSteps(entries: JournalEntry[]): Set<number> {
+  const started = new Set<number>();
+  for (const e of entries) if (e.t === 'run') for (const i of e.steps) started.add(i);
+  return started;
+}
+
+export async function ensureDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await fsyncDir(join(dir, '..'));
+}
