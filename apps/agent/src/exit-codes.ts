@@ -1,5 +1,6 @@
 import type { FormatErrorCode } from '@clp/format';
 import type { TrustErrorCode } from '@clp/trust';
+import type { FleetErrorCode } from './fleet/errors.ts';
 
 /** Exit codes of clpctl; documented in `clpctl --help` and the README. */
 export const EXIT = {
@@ -34,7 +35,7 @@ export const EXIT_CODE_HELP = `Exit codes:
  * Every code any library can throw, mapped to an exit code. The Record type makes
  * this table exhaustive: adding a code to a library without mapping it here fails to compile.
  */
-type KnownCode = FormatErrorCode | TrustErrorCode | 'CLP_E_USAGE' | 'CLP_E_NOT_FOUND' | 'CLP_E_INTERNAL';
+type KnownCode = FormatErrorCode | TrustErrorCode | FleetErrorCode | 'CLP_E_USAGE' | 'CLP_E_NOT_FOUND' | 'CLP_E_INTERNAL';
 
 const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_USAGE: EXIT.usage,
@@ -74,6 +75,17 @@ const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_KEY_INVALID: EXIT.usage,
   CLP_E_KEY_EXISTS: EXIT.usage,
   CLP_E_KEY_NOT_FOUND: EXIT.notFound,
+  CLP_E_CONFIG_INVALID: EXIT.usage,
+  CLP_E_CONFIG_KEY: EXIT.usage,
+  CLP_E_NOT_ENROLLED: EXIT.usage,
+  CLP_E_ALREADY_ENROLLED: EXIT.usage,
+  CLP_E_UNSUPPORTED_ARCH: EXIT.notApplicable,
+  CLP_E_SERVER_UNREACHABLE: EXIT.network,
+  CLP_E_SERVER_REJECTED: EXIT.network,
+  CLP_E_SERVER_PROTOCOL: EXIT.network,
+  CLP_E_DOWNLOAD_FAILED: EXIT.network,
+  CLP_E_DOWNLOAD_CORRUPT: EXIT.network,
+  CLP_E_UPDATE_BUSY: EXIT.usage,
 };
 
 export function exitCodeFor(code: string): ExitCode {

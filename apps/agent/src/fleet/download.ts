@@ -1,0 +1,207 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ReleaseToApply } from '@clp/protocol';
+import { HTTPError } from 'got';
+import { writeFileAtomic } from './atomic-write.ts';
+import { FleetError } from './errors.ts';
+import { type AgentHttpClient, describeNetworkError, isTransient, joinUrl } from './http-client.ts';
+import { RETRY_STATUS_CODES, retryDelay } from './retry-delay.ts';
+
+export interface DownloadProgress {
+  received: number;
+  total: number;
+}
+
+export interface DownloadOptions {
+  client: AgentHttpClient;
+  release: Pick<ReleaseToApply, 'name' | 'sha256' | 'size' | 'url'>;
+  /** Folder for partial and finished downloads (ROOT/var/lib/clp/downloads). */
+  dir: string;
+  /** Servers to try, in order (the one that answered the poll first). */
+  servers?: readonly string[];
+  onProgress?: (progress: DownloadProgress) => void;
+}
+
+export interface DownloadResult {
+  /** The verified file. */
+  file: string;
+  /** Bytes already on disk from an earlier, cut attempt that were kept. */
+  resumedFrom: number;
+  /** HTTP requests made (1 when nothing went wrong). */
+  requests: number;
+  /** True when the file was already downloaded and verified earlier. */
+  cached: boolean;
+}
+
+interface PartMeta {
+  etag?: string;
+  url: string;
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+async function sizeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
+}
+
+async function readMeta(path: string): Promise<PartMeta | null> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as PartMeta;
+  } catch {
+    return null;
+  }
+}
+
+/** Parses `bytes START-END/TOTAL`; null when absent or malformed. */
+export function contentRangeStart(header: string | undefined): number | null {
+  const match = header ? /^bytes (\d+)-\d+\/(\d+|\*)$/.exec(header.trim()) : null;
+  return match ? Number(match[1]) : null;
+}
+
+/** Stops a body that runs past the size the server announced in the poll answer. */
+function limitTo(maxBytes: number, alreadyHave: number): Transform {
+  let seen = alreadyHave;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      if (seen > maxBytes) {
+        callback(new FleetError('CLP_E_DOWNLOAD_CORRUPT', `the download is larger than the announced ${maxBytes} bytes`));
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+}
+
+/**
+ * Downloads a release to DIR/<sha256>.clp and checks its sha256 before returning. A cut
+ * transfer leaves DIR/<sha256>.clp.part behind; the next attempt (now or in the next run)
+ * asks only for the rest (`Range`, with `If-Range` on the ETag so a changed file is sent whole).
+ * A file whose hash does not match is deleted and never returned.
+ */
+export async function downloadRelease(options: DownloadOptions): Promise<DownloadResult> {
+  const { client, release, dir } = options;
+  const servers = options.servers ?? client.servers;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const final = join(dir, `${release.sha256}.clp`);
+  const part = `${final}.part`;
+  const metaFile = `${part}.json`;
+
+  if ((await sizeOf(final)) > 0) {
+    if ((await sha256File(final)) === release.sha256) return { file: final, resumedFrom: 0, requests: 0, cached: true };
+    await rm(final, { force: true });
+  }
+
+  let requests = 0;
+  let resumedFrom = 0;
+  let freshRetryUsed = false;
+  const failures: string[] = [];
+
+  for (const server of servers) {
+    const url = joinUrl(server, release.url);
+    for (let attempt = 0; attempt <= client.http.retries; attempt++) {
+      if (attempt > 0) await sleep(retryDelay(attempt, client.http));
+      let offset = await sizeOf(part);
+      const meta = offset > 0 ? await readMeta(metaFile) : null;
+      if (offset > release.size) {
+        await rm(part, { force: true });
+        offset = 0;
+      }
+      try {
+        if (offset < release.size || release.size === 0) {
+          requests++;
+          const got = await fetchInto(client, url, part, metaFile, offset, meta, release.size, options.onProgress);
+          if (got.resumed && resumedFrom === 0) resumedFrom = offset;
+        }
+      } catch (error) {
+        if (error instanceof FleetError) throw error;
+        const transient = isTransient(error);
+        const reason = error instanceof HTTPError ? `HTTP ${error.response.statusCode}` : describeNetworkError(error);
+        client.log(`download ${url}: ${reason} (kept ${await sizeOf(part)} bytes)`);
+        failures.push(`${server}: ${reason}`);
+        if (!transient || (error instanceof HTTPError && !RETRY_STATUS_CODES.includes(error.response.statusCode))) break;
+        continue;
+      }
+      const digest = await sha256File(part);
+      if (digest === release.sha256) {
+        await rename(part, final);
+        await rm(metaFile, { force: true });
+        return { file: final, resumedFrom, requests, cached: false };
+      }
+      await rm(part, { force: true });
+      await rm(metaFile, { force: true });
+      // A resumed file may have joined two different bodies: one fresh download settles it.
+      if (resumedFrom > 0 && !freshRetryUsed) {
+        freshRetryUsed = true;
+        resumedFrom = 0;
+        client.log(`download ${url}: sha256 mismatch after resuming; downloading again from the start`);
+        attempt--;
+        continue;
+      }
+      throw new FleetError(
+        'CLP_E_DOWNLOAD_CORRUPT',
+        `${release.name}: downloaded bytes have sha256 ${digest}, expected ${release.sha256}; the file was deleted and nothing was applied`,
+        { details: { name: release.name, url, expected: release.sha256, actual: digest } },
+      );
+    }
+  }
+  throw new FleetError(
+    'CLP_E_DOWNLOAD_FAILED',
+    `${release.name}: could not download ${release.url}: ${failures.join('; ')}; the partial file is kept and the next check resumes it`,
+    { details: { name: release.name, failures } },
+  );
+}
+
+async function fetchInto(
+  client: AgentHttpClient,
+  url: string,
+  part: string,
+  metaFile: string,
+  offset: number,
+  meta: PartMeta | null,
+  size: number,
+  onProgress: DownloadOptions['onProgress'],
+): Promise<{ resumed: boolean }> {
+  const headers: Record<string, string> = {};
+  if (offset > 0) {
+    headers.range = `bytes=${offset}-`;
+    if (meta?.etag && meta.url === url) headers['if-range'] = meta.etag;
+  }
+  const stream = client.streamGot.stream(url, { headers });
+  const response = await new Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined> }>(
+    (resolve, reject) => {
+      stream.once('response', resolve);
+      stream.once('error', reject);
+    },
+  );
+  let start = 0;
+  if (response.statusCode === 206) {
+    const rangeStart = contentRangeStart(response.headers['content-range'] as string | undefined);
+    if (rangeStart !== offset) {
+      stream.destroy();
+      throw new FleetError('CLP_E_DOWNLOAD_FAILED', `${url} answered a range request with the wrong range`, { details: { url } });
+    }
+    start = offset;
+  }
+  const etag = response.headers.etag;
+  await writeFileAtomic(metaFile, JSON.stringify({ url, ...(typeof etag === 'string' ? { etag } : {}) }), 0o600);
+  stream.on('downloadProgress', (progress: { transferred: number }) =>
+    onProgress?.({ received: start + progress.transferred, total: size }),
+  );
+  await pipeline(stream, limitTo(size, start), createWriteStream(part, { flags: start > 0 ? 'a' : 'w', mode: 0o600 }));
+  return { resumed: start > 0 };
+}

@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { arch as osArch, hostname as osHostname } from 'node:os';
+import type { MachineFacts } from '@clp/protocol';
+import { AGENT_VERSION } from '../version.ts';
+import { underRoot } from './config.ts';
+import { FleetError } from './errors.ts';
+
+async function readOptional(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/** Parses os-release(5): KEY=value lines, values optionally quoted. */
+export function parseOsRelease(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const match = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (!match) continue;
+    let value = match[2]!.trim();
+    if ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'"))) {
+      value = value.slice(1, -1).replace(/\\(["'$`\\])/g, '$1');
+    }
+    out[match[1]!] = value;
+  }
+  return out;
+}
+
+/** Node's architecture names mapped to the ones patches use. */
+export function mapArch(nodeArch: string): MachineFacts['arch'] {
+  if (nodeArch === 'x64') return 'x86_64';
+  if (nodeArch === 'arm64') return 'aarch64';
+  throw new FleetError('CLP_E_UNSUPPORTED_ARCH', `architecture ${nodeArch} is not supported (x86_64 and aarch64 are)`, {
+    details: { arch: nodeArch },
+  });
+}
+
+/** Facts sent on enroll and poll: os-release and hostname are read under the root. */
+export async function readMachineFacts(root: string): Promise<MachineFacts> {
+  const osRelease =
+    (await readOptional(underRoot(root, '/etc/os-release'))) ??
+    (await readOptional(underRoot(root, '/usr/lib/os-release'))) ??
+    '';
+  const fields = parseOsRelease(osRelease);
+  const hostFile = (await readOptional(underRoot(root, '/etc/hostname')))?.trim();
+  return {
+    hostname: (hostFile || osHostname()).slice(0, 253),
+    os: { id: (fields.ID || 'linux').slice(0, 64), version: (fields.VERSION_ID ?? '').slice(0, 64) },
+    arch: mapArch(osArch()),
+    agentVersion: AGENT_VERSION,
+  };
+}
+
+/** ROOT/etc/machine-id when it is there and well-formed, else a newly generated id. */
+export async function readMachineId(root: string): Promise<{ machineId: string; generated: boolean }> {
+  const text = (await readOptional(underRoot(root, '/etc/machine-id')))?.trim();
+  if (text && /^[A-Za-z0-9-]{8,64}$/.test(text)) return { machineId: text, generated: false };
+  return { machineId: randomUUID(), generated: true };
+}
