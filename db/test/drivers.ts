@@ -42,7 +42,7 @@ const postgresDriver: Driver = {
 /** PGlite always; PostgreSQL when DATABASE_URL is set. */
 export function drivers(): Driver[] {
   if (!process.env.DATABASE_URL) {
-    console.log('skipped on PostgreSQL: DATABASE_URL not set');
+    console.warn('skipped: PostgreSQL (set DATABASE_URL)');
     return [pglite];
   }
   return [pglite, postgresDriver];

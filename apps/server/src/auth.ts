@@ -52,6 +52,11 @@ export class MachineAuthCache {
     this.#entries.set(hash, { row, until: now + this.#ttlMs });
     return row;
   }
+
+  /** Forgets every cached credential (after a machine was revoked through this instance). */
+  clear(): void {
+    this.#entries.clear();
+  }
 }
 
 /**
@@ -61,7 +66,6 @@ export class MachineAuthCache {
  */
 export async function authenticate(
   ctx: AppContext,
-  cache: MachineAuthCache,
   access: Access,
   authorization: string | undefined,
   ip: string,
@@ -87,7 +91,7 @@ export async function authenticate(
     );
   }
   if (access.kind === 'agent') {
-    const machine = await cache.lookup(ctx, token);
+    const machine = await ctx.machineAuth.lookup(ctx, token);
     if (!machine) return fail('the machine credential is unknown or revoked; enroll the machine again');
     return { kind: 'machine', machine };
   }

@@ -1,5 +1,6 @@
 import type { AdminRole, Database, DatabaseHandle, machines } from '@clp/db';
 import type { Logger } from 'pino';
+import type { MachineAuthCache } from './auth.ts';
 import type { FolderBlobStore } from './blob-store.ts';
 import type { Clock } from './clock.ts';
 import type { ServerConfig } from './config.ts';
@@ -29,6 +30,8 @@ export interface AppContext {
   inspect: ReleaseInspector;
   rollouts: ActiveRollouts;
   seen: MachineSeen;
+  /** Machine credentials looked up recently (polls are the hot path). */
+  machineAuth: MachineAuthCache;
   limits: { enroll: RateLimiter; authFailures: RateLimiter };
 }
 

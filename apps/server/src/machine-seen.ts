@@ -9,7 +9,7 @@ interface Seen {
 }
 
 /**
- * What polls learn about machines (last seen, installed patches, facts), written in batches:
+ * What polls learn about machines (last seen, installed patches, facts: hostname, OS, architecture, agent version), written in batches:
  * one UPDATE per flush instead of one per poll, which is what lets polls scale (GOALS P5).
  * A crash loses at most one flush interval of "last seen" times, which the next poll restores.
  */
@@ -53,7 +53,9 @@ export class MachineSeen {
       );
       try {
         await this.#db.execute(
-          sql`update ${machines} as m set last_seen_at = v.seen, installed = v.installed, facts = v.facts
+          sql`update ${machines} as m set last_seen_at = v.seen, installed = v.installed, facts = v.facts,
+                hostname = v.facts->>'hostname', arch = v.facts->>'arch',
+                os_id = v.facts->'os'->>'id', os_version = coalesce(v.facts->'os'->>'version', '')
               from (values ${values}) as v(id, seen, installed, facts) where m.id = v.id`,
         );
       } catch (error) {

@@ -15,12 +15,14 @@ function machineView(row: MachineRow): MachineOut {
     hostname: row.hostname,
     arch: row.arch,
     os: { id: row.osId, version: row.osVersion },
+    agentVersion: typeof row.facts.agentVersion === 'string' ? row.facts.agentVersion : null,
     tier: row.tier,
     tags: row.tags,
     enrolledAt: row.enrolledAt.toISOString(),
     lastSeenAt: row.lastSeenAt?.toISOString() ?? null,
     installed: row.installed as unknown as Record<string, unknown>[],
     facts: row.facts,
+    revoked: row.revokedAt !== null,
   };
 }
 
@@ -152,6 +154,21 @@ export async function explain(
     summary,
     rollouts: decisions,
   };
+}
+
+/** Revokes a machine's credential: its next call gets 401 until it enrolls again. */
+export async function revokeMachine(ctx: AppContext, id: string): Promise<MachineOut> {
+  await ctx.seen.flush();
+  const [row] = await ctx.db
+    .update(machines)
+    .set({ revokedAt: ctx.clock.now() })
+    .where(eq(machines.id, id))
+    .returning();
+  if (!row)
+    throw new ServerError('CLP_E_NOT_FOUND', `no machine with id ${id}; list them with GET /v1/machines`);
+  ctx.machineAuth.clear();
+  ctx.log.info({ machine: id }, 'machine credential revoked');
+  return machineView(row);
 }
 
 function reportView(row: typeof reports.$inferSelect): Report {

@@ -14,7 +14,7 @@ import type { z } from 'zod';
 import { enroll, ingestReports, poll } from './agent.ts';
 import type { Access } from './auth.ts';
 import type { AppContext, MachineRow, Principal } from './context.ts';
-import { explain, listMachines, listReports, showMachine } from './machines.ts';
+import { explain, listMachines, listReports, revokeMachine, showMachine } from './machines.ts';
 import { buildOpenApi } from './openapi.ts';
 import { listReleases, promoteRelease, showRelease, uploadRelease, yankRelease } from './releases.ts';
 import { actOnRollout, createRollout, listRollouts, rolloutAuditLog, showRollout } from './rollouts.ts';
@@ -466,6 +466,16 @@ export const ROUTES: readonly Route[] = [
     query: ExplainQuery,
     response: Explanation,
     handle: async (ctx, { params, query }) => ({ body: await explain(ctx, params.id, query.release) }),
+  }),
+  route({
+    id: 'revokeMachine',
+    method: 'POST',
+    path: '/v1/machines/:id/revoke',
+    summary: 'Revoke a machine credential: its next call gets 401 until it enrolls again',
+    access: admin(ROLES.operator),
+    params: IdParam,
+    response: Machine,
+    handle: async (ctx, { params }) => ({ body: await revokeMachine(ctx, params.id) }),
   }),
   route({
     id: 'listReports',

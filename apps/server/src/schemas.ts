@@ -180,12 +180,15 @@ export const Machine = z.object({
   hostname: z.string(),
   arch: z.string(),
   os: z.object({ id: z.string(), version: z.string() }),
+  agentVersion: z.string().nullable(),
   tier: z.string(),
   tags: z.array(z.string()),
   enrolledAt: z.string(),
   lastSeenAt: z.string().nullable(),
   installed: z.array(z.record(z.string(), z.unknown())),
   facts: z.record(z.string(), z.unknown()),
+  /** A revoked machine's credential no longer works; it may enroll again with a new token. */
+  revoked: z.boolean(),
 });
 export const MachineList = z.object({ machines: z.array(Machine), total: z.number() });
 export const MachineListQuery = z.object({

@@ -89,13 +89,13 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     inspect: deps.inspect ?? trustedReleaseInspector(config.trustedKeysDir),
     rollouts: new ActiveRollouts(database.db, clock, config.rolloutCacheMs),
     seen: new MachineSeen(database.db, log),
+    machineAuth: new MachineAuthCache(),
     limits: {
       enroll: new RateLimiter(config.rateLimits.enrollPerMinute),
       authFailures: new RateLimiter(config.rateLimits.authFailuresPerMinute),
     },
   };
   const generatedAdminToken = await bootstrapAdmin(ctx);
-  const machineAuth = new MachineAuthCache();
 
   const app = express();
   app.disable('x-powered-by');
@@ -136,7 +136,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
           },
         );
       }
-      const principal = await authenticate(ctx, machineAuth, route.access, req.headers.authorization, ip);
+      const principal = await authenticate(ctx, route.access, req.headers.authorization, ip);
       if (route.body === 'binary') {
         const type = req.headers['content-type'] ?? '';
         if (!type.startsWith('application/octet-stream')) {
@@ -184,6 +184,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       const status = httpStatusFor(err.code);
       const field = (err as ServerError).field;
       if (status === 413) res.setHeader('Connection', 'close');
+      if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="clp"');
       if (status === 429) res.setHeader('Retry-After', String(err.details.retryAfter ?? 60));
       if (status >= 500) log.error({ err, url: req.originalUrl }, 'request failed');
       res

@@ -38,7 +38,7 @@ const postgresDriver: Driver = {
 /** PGlite always; PostgreSQL as well when DATABASE_URL is set (a fresh database per test file). */
 export function drivers(): Driver[] {
   if (!process.env.DATABASE_URL) {
-    console.log('skipped on PostgreSQL: DATABASE_URL not set');
+    console.warn('skipped: PostgreSQL (set DATABASE_URL)');
     return [pglite];
   }
   return [pglite, postgresDriver];
