@@ -1,9 +1,13 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../output.ts';
+import { create } from './create.ts';
+import { inspect } from './inspect.ts';
 import { keygen } from './keygen.ts';
+import { sign } from './sign.ts';
+import { verify } from './verify.ts';
 
 /** A command file exports one of these; it adds its subcommand to the program and returns it. */
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => Command;
 
 /** Every clpctl command, in the order `--help` lists them. One file per command. */
-export const COMMANDS: RegisterCommand[] = [keygen];
+export const COMMANDS: RegisterCommand[] = [keygen, create, sign, verify, inspect];
