@@ -1,5 +1,6 @@
 import type { FormatErrorCode } from '@clp/format';
 import type { TrustErrorCode } from '@clp/trust';
+import type { AdminErrorCode } from './admin/errors.ts';
 import type { FleetErrorCode } from './fleet/errors.ts';
 
 /** Exit codes of clpctl; documented in `clpctl --help` and the README. */
@@ -35,7 +36,14 @@ export const EXIT_CODE_HELP = `Exit codes:
  * Every code any library can throw, mapped to an exit code. The Record type makes
  * this table exhaustive: adding a code to a library without mapping it here fails to compile.
  */
-type KnownCode = FormatErrorCode | TrustErrorCode | FleetErrorCode | 'CLP_E_USAGE' | 'CLP_E_NOT_FOUND' | 'CLP_E_INTERNAL';
+type KnownCode =
+  | FormatErrorCode
+  | TrustErrorCode
+  | FleetErrorCode
+  | AdminErrorCode
+  | 'CLP_E_USAGE'
+  | 'CLP_E_NOT_FOUND'
+  | 'CLP_E_INTERNAL';
 
 const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_USAGE: EXIT.usage,
@@ -86,6 +94,25 @@ const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_DOWNLOAD_FAILED: EXIT.network,
   CLP_E_DOWNLOAD_CORRUPT: EXIT.network,
   CLP_E_UPDATE_BUSY: EXIT.usage,
+  // clpctl admin: the server's 4xx codes, then the command line's own.
+  CLP_E_VALIDATION: EXIT.usage,
+  CLP_E_UNAUTHORIZED: EXIT.network,
+  CLP_E_FORBIDDEN: EXIT.network,
+  CLP_E_RATE_LIMITED: EXIT.network,
+  CLP_E_CONFLICT: EXIT.network,
+  CLP_E_UPLOAD_TOO_LARGE: EXIT.network,
+  CLP_E_UNSUPPORTED_MEDIA_TYPE: EXIT.network,
+  CLP_E_BAD_BLOB_ID: EXIT.network,
+  CLP_E_RANGE_NOT_SATISFIABLE: EXIT.network,
+  CLP_E_ENROLLMENT_TOKEN: EXIT.network,
+  CLP_E_RELEASE_YANKED: EXIT.network,
+  CLP_E_ROLLOUT_STATE: EXIT.network,
+  CLP_E_ADMIN_UNREACHABLE: EXIT.network,
+  CLP_E_ADMIN_SERVER_FAILED: EXIT.network,
+  CLP_E_ADMIN_NO_SERVER: EXIT.usage,
+  CLP_E_ADMIN_NO_TOKEN: EXIT.usage,
+  CLP_E_ADMIN_AMBIGUOUS: EXIT.usage,
+  CLP_E_ADMIN_BAD_OPTION: EXIT.usage,
 };
 
 export function exitCodeFor(code: string): ExitCode {

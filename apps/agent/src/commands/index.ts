@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../output.ts';
+import { admin } from './admin.ts';
 import { create } from './create.ts';
 import { inspect } from './inspect.ts';
 import { keygen } from './keygen.ts';
@@ -10,4 +11,4 @@ import { verify } from './verify.ts';
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => Command;
 
 /** Every clpctl command, in the order `--help` lists them. One file per command. */
-export const COMMANDS: RegisterCommand[] = [keygen, create, sign, verify, inspect];
+export const COMMANDS: RegisterCommand[] = [keygen, create, sign, verify, inspect, admin];

@@ -1,0 +1,202 @@
+import type { Command } from 'commander';
+import { printResult } from '../output.ts';
+import type { ContextOf } from './admin-context.ts';
+import type { AuditEntry, Explanation, Rollout } from './api-types.ts';
+import { parseInteger, parseList, parseNumber } from './duration.ts';
+import { AdminError } from './errors.ts';
+import { resolveRelease } from './resolve-release.ts';
+import { fields, table, when } from './table.ts';
+
+/** The server's defaults, sent when only one half of the failure threshold is given. */
+const DEFAULT_THRESHOLD = { maxFailureRate: 0.05, minReports: 10 };
+
+interface CreateOptions {
+  tier: string;
+  stages: string;
+  stageMinMinutes: string;
+  failureThreshold?: string;
+  minReports?: string;
+  tag: string[];
+  arch: string[];
+  os: string[];
+}
+
+/** Builds the POST /v1/rollouts body from the command line (checked here so mistakes say which option). */
+export function rolloutBody(releaseId: string, o: CreateOptions): Record<string, unknown> {
+  const percents = parseList(o.stages).map((p) => parseNumber(p, '--stages', 0.001, 100));
+  if (percents.length === 0) throw new AdminError('CLP_E_ADMIN_BAD_OPTION', '--stages: give at least one percentage, e.g. 1,10,50,100');
+  if (percents.some((p, i) => i > 0 && p < percents[i - 1]!)) {
+    throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `--stages ${o.stages}: percentages must not decrease`);
+  }
+  const minutes = parseInteger(o.stageMinMinutes, '--stage-min-minutes', 0, 365 * 24 * 60);
+  const body: Record<string, unknown> = {
+    releaseId,
+    tier: o.tier,
+    stages: percents.map((percent) => ({ percent, minDurationSeconds: minutes * 60 })),
+  };
+  const selector: Record<string, string[]> = {};
+  const tags = parseList(o.tag);
+  const arch = parseList(o.arch);
+  const os = parseList(o.os);
+  if (tags.length) selector.tags = tags;
+  if (arch.length) selector.arch = arch;
+  if (os.length) selector.os = os;
+  body.selector = selector;
+  if (o.failureThreshold !== undefined || o.minReports !== undefined) {
+    body.failureThreshold = {
+      maxFailureRate:
+        o.failureThreshold === undefined
+          ? DEFAULT_THRESHOLD.maxFailureRate
+          : parseNumber(o.failureThreshold, '--failure-threshold', 0.0001, 1),
+      minReports:
+        o.minReports === undefined ? DEFAULT_THRESHOLD.minReports : parseInteger(o.minReports, '--min-reports', 1, 1_000_000),
+    };
+  }
+  return body;
+}
+
+function describeSelector(s: Rollout['selector']): string {
+  const parts = [
+    s.tags?.length ? `tags ${s.tags.join(',')}` : '',
+    s.arch?.length ? `arch ${s.arch.join(',')}` : '',
+    s.os?.length ? `os ${s.os.join(',')}` : '',
+  ].filter(Boolean);
+  return parts.join('; ') || 'all machines of the tier';
+}
+
+function rolloutFields(r: Rollout): string {
+  const c = r.counters;
+  return fields([
+    ['id', r.id],
+    ['release', `${r.releaseName} (${r.releaseId})`],
+    ['tier', r.tier],
+    ['selector', describeSelector(r.selector)],
+    ['state', r.haltReason ? `${r.state}: ${r.haltReason}` : r.state],
+    ['stages', r.stages.map((s, i) => `${i === r.currentStage ? '[' : ''}${s.percent}%${i === r.currentStage ? ']' : ''}`).join(' → ')],
+    ['offered', `${r.percent}% of the tier`],
+    ['stage since', when(r.stageStartedAt)],
+    ['next stage', when(r.nextStageAt)],
+    ['reports', `applied ${c.applied}, failed ${c.failed}, reverted ${c.reverted}, revert-failed ${c.revertFailed}`],
+    ['failure rate', `${(r.failureRate * 100).toFixed(1)}% (halts above ${r.failureThreshold.maxFailureRate * 100}% after ${r.failureThreshold.minReports} reports)`],
+    ['created', `${when(r.createdAt)} by ${r.createdBy}`],
+  ]);
+}
+
+function rolloutTable(rollouts: readonly Rollout[]): string {
+  return table(
+    ['ID', 'RELEASE', 'TIER', 'STATE', 'STAGE', 'PERCENT', 'APPLIED', 'FAILED', 'NEXT STAGE'],
+    rollouts.map((r) => [
+      r.id,
+      r.releaseName,
+      r.tier,
+      r.state,
+      `${r.currentStage + 1}/${r.stages.length}`,
+      `${r.percent}%`,
+      r.counters.applied,
+      r.counters.failed,
+      when(r.nextStageAt),
+    ]),
+  );
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** rollout create/list/show/pause/resume/abort/revert/audit/why. */
+export function registerRolloutCommands(admin: Command, contextOf: ContextOf): void {
+  const rollout = admin.command('rollout').description('staged rollouts of a release to a tier');
+  rollout
+    .command('create')
+    .description('start a staged rollout of a release to a tier')
+    .argument('<release>', 'id (sha256), a unique prefix of it, or the patch name')
+    .requiredOption('--tier <tier>', 'the tier to roll out to')
+    .option('--stages <percents>', 'percent of machines per stage, increasing', '1,10,50,100')
+    .option('--stage-min-minutes <n>', 'minimum time each stage lasts before the next starts', '60')
+    .option('--failure-threshold <rate>', 'halt when the failure rate exceeds this (0-1; server default 0.05)')
+    .option('--min-reports <n>', 'only judge the failure rate after this many reports (server default 10)')
+    .option('--tag <tag>', 'only machines with this tag (k=v or a word); repeat for more', collect, [])
+    .option('--arch <arch>', 'only this architecture (x86_64, aarch64); repeat or comma-separate', collect, [])
+    .option('--os <id>', 'only this OS id (e.g. vincent, debian); repeat or comma-separate', collect, [])
+    .action(async (ref: string, o: CreateOptions, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const id = await resolveRelease(ctx.client, ref);
+      const created = await ctx.client.post<Rollout>('/v1/rollouts', rolloutBody(id, o));
+      printResult(ctx, created, () => `rollout ${created.id} started\n${rolloutFields(created)}`);
+    });
+  rollout
+    .command('list', { isDefault: true })
+    .description('list rollouts with their progress')
+    .option('--state <state>', 'only this state (active, paused, halted, aborted, completed, reverted)')
+    .option('--tier <tier>', 'only this tier')
+    .option('--release <release>', 'only this release (id, prefix or name)')
+    .action(async (o: { state?: string; tier?: string; release?: string }, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const releaseId = o.release ? await resolveRelease(ctx.client, o.release) : undefined;
+      const answer = await ctx.client.get<{ rollouts: Rollout[] }>('/v1/rollouts', { state: o.state, tier: o.tier, releaseId });
+      printResult(ctx, answer, () => rolloutTable(answer.rollouts));
+    });
+  rollout
+    .command('show')
+    .description('show a rollout: stage, percent, counters, failure rate, next stage time')
+    .argument('<id>', 'rollout id')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const r = await ctx.client.get<Rollout>(`/v1/rollouts/${encodeURIComponent(id)}`);
+      printResult(ctx, r, () => rolloutFields(r));
+    });
+  const actions = {
+    pause: 'pause a rollout: no new machine is offered the release',
+    resume: 'resume a paused rollout',
+    abort: 'abort a rollout: it offers nothing more; installed machines keep the release',
+    revert: 'revert a rollout: machines that have the release take it back at their next poll',
+  } as const;
+  for (const [action, description] of Object.entries(actions)) {
+    rollout
+      .command(action)
+      .description(description)
+      .argument('<id>', 'rollout id')
+      .option('--reason <text>', 'why (kept in the audit log)')
+      .action(async (id: string, o: { reason?: string }, cmd: Command) => {
+        const ctx = contextOf(cmd);
+        const r = await ctx.client.post<Rollout>(
+          `/v1/rollouts/${encodeURIComponent(id)}/${action}`,
+          o.reason ? { reason: o.reason } : {},
+        );
+        printResult(ctx, r, () => `rollout ${r.id} (${r.releaseName} to ${r.tier}) is now ${r.state}`);
+      });
+  }
+  rollout
+    .command('audit')
+    .description('who did what to a rollout, and when (stage changes and halts included)')
+    .argument('<id>', 'rollout id')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const answer = await ctx.client.get<{ entries: AuditEntry[] }>(`/v1/rollouts/${encodeURIComponent(id)}/audit`);
+      printResult(ctx, answer, () =>
+        table(
+          ['AT', 'ACTOR', 'ACTION', 'DETAILS'],
+          answer.entries.map((e) => [e.at, e.actor, e.action, JSON.stringify(e.details)]),
+        ),
+      );
+    });
+  rollout
+    .command('why')
+    .description('why a machine has or has not been offered a release')
+    .argument('<machine>', 'machine id')
+    .argument('<release>', 'id (sha256), a unique prefix of it, or the patch name')
+    .action(async (machine: string, ref: string, _o: unknown, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const release = await resolveRelease(ctx.client, ref);
+      const e = await ctx.client.get<Explanation>(`/v1/machines/${encodeURIComponent(machine)}/explain`, { release });
+      printResult(ctx, e, () =>
+        [
+          `${e.verdict}: ${e.summary}`,
+          `release ${e.releaseName} (${e.releaseId})${e.yanked ? ', yanked' : ''}; on the machine: ${e.installed}`,
+          '',
+          table(
+            ['ROLLOUT', 'STATE', 'TIER', 'OUTCOME', 'RULE', 'REASON'],
+            e.rollouts.map((r) => [r.rolloutId, r.state, r.tier, r.outcome, r.rule, r.reason]),
+          ),
+        ].join('\n'),
+      );
+    });
+}
