@@ -5,6 +5,11 @@ export interface PackageFileInfo {
   arch: string;
 }
 
+export interface InstallOptions {
+  /** Putting a kept package back (undo): files a killed package manager left behind are taken over. */
+  restoring?: boolean;
+}
+
 export interface PackageManager {
   readonly kind: 'pacman' | 'dpkg';
   /** The installed version of a package, or null when it is not installed. */
@@ -19,7 +24,7 @@ export interface PackageManager {
   /** Reads name, version and architecture from a package file. */
   inspectFile(file: string): Promise<PackageFileInfo>;
   /** Installs a package file, allowing a downgrade. */
-  installFile(file: string): Promise<void>;
+  installFile(file: string, options?: InstallOptions): Promise<void>;
   /** Removes an installed package (the undo of installing one that was not there). */
   remove(name: string): Promise<void>;
 }

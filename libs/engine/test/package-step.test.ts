@@ -1,0 +1,352 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { PackageAction } from '@clp/format';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DpkgManager } from '../src/package-managers/dpkg.ts';
+import type { PackageManager } from '../src/package-managers/package-manager.ts';
+import {
+  type PackageStepContext,
+  type PackageUndo,
+  preparePackageStep,
+  undoPackageStep,
+} from '../src/package-managers/package-step.ts';
+import { PacmanManager } from '../src/package-managers/pacman.ts';
+import {
+  hasTool,
+  makeDeb,
+  makeDpkgRoot,
+  makePacmanPackage,
+  makePacmanRoot,
+  type PackageFiles,
+  snapshot,
+  tempDir,
+  truncateTail,
+} from './package-fixtures.ts';
+
+interface Driver {
+  kind: 'pacman' | 'dpkg';
+  tools: string[];
+  makeRoot(): Promise<string>;
+  makePackage(outDir: string, name: string, version: string, files: PackageFiles): Promise<string>;
+  cacheDir(root: string): string;
+  manager(root: string): PackageManager;
+}
+
+const drivers: Driver[] = [
+  {
+    kind: 'pacman',
+    tools: ['pacman', 'bsdtar'],
+    makeRoot: makePacmanRoot,
+    makePackage: (out, name, version, files) =>
+      makePacmanPackage(out, name, version, files, {
+        backup: 'etc/demo.conf' in files ? ['etc/demo.conf'] : [],
+      }),
+    cacheDir: (root) => join(root, 'var/cache/pacman/pkg'),
+    manager: (root) => new PacmanManager(root),
+  },
+  {
+    kind: 'dpkg',
+    tools: ['dpkg', 'dpkg-deb', 'dpkg-query'],
+    makeRoot: makeDpkgRoot,
+    makePackage: (out, name, version, files) =>
+      makeDeb(out, name, version, files, { conffiles: 'etc/demo.conf' in files ? ['/etc/demo.conf'] : [] }),
+    cacheDir: (root) => join(root, 'var/cache/apt/archives'),
+    manager: (root) => new DpkgManager(root),
+  },
+];
+
+const V1: PackageFiles = {
+  'etc/demo.conf': 'conf v1\n',
+  'usr/share/demo/data': { content: 'data v1\n', mode: 0o640 },
+};
+const V2: PackageFiles = {
+  'etc/demo.conf': 'conf v2\n',
+  'usr/share/demo/data': 'data v2\n',
+  'usr/share/demo/only-in-v2': 'new\n',
+};
+
+for (const driver of drivers) {
+  const missing = driver.tools.filter((t) => !hasTool(t));
+  if (missing.length > 0)
+    console.warn(`skipped: needs ${missing.join(', ')} (${driver.kind} package step tests)`);
+
+  describe.skipIf(missing.length > 0)(`package step with ${driver.kind}`, () => {
+    let root: string;
+    let work: string;
+    let patchDir: string;
+    let pm: PackageManager;
+    let v1: string;
+    let v2: string;
+    const logs: string[] = [];
+
+    const ctx = (extra: Partial<PackageStepContext> = {}): PackageStepContext => ({
+      root,
+      stateDir: join(root, 'var/lib/clp'),
+      txDir: join(root, 'var/lib/clp/tx/1'),
+      log: (line) => logs.push(line),
+      patchDir,
+      packageManager: pm,
+      allowIrreversible: false,
+      ...extra,
+    });
+    const action = (version: string, extra: Partial<PackageAction> = {}): PackageAction => ({
+      type: 'package',
+      action: 'set-version',
+      name: 'demo',
+      version,
+      ...extra,
+    });
+    const read = (path: string) => readFile(join(root, path), 'utf8');
+    const toCache = async (file: string) => {
+      await mkdir(driver.cacheDir(root), { recursive: true });
+      await copyFile(file, join(driver.cacheDir(root), file.split('/').pop() as string));
+    };
+
+    beforeEach(async () => {
+      root = await driver.makeRoot();
+      work = await tempDir(`${driver.kind}-work`);
+      patchDir = join(work, 'patch');
+      await mkdir(join(patchDir, 'payload'), { recursive: true });
+      pm = driver.manager(root);
+      v1 = await driver.makePackage(work, 'demo', '1.0-1', V1);
+      v2 = await driver.makePackage(work, 'demo', '2.0-1', V2);
+    });
+    afterEach(async () => {
+      await rm(root, { recursive: true, force: true });
+      await rm(work, { recursive: true, force: true });
+    });
+
+    it('reads name, version and architecture from a package file', async () => {
+      expect(await pm.inspectFile(v2)).toEqual({
+        name: 'demo',
+        version: '2.0-1',
+        arch: driver.kind === 'pacman' ? 'any' : 'all',
+      });
+    });
+
+    it('set-version installs v2 over v1, and undo brings v1 back in files and database', async () => {
+      await toCache(v1);
+      await pm.installFile(v1);
+      await copyFile(v2, join(patchDir, 'payload/demo-v2'));
+      const step = await preparePackageStep(action('2.0-1', { source: 'payload/demo-v2' }), ctx());
+      const undo = step.record.undo as unknown as PackageUndo;
+      expect(undo).toMatchObject({
+        action: 'install',
+        fromVersion: '1.0-1',
+        toVersion: '2.0-1',
+        origin: 'patch',
+        packageManager: driver.kind,
+      });
+      expect(undo.keptFile?.startsWith(join(root, 'var/lib/clp/tx/1'))).toBe(true);
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+
+      await step.run();
+      expect(await pm.installedVersion('demo')).toBe('2.0-1');
+      expect(await read('etc/demo.conf')).toBe('conf v2\n');
+      expect(await read('usr/share/demo/only-in-v2')).toBe('new\n');
+
+      await undoPackageStep(step.record, ctx());
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      expect(await read('etc/demo.conf')).toBe('conf v1\n');
+      expect(await read('usr/share/demo/data')).toBe('data v1\n');
+      expect((await stat(join(root, 'usr/share/demo/data'))).mode & 0o777).toBe(0o640);
+      await expect(stat(join(root, 'usr/share/demo/only-in-v2'))).rejects.toThrow();
+    });
+
+    it('undo is idempotent: running it twice leaves v1 installed', async () => {
+      await toCache(v1);
+      await pm.installFile(v1);
+      await copyFile(v2, join(patchDir, 'payload/demo-v2'));
+      const step = await preparePackageStep(action('2.0-1', { source: 'payload/demo-v2' }), ctx());
+      await step.run();
+      await undoPackageStep(step.record, ctx());
+      const before = await snapshot(root, ['etc', 'usr']);
+      await undoPackageStep(step.record, ctx());
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      expect(await snapshot(root, ['etc', 'usr'])).toEqual(before);
+    });
+
+    it('undo works from the record alone, with a new package manager object', async () => {
+      await toCache(v1);
+      await pm.installFile(v1);
+      await copyFile(v2, join(patchDir, 'payload/demo-v2'));
+      const step = await preparePackageStep(action('2.0-1', { source: 'payload/demo-v2' }), ctx());
+      await step.run();
+      const record = JSON.parse(JSON.stringify(step.record));
+      await undoPackageStep(record, {
+        root,
+        stateDir: join(root, 'var/lib/clp'),
+        txDir: join(root, 'var/lib/clp/tx/1'),
+        log: () => {},
+      });
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+    });
+
+    it('downgrades from the package cache when the patch carries no file', async () => {
+      await toCache(v1);
+      await toCache(v2);
+      await pm.installFile(v2);
+      const step = await preparePackageStep(action('1.0-1'), ctx());
+      expect(step.record.undo).toMatchObject({ origin: 'cache', action: 'install', fromVersion: '2.0-1' });
+      await step.run();
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      expect(await read('etc/demo.conf')).toBe('conf v1\n');
+      await undoPackageStep(step.record, ctx());
+      expect(await pm.installedVersion('demo')).toBe('2.0-1');
+    });
+
+    it('a package that was not installed is removed again by undo', async () => {
+      await copyFile(v1, join(patchDir, 'payload/demo'));
+      const step = await preparePackageStep(action('1.0-1', { source: 'payload/demo' }), ctx());
+      expect(step.record.undo).toMatchObject({ action: 'remove', fromVersion: null });
+      await step.run();
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      await undoPackageStep(step.record, ctx());
+      expect(await pm.installedVersion('demo')).toBeNull();
+      await expect(stat(join(root, 'usr/share/demo/data'))).rejects.toThrow();
+    });
+
+    it('a package already at the wanted version is a step that changes nothing', async () => {
+      await pm.installFile(v1);
+      await toCache(v1);
+      const step = await preparePackageStep(action('1.0-1'), ctx());
+      expect(step.record.undo).toMatchObject({ action: 'none' });
+      const before = await snapshot(root, ['etc', 'usr', 'var/lib']);
+      await step.run();
+      await undoPackageStep(step.record, ctx());
+      expect(await snapshot(root, ['etc', 'usr', 'var/lib'])).toEqual(before);
+    });
+
+    it('refuses a package file whose version differs from the action', async () => {
+      await copyFile(v2, join(patchDir, 'payload/demo'));
+      const error = await preparePackageStep(action('3.0-1', { source: 'payload/demo' }), ctx()).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_MISMATCH' });
+    });
+
+    it('says when no package file can be found anywhere', async () => {
+      const error = await preparePackageStep(action('9.9-1'), ctx()).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_NOT_FOUND' });
+    });
+
+    it('a corrupt package file fails with the tool named and its stderr, and leaves the root as it was', async () => {
+      await toCache(v1);
+      await pm.installFile(v1);
+      const corrupt = join(patchDir, 'payload/demo-v2');
+      await copyFile(v2, corrupt);
+      await truncateTail(corrupt, 40);
+      const before = await snapshot(root, ['etc', 'usr']);
+      // Depending on where the damage is, the tool notices it while reading the header (prepare) or while installing (run).
+      const error = await preparePackageStep(action('2.0-1', { source: 'payload/demo-v2' }), ctx())
+        .then(async (step) => {
+          const failed = await step.run().catch((e: unknown) => e);
+          await undoPackageStep(step.record, ctx());
+          return failed;
+        })
+        .catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_MANAGER_FAILED' });
+      const details = (error as { details: { tool: string; stderrTail: string } }).details;
+      expect(['pacman', 'bsdtar', 'dpkg', 'dpkg-deb']).toContain(details.tool);
+      expect(details.stderrTail).not.toBe('');
+      expect((error as Error).message).toContain(details.tool);
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      expect(await snapshot(root, ['etc', 'usr'])).toEqual(before);
+    });
+
+    it('a package manager refusing the install (file owned by another package) is rolled back by undo', async () => {
+      await toCache(v1);
+      await pm.installFile(v1);
+      await pm.installFile(
+        await driver.makePackage(work, 'other', '1.0-1', { 'usr/share/demo/only-in-v2': 'owned by other\n' }),
+      );
+      await copyFile(v2, join(patchDir, 'payload/demo-v2'));
+      const before = await snapshot(root, ['etc', 'usr']);
+      const step = await preparePackageStep(action('2.0-1', { source: 'payload/demo-v2' }), ctx());
+      const error = await step.run().catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_MANAGER_FAILED', details: { tool: driver.kind } });
+      expect((error as Error).message).toMatch(/only-in-v2/);
+      await undoPackageStep(step.record, ctx());
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      expect(await pm.installedVersion('other')).toBe('1.0-1');
+      expect(await snapshot(root, ['etc', 'usr'])).toEqual(before);
+    });
+
+    it('refuses a package file in the patch whose sha256 differs from the action', async () => {
+      await copyFile(v2, join(patchDir, 'payload/demo'));
+      const error = await preparePackageStep(
+        action('2.0-1', { source: 'payload/demo', sha256: 'a'.repeat(64) }),
+        ctx(),
+      ).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_HASH_MISMATCH' });
+    });
+
+    describe('from a URL', () => {
+      let server: Server;
+      let base: string;
+      let requests = 0;
+      beforeEach(async () => {
+        requests = 0;
+        server = createServer((req, res) => {
+          requests++;
+          if (req.url === '/demo-2.0-1') createReadStream(v2).pipe(res);
+          else if (req.url === '/flaky' && requests === 1) res.writeHead(503).end();
+          else if (req.url === '/flaky') createReadStream(v2).pipe(res);
+          else res.writeHead(404).end();
+        });
+        await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+        base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      });
+      afterEach(async () => {
+        await new Promise((r) => server.close(r));
+      });
+
+      it('downloads the package file, checks its sha256 and installs it', async () => {
+        const sha256 = createHash('sha256')
+          .update(await readFile(v2))
+          .digest('hex');
+        const step = await preparePackageStep(action('2.0-1', { url: `${base}/demo-2.0-1`, sha256 }), ctx());
+        expect(step.record.undo).toMatchObject({ origin: 'url', action: 'remove' });
+        await step.run();
+        expect(await pm.installedVersion('demo')).toBe('2.0-1');
+      });
+
+      it('tries again after a 5xx answer', async () => {
+        const sha256 = createHash('sha256')
+          .update(await readFile(v2))
+          .digest('hex');
+        const step = await preparePackageStep(action('2.0-1', { url: `${base}/flaky`, sha256 }), ctx());
+        expect(requests).toBe(2);
+        expect(step.record.undo).toMatchObject({ origin: 'url' });
+      });
+
+      it('refuses a download whose sha256 differs, and one with no sha256 at all', async () => {
+        const wrong = await preparePackageStep(
+          action('2.0-1', { url: `${base}/demo-2.0-1`, sha256: 'b'.repeat(64) }),
+          ctx(),
+        ).catch((e: unknown) => e);
+        expect(wrong).toMatchObject({ code: 'CLP_E_PACKAGE_HASH_MISMATCH' });
+        const unverified = await preparePackageStep(
+          action('2.0-1', { url: `${base}/demo-2.0-1` }),
+          ctx(),
+        ).catch((e: unknown) => e);
+        expect(unverified).toMatchObject({ code: 'CLP_E_PACKAGE_HASH_MISMATCH' });
+        expect(await pm.installedVersion('demo')).toBeNull();
+      });
+
+      it('says which URL could not be downloaded', async () => {
+        const error = await preparePackageStep(
+          action('2.0-1', { url: `${base}/missing`, sha256: 'c'.repeat(64) }),
+          ctx(),
+        ).catch((e: unknown) => e);
+        expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_DOWNLOAD_FAILED' });
+        expect((error as Error).message).toContain(`${base}/missing`);
+        expect((error as Error).message).toContain('404');
+      });
+    });
+  });
+}
