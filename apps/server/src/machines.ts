@@ -2,6 +2,7 @@ import { type InstalledPatchRecord, machines, reports, rollouts } from '@clp/db'
 import { and, asc, desc, eq, type SQL, sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import type { AppContext, MachineRow } from './context.ts';
+import { judgeCutoff, parseCutoff } from './cutoff.ts';
 import { ServerError } from './errors.ts';
 import { decide, type PollMachine, type RolloutView } from './poll.ts';
 import { findRelease } from './releases.ts';
@@ -80,6 +81,7 @@ export async function explain(
   ctx: AppContext,
   machineId: string,
   releaseId: string,
+  cutoffSetting?: string,
 ): Promise<z.infer<typeof Explanation>> {
   const machine = await findMachine(ctx, machineId);
   const release = await findRelease(ctx, releaseId);
@@ -129,13 +131,21 @@ export async function explain(
       ...(d.percent !== undefined ? { percent: d.percent } : {}),
     };
   });
-  const verdict = decisions.some((d) => d.outcome === 'apply')
-    ? 'offered'
+  const parsedCutoff = cutoffSetting === undefined ? undefined : parseCutoff(cutoffSetting);
+  const cutoff =
+    parsedCutoff === undefined ? null : judgeCutoff(parsedCutoff, release.uploadedAt, ctx.clock.now());
+  const offered = decisions.some((d) => d.outcome === 'apply');
+  const verdict = offered
+    ? cutoff?.held
+      ? 'held'
+      : 'offered'
     : decisions.some((d) => d.outcome === 'revert')
       ? 'revert'
       : 'not-offered';
   let summary: string;
   if (verdict === 'offered') summary = `offered: ${decisions.find((d) => d.outcome === 'apply')!.reason}`;
+  else if (verdict === 'held')
+    summary = `offered by the server, but held back by the machine's cut-off: ${cutoff!.reason}`;
   else if (verdict === 'revert')
     summary = `to be reverted: ${decisions.find((d) => d.outcome === 'revert')!.reason}`;
   else if (decisions.length === 0)
@@ -152,6 +162,8 @@ export async function explain(
     installed: mine ? mine.state : 'no',
     verdict,
     summary,
+    releasedAt: release.uploadedAt.toISOString(),
+    cutoff,
     rollouts: decisions,
   };
 }

@@ -21,6 +21,12 @@ export class RateLimiter {
     return this.#entry(key, now).count >= this.limit;
   }
 
+  /** Forgets one key, or every key (an operator lifting a block; tests). */
+  reset(key?: string): void {
+    if (key === undefined) this.#hits.clear();
+    else this.#hits.delete(key);
+  }
+
   /** Seconds until the key's window resets. */
   retryAfter(key: string, now = Date.now()): number {
     const entry = this.#hits.get(key);

@@ -460,12 +460,14 @@ export const ROUTES: readonly Route[] = [
     method: 'GET',
     path: '/v1/machines/:id/explain',
     summary:
-      'Why a machine has or has not been offered a release: tier, selector, cohort and stage, state, yanked',
+      "Why a machine has or has not been offered a release: tier, selector, cohort and stage, halted or paused, yanked, and the machine's cut-off (query cutoff)",
     access: admin(ROLES.read),
     params: IdParam,
     query: ExplainQuery,
     response: Explanation,
-    handle: async (ctx, { params, query }) => ({ body: await explain(ctx, params.id, query.release) }),
+    handle: async (ctx, { params, query }) => ({
+      body: await explain(ctx, params.id, query.release, query.cutoff),
+    }),
   }),
   route({
     id: 'revokeMachine',

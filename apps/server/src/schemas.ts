@@ -1,5 +1,6 @@
 import { ADMIN_ROLES } from '@clp/db';
 import { z } from 'zod';
+import { parseCutoff } from './cutoff.ts';
 
 /** Request and response bodies of the admin API. The agent API lives in @clp/protocol. */
 
@@ -204,6 +205,12 @@ export const MachineListQuery = z.object({
 });
 export const ExplainQuery = z.object({
   release: z.string().regex(/^[0-9a-f]{64}$/, 'a release id (sha256)'),
+  /** The machine's cut-off setting (the agent applies it): none, 7d, or a date. */
+  cutoff: z
+    .string()
+    .max(40)
+    .refine((v) => parseCutoff(v) !== undefined, 'none, a delay in days (7d) or a date (2026-01-31)')
+    .optional(),
 });
 export const Explanation = z.object({
   machineId: z.string(),
@@ -211,8 +218,18 @@ export const Explanation = z.object({
   releaseName: z.string(),
   yanked: z.boolean(),
   installed: z.enum(['installed', 'failed', 'no']),
-  verdict: z.enum(['offered', 'revert', 'not-offered']),
+  /** held: the server offers it, but the machine's cut-off (query `cutoff`) keeps it back for now. */
+  verdict: z.enum(['offered', 'held', 'revert', 'not-offered']),
   summary: z.string(),
+  releasedAt: z.string(),
+  cutoff: z
+    .object({
+      setting: z.string(),
+      held: z.boolean(),
+      appliesFrom: z.string().nullable(),
+      reason: z.string(),
+    })
+    .nullable(),
   rollouts: z.array(
     z.object({
       rolloutId: z.string(),

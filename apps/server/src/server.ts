@@ -26,6 +26,8 @@ export interface ServerDeps {
   inspect?: ReleaseInspector;
   /** An already opened database (tests share one); it is not closed by close(). */
   database?: DatabaseHandle;
+  /** Where the JSON log lines go (default: stdout). */
+  logStream?: { write(line: string): unknown };
 }
 
 export interface ClpServer {
@@ -71,7 +73,10 @@ async function bootstrapAdmin(ctx: AppContext): Promise<string | undefined> {
 /** Builds the whole server (database opened and migrated) without listening yet. */
 export async function createServer(config: ServerConfig, deps: ServerDeps = {}): Promise<ClpServer> {
   const clock = deps.clock ?? systemClock;
-  const log = pino({ level: config.logLevel, base: { service: 'clp-server' } });
+  const log = pino(
+    { level: config.logLevel, base: { service: 'clp-server' }, timestamp: pino.stdTimeFunctions.isoTime },
+    deps.logStream ?? process.stdout,
+  );
   const database =
     deps.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir }));
   await migrate(database);
@@ -110,6 +115,8 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       metrics.duration.observe({ method: req.method, route }, seconds);
       if (res.statusCode >= 500)
         log.error({ method: req.method, url: req.originalUrl, status: res.statusCode }, 'request failed');
+      else if (res.statusCode === 401 || res.statusCode === 403 || res.statusCode === 429)
+        log.warn({ method: req.method, route, status: res.statusCode, ip: req.ip }, 'request refused');
       else
         log.debug(
           { method: req.method, route, status: res.statusCode, ms: Math.round(seconds * 1000) },

@@ -96,6 +96,7 @@ export async function start(
     clock?: Clock;
     inspect?: ReleaseInspector;
     config?: Partial<ServerConfig>;
+    logStream?: { write(line: string): unknown };
   } = {},
 ): Promise<Running> {
   const dataDir = await mkdtemp(join(tmpdir(), 'clp-server-'));
@@ -111,6 +112,7 @@ export async function start(
     database: db.handle,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.inspect ? { inspect: options.inspect } : {}),
+    ...(options.logStream ? { logStream: options.logStream } : {}),
   });
   const { url } = await server.listen(0, '127.0.0.1');
   const admin = server.generatedAdminToken!;
