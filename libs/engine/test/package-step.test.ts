@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -284,6 +284,40 @@ for (const driver of drivers) {
       ).catch((e: unknown) => e);
       expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_HASH_MISMATCH' });
     });
+
+    it('keeps the previous version even when the cache has no file of it, or refuses unless allowed', async () => {
+      await pm.installFile(v1);
+      await copyFile(v2, join(patchDir, 'payload/demo-v2'));
+      const act = action('2.0-1', { source: 'payload/demo-v2' });
+      if (driver.kind === 'dpkg') {
+        // dpkg's database has everything needed to rebuild the installed package, as dpkg-repack does.
+        const step = await preparePackageStep(act, ctx());
+        expect(step.record.undo).toMatchObject({ action: 'install', fromVersion: '1.0-1' });
+        await step.run();
+        await undoPackageStep(step.record, ctx());
+        expect(await pm.installedVersion('demo')).toBe('1.0-1');
+        expect(await read('usr/share/demo/data')).toBe('data v1\n');
+        expect((await stat(join(root, 'usr/share/demo/data'))).mode & 0o777).toBe(0o640);
+        return;
+      }
+      const refused = await preparePackageStep(act, ctx()).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'CLP_E_PACKAGE_IRREVERSIBLE' });
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      const step = await preparePackageStep(act, ctx({ allowIrreversible: true }));
+      expect(step.record.undo).toMatchObject({ action: 'irreversible', keptFile: null });
+      await step.run();
+      expect(await pm.installedVersion('demo')).toBe('2.0-1');
+      const error = await undoPackageStep(step.record, ctx()).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_IRREVERSIBLE' });
+    });
+
+    if (driver.kind === 'pacman') {
+      it('a database lock left by a killed pacman is cleared, not waited on forever', async () => {
+        await writeFile(join(root, 'var/lib/pacman/db.lck'), '');
+        await pm.installFile(v1);
+        expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      });
+    }
 
     describe('from a URL', () => {
       let server: Server;
