@@ -1,0 +1,148 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { NODE, SERVER } from './paths.ts';
+
+export interface CallResult {
+  status: number;
+  body: any;
+}
+
+/** The real server bundle running as its own process. */
+export interface ServerProcess {
+  url: string;
+  /** The admin token given to the server at start (CLP_BOOTSTRAP_TOKEN). */
+  admin: string;
+  database: 'postgres' | 'pglite';
+  /** Folder of trusted release keys (CLP_TRUSTED_KEYS): put *.pub here before uploading. */
+  keysDir: string;
+  /** Everything the process printed, for failure messages. */
+  output(): string;
+  call(method: string, path: string, options?: { json?: unknown; body?: Buffer; token?: string }): Promise<CallResult>;
+  stop(): Promise<void>;
+}
+
+/** Creates clp_e2e_<random> on the server DATABASE_URL points at; drop() removes it. */
+async function freshDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `clp_e2e_${randomBytes(6).toString('hex')}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const client = postgres(adminUrl, { max: 1, onnotice: () => {} });
+      try {
+        await client.unsafe(`drop database if exists ${name} with (force)`);
+      } finally {
+        await client.end({ timeout: 5 });
+      }
+    },
+  };
+}
+
+function waitForUrl(child: ChildProcess, output: () => string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`the server did not say where it listens within ${timeoutMs} ms:\n${output()}`));
+    }, timeoutMs);
+    const onData = () => {
+      const m = /listening on (http:\/\/\S+)/.exec(output());
+      if (m) {
+        cleanup();
+        resolve(m[1]!);
+      }
+    };
+    const onExit = (code: number | null) => {
+      cleanup();
+      reject(new Error(`the server exited with code ${code} before listening:\n${output()}`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      child.stdout?.off('data', onData);
+      child.off('exit', onExit);
+    };
+    child.stdout?.on('data', onData);
+    child.on('exit', onExit);
+  });
+}
+
+/**
+ * Starts apps/server/dist/server.mjs on a free port: on a fresh PostgreSQL database when
+ * DATABASE_URL is set, else on PGlite in a temporary data folder.
+ */
+export async function startServerProcess(): Promise<ServerProcess> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'clp-e2e-server-'));
+  const keysDir = join(dataDir, 'keys');
+  await mkdir(keysDir, { recursive: true });
+  const admin = `clp_adm_e2e${randomBytes(16).toString('hex')}`;
+  const adminUrl = process.env.DATABASE_URL;
+  const db = adminUrl ? await freshDatabase(adminUrl) : undefined;
+  if (!db) console.warn('end-to-end server runs on PGlite: DATABASE_URL not set');
+  const child = spawn(NODE, [SERVER], {
+    env: {
+      ...process.env,
+      PORT: '0',
+      CLP_DATA_DIR: dataDir,
+      CLP_TRUSTED_KEYS: keysDir,
+      CLP_BOOTSTRAP_TOKEN: admin,
+      CLP_LOG_LEVEL: 'warn',
+      DATABASE_URL: db?.url ?? '',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
+  const output = () => out;
+  let url: string;
+  try {
+    url = await waitForUrl(child, output, 60_000);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await db?.drop();
+    throw error;
+  }
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    url,
+    admin,
+    database: db ? 'postgres' : 'pglite',
+    keysDir,
+    output,
+    async call(method, path, o = {}) {
+      const headers: Record<string, string> = { authorization: `Bearer ${o.token ?? admin}` };
+      let body: string | Buffer | undefined = o.body;
+      if (o.json !== undefined) {
+        headers['content-type'] = 'application/json';
+        body = JSON.stringify(o.json);
+      } else if (o.body !== undefined) {
+        headers['content-type'] = 'application/octet-stream';
+      }
+      const res = await fetch(url + path, { method, headers, body: body as RequestInit['body'] });
+      const text = await res.text();
+      let parsed: unknown = text;
+      if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
+      return { status: res.status, body: parsed };
+    },
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+        await exited;
+        clearTimeout(killer);
+      }
+      await db?.drop();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
