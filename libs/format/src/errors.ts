@@ -8,7 +8,11 @@ export class ClpError<C extends string = string> extends Error {
   /** Extra facts for --json output and logs (entry name, expected hash, …). */
   declare readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(code: C, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: C,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ClpError';
     this.code = code;
@@ -48,7 +52,11 @@ export const FORMAT_ERROR_CODES = [
 export type FormatErrorCode = (typeof FORMAT_ERROR_CODES)[number];
 
 export class FormatError extends ClpError<FormatErrorCode> {
-  constructor(code: FormatErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    code: FormatErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(code, message, options);
     this.name = 'FormatError';
   }
@@ -58,7 +66,7 @@ export class FormatError extends ClpError<FormatErrorCode> {
 export function isClpError(error: unknown): error is ClpError {
   return (
     error instanceof Error &&
-    typeof (error as { code?: unknown }).code === 'string' &&
-    (error as { code: string }).code.startsWith('CLP_E_')
+    typeof (error as unknown as { code?: unknown }).code === 'string' &&
+    (error as unknown as { code: string }).code.startsWith('CLP_E_')
   );
 }

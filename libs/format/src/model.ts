@@ -13,12 +13,22 @@ const targetPath = z
   .string()
   .regex(/^\/[^\0]*$/, 'must be an absolute path')
   .refine((p) => p === '/' || !p.endsWith('/'), 'must not end with /')
-  .refine((p) => !p.split('/').slice(1).some((s) => s === '' || s === '.' || s === '..'), 'must be normalised (no //, . or ..)');
+  .refine(
+    (p) =>
+      !p
+        .split('/')
+        .slice(1)
+        .some((s) => s === '' || s === '.' || s === '..'),
+    'must be normalised (no //, . or ..)',
+  );
 /** A path inside the archive: relative, normalised. */
 const entryPath = z
   .string()
   .min(1)
-  .refine((p) => !p.startsWith('/') && !p.split('/').some((s) => s === '' || s === '.' || s === '..'), 'must be a relative path inside the patch');
+  .refine(
+    (p) => !p.startsWith('/') && !p.split('/').some((s) => s === '' || s === '.' || s === '..'),
+    'must be a relative path inside the patch',
+  );
 
 export const FileAction = z.object({
   type: z.literal('file'),

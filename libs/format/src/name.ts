@@ -27,15 +27,23 @@ export function parsePatchName(name: string): PatchName {
   const day = Number(dd);
   const probe = new Date(Date.UTC(year, month - 1, day));
   if (probe.getUTCFullYear() !== year || probe.getUTCMonth() !== month - 1 || probe.getUTCDate() !== day) {
-    throw new FormatError('CLP_E_BAD_NAME', `patch name "${name}" has no valid date in its last six digits (YYMMDD)`, {
-      details: { name },
-    });
+    throw new FormatError(
+      'CLP_E_BAD_NAME',
+      `patch name "${name}" has no valid date in its last six digits (YYMMDD)`,
+      {
+        details: { name },
+      },
+    );
   }
   const revision = rev === '' ? 1 : Number(rev);
   if (!Number.isSafeInteger(revision) || revision < 1) {
-    throw new FormatError('CLP_E_BAD_NAME', `patch name "${name}" has revision ${rev}; revisions start at 1`, {
-      details: { name },
-    });
+    throw new FormatError(
+      'CLP_E_BAD_NAME',
+      `patch name "${name}" has revision ${rev}; revisions start at 1`,
+      {
+        details: { name },
+      },
+    );
   }
   return { name, revision, date: `${year}-${mm}-${dd}`, dateCode: `${yy}${mm}${dd}` };
 }

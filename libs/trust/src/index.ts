@@ -19,6 +19,7 @@ export {
   parseManifest,
   SIGNATURE_ENTRY,
 } from './manifest.ts';
+export { type SignResult, signPatch } from './sign-patch.ts';
 export {
   createSignature,
   MAX_SIGNATURE_BYTES,

@@ -1,0 +1,276 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, open as openFile, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ArchiveBackend, RawEntry } from './backend.ts';
+import { type EntryDigest, EntryGuard } from './entry-guard.ts';
+import { ClpError, FormatError, isClpError } from './errors.ts';
+import { type ArchiveLimits, resolveLimits } from './limits.ts';
+import type { PatchMeta } from './model.ts';
+import { PKGINFO_ENTRY, readPatchMeta } from './read-patch-meta.ts';
+import { openTarGz } from './tar-backend.ts';
+import { openZip } from './zip-backend.ts';
+
+export interface PatchEntry {
+  readonly name: string;
+  readonly size: number;
+  readonly compressedSize: number;
+  readonly mode: number;
+}
+
+export interface ExtractOptions {
+  /** Extract only the entries this returns true for (default: all). */
+  only?: (name: string) => boolean;
+  /** Each extracted entry must match its digest here, checked while it streams; others are refused. */
+  expected?: ReadonlyMap<string, EntryDigest>;
+}
+
+/** An opened, checked .clp: every entry name and size obeys the limits and PKGINFO.meta is valid. */
+export interface PatchArchive {
+  readonly file: string;
+  readonly kind: 'zip' | 'tar.gz';
+  readonly meta: PatchMeta;
+  /** File entries (folders are implied by the names), in archive order. */
+  readonly entries: readonly PatchEntry[];
+  has(name: string): boolean;
+  readEntry(name: string, maxBytes: number): Promise<Buffer>;
+  /** The entry's bytes, checked (size, CRC) as they stream: the stream errors with a coded error. */
+  openEntryStream(name: string): Promise<Readable>;
+  hashEntries(): Promise<Map<string, EntryDigest>>;
+  extractTo(dir: string, options?: ExtractOptions): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenPatchOptions {
+  limits?: Partial<ArchiveLimits>;
+}
+
+const ZIP_MAGIC = [0x50, 0x4b];
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+/** Opens a .clp (zip, or the historic tar.gz), checking every entry and PKGINFO.meta. */
+export async function openPatch(file: string, options: OpenPatchOptions = {}): Promise<PatchArchive> {
+  const limits = resolveLimits(options.limits);
+  const backend = await openBackend(file, limits);
+  try {
+    const meta = await readMeta(backend, file, limits);
+    return new OpenedPatch(file, backend, meta);
+  } catch (error) {
+    await backend.close();
+    throw error;
+  }
+}
+
+async function openBackend(file: string, limits: ArchiveLimits): Promise<ArchiveBackend> {
+  let head: Buffer;
+  try {
+    const info = await stat(file);
+    if (!info.isFile()) {
+      throw new FormatError(
+        'CLP_E_NOT_AN_ARCHIVE',
+        `${file} is not a regular file; give the path of a .clp file`,
+        {
+          details: { archive: file },
+        },
+      );
+    }
+    const handle = await openFile(file, 'r');
+    try {
+      head = Buffer.alloc(4);
+      await handle.read(head, 0, 4, 0);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if (isClpError(error)) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      throw new ClpError('CLP_E_NOT_FOUND', `${file} does not exist`, { details: { file } });
+    }
+    throw new FormatError('CLP_E_NOT_AN_ARCHIVE', `${file} cannot be read: ${(error as Error).message}`, {
+      cause: error,
+      details: { archive: file },
+    });
+  }
+  if (head[0] === ZIP_MAGIC[0] && head[1] === ZIP_MAGIC[1]) return openZip(file, limits);
+  if (head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1]) return openTarGz(file, limits);
+  throw new FormatError(
+    'CLP_E_NOT_AN_ARCHIVE',
+    `${file} is neither a zip nor a gzip-compressed tar archive; a .clp is a zip made by 'clpctl create'`,
+    { details: { archive: file } },
+  );
+}
+
+async function readMeta(backend: ArchiveBackend, file: string, limits: ArchiveLimits): Promise<PatchMeta> {
+  const entry = backend.entries.find((e) => e.name === PKGINFO_ENTRY);
+  if (!entry) {
+    throw new FormatError(
+      'CLP_E_MISSING_PKGINFO',
+      `${file} has no ${PKGINFO_ENTRY}; every patch needs one at its top level`,
+      {
+        details: { archive: file, entry: PKGINFO_ENTRY },
+      },
+    );
+  }
+  if (entry.size > limits.maxMetaSize) {
+    throw new FormatError(
+      'CLP_E_PKGINFO_TOO_LARGE',
+      `${file}: ${PKGINFO_ENTRY} is ${entry.size} bytes; the limit is ${limits.maxMetaSize}`,
+      { details: { archive: file, entry: PKGINFO_ENTRY, size: entry.size, limit: limits.maxMetaSize } },
+    );
+  }
+  const bytes = await readAll(backend, file, entry);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new FormatError('CLP_E_XML_MALFORMED', `${file}: ${PKGINFO_ENTRY} is not valid UTF-8 text`, {
+      details: { archive: file, entry: PKGINFO_ENTRY },
+    });
+  }
+  return readPatchMeta(
+    text,
+    backend.entries.map((e) => e.name),
+  );
+}
+
+function guardFor(file: string, entry: RawEntry, expected?: EntryDigest): EntryGuard {
+  return new EntryGuard({
+    archive: file,
+    entry: entry.name,
+    declaredSize: entry.size,
+    ...(entry.crc32 === undefined ? {} : { declaredCrc32: entry.crc32 }),
+    ...(expected === undefined ? {} : { expected }),
+  });
+}
+
+async function readAll(backend: ArchiveBackend, file: string, entry: RawEntry): Promise<Buffer> {
+  const guard = guardFor(file, entry);
+  const chunks: Buffer[] = [];
+  guard.on('data', (c: Buffer) => chunks.push(c));
+  await pipeline(await backend.open(entry), guard);
+  return Buffer.concat(chunks);
+}
+
+class OpenedPatch implements PatchArchive {
+  readonly file: string;
+  readonly kind: 'zip' | 'tar.gz';
+  readonly meta: PatchMeta;
+  readonly entries: readonly PatchEntry[];
+  readonly #backend: ArchiveBackend;
+  readonly #byName: ReadonlyMap<string, RawEntry>;
+
+  constructor(file: string, backend: ArchiveBackend, meta: PatchMeta) {
+    this.file = file;
+    this.kind = backend.kind;
+    this.meta = meta;
+    this.#backend = backend;
+    this.entries = backend.entries.map(({ name, size, compressedSize, mode }) => ({
+      name,
+      size,
+      compressedSize,
+      mode,
+    }));
+    this.#byName = new Map(backend.entries.map((e) => [e.name, e]));
+  }
+
+  has(name: string): boolean {
+    return this.#byName.has(name);
+  }
+
+  #entry(name: string): RawEntry {
+    const entry = this.#byName.get(name);
+    if (!entry) {
+      throw new ClpError('CLP_E_NOT_FOUND', `${this.file} has no entry ${name}`, {
+        details: { archive: this.file, entry: name },
+      });
+    }
+    return entry;
+  }
+
+  async readEntry(name: string, maxBytes: number): Promise<Buffer> {
+    const entry = this.#entry(name);
+    if (entry.size > maxBytes) {
+      throw new FormatError(
+        'CLP_E_TOO_LARGE',
+        `${this.file}: entry ${name} is ${entry.size} bytes; at most ${maxBytes} expected`,
+        {
+          details: { archive: this.file, entry: name, size: entry.size, limit: maxBytes },
+        },
+      );
+    }
+    return readAll(this.#backend, this.file, entry);
+  }
+
+  async openEntryStream(name: string): Promise<Readable> {
+    const entry = this.#entry(name);
+    const guard = guardFor(this.file, entry);
+    const source = await this.#backend.open(entry);
+    source.on('error', (error) => guard.destroy(error));
+    guard.on('close', () => {
+      if (!source.destroyed) source.destroy();
+    });
+    return source.pipe(guard);
+  }
+
+  async hashEntries(): Promise<Map<string, EntryDigest>> {
+    const digests = new Map<string, EntryDigest>();
+    await this.#backend.visitEntries(
+      () => true,
+      async (entry, data) => {
+        const guard = guardFor(this.file, entry);
+        guard.resume();
+        await pipeline(data, guard);
+        digests.set(entry.name, guard.digest);
+      },
+    );
+    return digests;
+  }
+
+  async extractTo(dir: string, options: ExtractOptions = {}): Promise<void> {
+    const root = resolve(dir);
+    const only = options.only ?? (() => true);
+    const expected = options.expected;
+    if (expected) {
+      for (const entry of this.#backend.entries) {
+        if (only(entry.name) && !expected.has(entry.name)) {
+          throw new FormatError(
+            'CLP_E_HASH_MISMATCH',
+            `${this.file}: entry ${entry.name} is not in the signed manifest; refusing to extract it`,
+            { details: { archive: this.file, entry: entry.name } },
+          );
+        }
+      }
+    }
+    await mkdir(root, { recursive: true });
+    await this.#backend.visitEntries(
+      (entry) => only(entry.name),
+      async (entry, data) => {
+        const target = join(root, ...entry.name.split('/'));
+        if (!target.startsWith(root + sep)) {
+          throw new FormatError(
+            'CLP_E_PATH_TRAVERSAL',
+            `${this.file}: entry ${entry.name} would land outside ${root}`,
+            {
+              details: { archive: this.file, entry: entry.name },
+            },
+          );
+        }
+        await mkdir(dirname(target), { recursive: true });
+        const guard = guardFor(this.file, entry, expected?.get(entry.name));
+        try {
+          await pipeline(data, guard, createWriteStream(target, { flags: 'wx', mode: entry.mode & 0o755 }));
+        } catch (error) {
+          await rm(target, { force: true });
+          // Filesystem errors (ENOSPC, EACCES, …) keep their errno code: the caller knows the context.
+          throw error;
+        }
+      },
+    );
+  }
+
+  close(): Promise<void> {
+    return this.#backend.close();
+  }
+}

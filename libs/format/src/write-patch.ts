@@ -1,0 +1,71 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import yazl from 'yazl';
+import { checkEntryName, EntryNameSet } from './entry-name.ts';
+import { FormatError } from './errors.ts';
+
+export interface EntrySource {
+  /** The entry name inside the archive ('/'-separated, relative). */
+  name: string;
+  /** Read the bytes from this file (streamed)… */
+  file?: string;
+  /** …or take them from memory. */
+  data?: Buffer;
+  /** Permission bits; default 0644. */
+  mode?: number;
+}
+
+/** A fixed timestamp keeps archives reproducible: the same folder gives the same bytes. */
+const FIXED_MTIME = new Date(Date.UTC(2020, 0, 1));
+const ALREADY_COMPRESSED = /\.(?:zst|gz|xz|bz2|lz4|zip|clp|deb|rpm|jpe?g|png|gif|webp|mp[34]|7z)$/i;
+
+/**
+ * Writes a .clp (zip) from files and buffers, streamed, into a temporary file beside `file` that is
+ * fsynced and renamed over it: a reader never sees half an archive, and `file` may be an input.
+ */
+export async function writePatch(file: string, entries: readonly EntrySource[]): Promise<void> {
+  const names = new EntryNameSet(file);
+  for (const entry of entries) {
+    if (checkEntryName(entry.name, file) !== entry.name) {
+      throw new FormatError(
+        'CLP_E_BAD_PATH',
+        `${file}: entry name ${JSON.stringify(entry.name)} must not end with '/'`,
+        {
+          details: { archive: file, entry: entry.name },
+        },
+      );
+    }
+    names.addFile(entry.name);
+    if ((entry.file === undefined) === (entry.data === undefined)) {
+      throw new TypeError(`writePatch: entry ${entry.name} needs exactly one of file or data`);
+    }
+  }
+  const zip = new yazl.ZipFile();
+  for (const entry of entries) {
+    const options = {
+      mtime: FIXED_MTIME,
+      mode: 0o100000 | ((entry.mode ?? 0o644) & 0o7777),
+      compress: !ALREADY_COMPRESSED.test(entry.name),
+    };
+    if (entry.data !== undefined) zip.addBuffer(entry.data, entry.name, options);
+    else zip.addFile(entry.file!, entry.name, options);
+  }
+  zip.end();
+  const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.part`);
+  try {
+    await pipeline(zip.outputStream, createWriteStream(temp, { flags: 'wx', mode: 0o644 }));
+    const handle = await open(temp, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, file);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}

@@ -1,0 +1,194 @@
+import { PassThrough, type Readable } from 'node:stream';
+import yauzl from 'yauzl';
+import type { ArchiveBackend, RawEntry } from './backend.ts';
+import { checkEntryName, EntryNameSet } from './entry-name.ts';
+import { FormatError, isClpError } from './errors.ts';
+import { checkEntrySize, LimitTally } from './limit-checks.ts';
+import type { ArchiveLimits } from './limits.ts';
+
+const UNIX = 3;
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+const STORED = 0;
+const DEFLATED = 8;
+
+/** Maps yauzl's and zlib's errors to the format's codes; the message keeps their words. */
+export function zipError(error: unknown, archive: string, entry?: string): FormatError {
+  if (error instanceof FormatError) return error;
+  if (isClpError(error)) return error as FormatError;
+  const message = error instanceof Error ? error.message : String(error);
+  const where = entry === undefined ? archive : `${archive}: entry ${entry}`;
+  const details = { archive, ...(entry === undefined ? {} : { entry }) };
+  if (/too many bytes/i.test(message)) {
+    return new FormatError('CLP_E_ZIP_BOMB', `${where} inflates beyond its declared size (${message})`, {
+      cause: error,
+      details,
+    });
+  }
+  if (/EOF|not enough bytes|unexpected end|truncat|beyond|out of range|past the end/i.test(message)) {
+    return new FormatError('CLP_E_TRUNCATED', `${where} is cut short (${message}); download it again`, {
+      cause: error,
+      details,
+    });
+  }
+  if (
+    entry !== undefined ||
+    /invalid (?:stored|distance|code|block)|incorrect|header check|data error/i.test(message)
+  ) {
+    return new FormatError('CLP_E_CORRUPT_ENTRY', `${where} is damaged (${message}); download it again`, {
+      cause: error,
+      details,
+    });
+  }
+  return new FormatError('CLP_E_NOT_AN_ARCHIVE', `${where} is not a readable zip archive (${message})`, {
+    cause: error,
+    details,
+  });
+}
+
+export async function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveBackend> {
+  let zip: yauzl.ZipFile;
+  try {
+    zip = await yauzl.openPromise(file, { autoClose: false, decodeStrings: false, validateEntrySizes: true });
+  } catch (error) {
+    throw zipError(error, file);
+  }
+  try {
+    const entries = await readCentralDirectory(zip, file, limits);
+    return new ZipBackend(zip, file, entries);
+  } catch (error) {
+    zip.close();
+    throw zipError(error, file);
+  }
+}
+
+interface ZipRawEntry extends RawEntry {
+  zipEntry: yauzl.Entry;
+}
+
+async function readCentralDirectory(
+  zip: yauzl.ZipFile,
+  file: string,
+  limits: ArchiveLimits,
+): Promise<ZipRawEntry[]> {
+  if (zip.entryCount > limits.maxEntries) tooMany(file, zip.entryCount, limits);
+  const entries: ZipRawEntry[] = [];
+  const names = new EntryNameSet(file);
+  const tally = new LimitTally(file, limits);
+  let count = 0;
+  for await (const e of zip.eachEntry()) {
+    if (++count > limits.maxEntries) tooMany(file, count, limits);
+    const raw = yauzl.getFileNameLowLevel(e.generalPurposeBitFlag, e.fileNameRaw, e.extraFields, true);
+    const name = checkEntryName(raw, file);
+    const unixMode = e.versionMadeBy >> 8 === UNIX ? e.externalFileAttributes >>> 16 : 0;
+    const type = unixMode & S_IFMT;
+    const details = { archive: file, entry: name };
+    if (type === S_IFLNK) {
+      throw new FormatError(
+        'CLP_E_LINK_ENTRY',
+        `${file}: entry ${name} is a symbolic link; patches carry regular files only`,
+        {
+          details,
+        },
+      );
+    }
+    if (type !== 0 && type !== S_IFREG && type !== S_IFDIR) {
+      throw new FormatError(
+        'CLP_E_SPECIAL_ENTRY',
+        `${file}: entry ${name} is a device, socket or pipe (mode ${type.toString(8)}); patches carry regular files only`,
+        { details },
+      );
+    }
+    if (raw.endsWith('/') || type === S_IFDIR) {
+      names.addFolder(name);
+      continue;
+    }
+    if ((e.generalPurposeBitFlag & 1) !== 0) {
+      throw new FormatError(
+        'CLP_E_ENCRYPTED_ENTRY',
+        `${file}: entry ${name} is encrypted; patches are signed, not encrypted`,
+        {
+          details,
+        },
+      );
+    }
+    if (e.compressionMethod !== STORED && e.compressionMethod !== DEFLATED) {
+      throw new FormatError(
+        'CLP_E_UNSUPPORTED_COMPRESSION',
+        `${file}: entry ${name} uses compression method ${e.compressionMethod}; only stored (0) and deflate (8) are read`,
+        { details: { ...details, method: e.compressionMethod } },
+      );
+    }
+    names.addFile(name);
+    checkEntrySize(file, name, e.uncompressedSize, e.compressedSize, limits);
+    tally.add(name, e.uncompressedSize);
+    entries.push({
+      name,
+      size: e.uncompressedSize,
+      compressedSize: e.compressedSize,
+      mode: (unixMode & 0o7777) === 0 ? 0o644 : unixMode & 0o7777,
+      crc32: e.crc32,
+      zipEntry: e,
+    });
+  }
+  return entries;
+}
+
+function tooMany(file: string, count: number, limits: ArchiveLimits): never {
+  throw new FormatError(
+    'CLP_E_TOO_MANY_ENTRIES',
+    `${file} lists ${count} entries; the limit is ${limits.maxEntries}`,
+    { details: { archive: file, count, limit: limits.maxEntries } },
+  );
+}
+
+class ZipBackend implements ArchiveBackend {
+  readonly kind = 'zip' as const;
+  readonly entries: readonly ZipRawEntry[];
+  readonly #zip: yauzl.ZipFile;
+  readonly #file: string;
+
+  constructor(zip: yauzl.ZipFile, file: string, entries: ZipRawEntry[]) {
+    this.#zip = zip;
+    this.#file = file;
+    this.entries = entries;
+  }
+
+  async open(entry: RawEntry): Promise<Readable> {
+    const zipEntry = (entry as ZipRawEntry).zipEntry;
+    let stream: Readable;
+    try {
+      stream = await this.#zip.openReadStreamPromise(zipEntry);
+    } catch (error) {
+      throw zipError(error, this.#file, entry.name);
+    }
+    return mapStreamErrors(stream, (error) => zipError(error, this.#file, entry.name));
+  }
+
+  async visitEntries(
+    choose: (entry: RawEntry) => boolean,
+    visit: (entry: RawEntry, data: Readable) => Promise<void>,
+  ) {
+    for (const entry of this.entries) {
+      if (choose(entry)) await visit(entry, await this.open(entry));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#zip.isOpen) this.#zip.close();
+  }
+}
+
+/** Passes a stream through, turning its errors into coded ones; destroying it stops the source. */
+export function mapStreamErrors(source: Readable, map: (error: unknown) => Error): Readable {
+  const out = new PassThrough();
+  source.on('error', (error) => out.destroy(map(error)));
+  out.on('close', () => {
+    source.unpipe(out);
+    if (!source.destroyed) source.destroy();
+  });
+  source.pipe(out);
+  return out;
+}
