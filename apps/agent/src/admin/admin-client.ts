@@ -62,7 +62,8 @@ export class AdminClient {
 
   url(path: string, query: Query = {}): string {
     const url = new URL(this.server + path);
-    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(query))
+      if (v !== undefined && v !== '') url.searchParams.set(k, String(v));
     return url.toString();
   }
 
@@ -88,7 +89,9 @@ export class AdminClient {
     try {
       size = (await stat(file)).size;
     } catch (error) {
-      throw new ClpError('CLP_E_NOT_FOUND', `cannot read ${file}: ${(error as Error).message}`, { cause: error });
+      throw new ClpError('CLP_E_NOT_FOUND', `cannot read ${file}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
     return this.#send<T>('POST', this.url(path), {
       body: createReadStream(file),

@@ -104,5 +104,12 @@ export interface Explanation {
   installed: string;
   verdict: string;
   summary: string;
-  rollouts: { rolloutId: string; state: string; tier: string; outcome: string; rule: string; reason: string }[];
+  rollouts: {
+    rolloutId: string;
+    state: string;
+    tier: string;
+    outcome: string;
+    rule: string;
+    reason: string;
+  }[];
 }

@@ -19,7 +19,10 @@ export function parseDuration(text: string, option: string): number {
 export function parseInteger(text: string, option: string, min: number, max: number): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `${option} ${text}: expected a whole number from ${min} to ${max}`);
+    throw new AdminError(
+      'CLP_E_ADMIN_BAD_OPTION',
+      `${option} ${text}: expected a whole number from ${min} to ${max}`,
+    );
   }
   return n;
 }
@@ -28,7 +31,10 @@ export function parseInteger(text: string, option: string, min: number, max: num
 export function parseNumber(text: string, option: string, min: number, max: number): number {
   const n = Number(text);
   if (text.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-    throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `${option} ${text}: expected a number from ${min} to ${max}`);
+    throw new AdminError(
+      'CLP_E_ADMIN_BAD_OPTION',
+      `${option} ${text}: expected a number from ${min} to ${max}`,
+    );
   }
   return n;
 }

@@ -29,7 +29,11 @@ export const ADMIN_ERROR_CODES = [
 export type AdminErrorCode = (typeof ADMIN_ERROR_CODES)[number];
 
 export class AdminError extends ClpError<AdminErrorCode> {
-  constructor(code: AdminErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    code: AdminErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(code, message, options);
     this.name = 'AdminError';
   }

@@ -7,7 +7,9 @@ import { resolveRelease } from './resolve-release.ts';
 import { fields, short, table, when } from './table.ts';
 
 function installedNames(m: Machine): string {
-  return m.installed.map((p) => `${String(p.name)}${p.state === 'failed' ? '(failed)' : ''}`).join(',') || '-';
+  return (
+    m.installed.map((p) => `${String(p.name)}${p.state === 'failed' ? '(failed)' : ''}`).join(',') || '-'
+  );
 }
 
 /** machines, reports, tiers. */
@@ -82,8 +84,14 @@ export function registerFleetCommands(admin: Command, contextOf: ContextOf): voi
     .description('agent reports, newest first')
     .option('--rollout <id>', 'only reports of this rollout')
     .option('--machine <id>', 'only reports of this machine')
-    .option('--status <status>', 'only this status (downloading, applied, failed, reverted, revert-failed, skipped)')
-    .option('--release <release>', 'only this release (id, prefix or name; filtered among the fetched reports)')
+    .option(
+      '--status <status>',
+      'only this status (downloading, applied, failed, reverted, revert-failed, skipped)',
+    )
+    .option(
+      '--release <release>',
+      'only this release (id, prefix or name; filtered among the fetched reports)',
+    )
     .option('--limit <n>', 'fetch at most N reports (1-1000)', '100')
     .action(async (o: Record<string, string | undefined>, cmd: Command) => {
       const ctx = contextOf(cmd);
@@ -98,7 +106,15 @@ export function registerFleetCommands(admin: Command, contextOf: ContextOf): voi
       printResult(ctx, { reports }, () =>
         table(
           ['AT', 'MACHINE', 'RELEASE', 'NAME', 'STATUS', 'ERROR', 'ROLLOUT'],
-          reports.map((r) => [when(r.at), r.machineId, short(r.releaseId), r.name, r.status, r.errorCode, r.rolloutId]),
+          reports.map((r) => [
+            when(r.at),
+            r.machineId,
+            short(r.releaseId),
+            r.name,
+            r.status,
+            r.errorCode,
+            r.rolloutId,
+          ]),
         ),
       );
     });
@@ -144,7 +160,11 @@ export function registerFleetCommands(admin: Command, contextOf: ContextOf): voi
         ...(o.position !== undefined ? { position: parseInteger(o.position, '--position', 0, 1000) } : {}),
         ...(o.description !== undefined ? { description: o.description } : {}),
       });
-      printResult(ctx, t, () => `tier ${t.name}: position ${t.position}, ${t.description || 'no description'}`);
+      printResult(
+        ctx,
+        t,
+        () => `tier ${t.name}: position ${t.position}, ${t.description || 'no description'}`,
+      );
     });
   tiers
     .command('order')
@@ -153,7 +173,10 @@ export function registerFleetCommands(admin: Command, contextOf: ContextOf): voi
     .action(async (names: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
       const answer = await ctx.client.put<{ tiers: Tier[] }>('/v1/tiers/order', {
-        order: names.split(',').map((n) => n.trim()).filter(Boolean),
+        order: names
+          .split(',')
+          .map((n) => n.trim())
+          .filter(Boolean),
       });
       printResult(ctx, answer, () => tierTable(answer.tiers));
     });

@@ -44,27 +44,41 @@ export function registerReleaseCommands(admin: Command, contextOf: ContextOf): v
     .option('--tier <tier>', 'only releases promoted to this tier')
     .option('--yanked <yes|no>', 'only yanked (yes) or not yanked (no) releases')
     .option('--limit <n>', 'at most N releases (1-1000)', '100')
-    .action(async (o: { name?: string; series?: string; tier?: string; yanked?: string; limit: string }, cmd: Command) => {
-      const ctx = contextOf(cmd);
-      let yanked: string | undefined;
-      if (o.yanked !== undefined) {
-        if (!['yes', 'no'].includes(o.yanked)) throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `--yanked ${o.yanked}: expected yes or no`);
-        yanked = o.yanked === 'yes' ? 'true' : 'false';
-      }
-      const answer = await ctx.client.get<{ releases: Release[] }>('/v1/releases', {
-        name: o.name,
-        series: o.series,
-        tier: o.tier,
-        yanked,
-        limit: parseInteger(o.limit, '--limit', 1, 1000),
-      });
-      printResult(ctx, answer, () =>
-        table(
-          ['ID', 'NAME', 'ARCH', 'SIZE', 'UPLOADED', 'TIERS', 'YANKED'],
-          answer.releases.map((r) => [r.id, r.name, r.arch, r.size, when(r.uploadedAt), r.tiers.join(',') || '-', r.yanked ? 'yes' : '']),
-        ),
-      );
-    });
+    .action(
+      async (
+        o: { name?: string; series?: string; tier?: string; yanked?: string; limit: string },
+        cmd: Command,
+      ) => {
+        const ctx = contextOf(cmd);
+        let yanked: string | undefined;
+        if (o.yanked !== undefined) {
+          if (!['yes', 'no'].includes(o.yanked))
+            throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `--yanked ${o.yanked}: expected yes or no`);
+          yanked = o.yanked === 'yes' ? 'true' : 'false';
+        }
+        const answer = await ctx.client.get<{ releases: Release[] }>('/v1/releases', {
+          name: o.name,
+          series: o.series,
+          tier: o.tier,
+          yanked,
+          limit: parseInteger(o.limit, '--limit', 1, 1000),
+        });
+        printResult(ctx, answer, () =>
+          table(
+            ['ID', 'NAME', 'ARCH', 'SIZE', 'UPLOADED', 'TIERS', 'YANKED'],
+            answer.releases.map((r) => [
+              r.id,
+              r.name,
+              r.arch,
+              r.size,
+              when(r.uploadedAt),
+              r.tiers.join(',') || '-',
+              r.yanked ? 'yes' : '',
+            ]),
+          ),
+        );
+      },
+    );
   releases
     .command('show')
     .description('show one release')
@@ -83,7 +97,10 @@ export function registerReleaseCommands(admin: Command, contextOf: ContextOf): v
     .action(async (ref: string, o: { reason?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const id = await resolveRelease(ctx.client, ref);
-      const release = await ctx.client.post<Release>(`/v1/releases/${id}/yank`, o.reason ? { reason: o.reason } : {});
+      const release = await ctx.client.post<Release>(
+        `/v1/releases/${id}/yank`,
+        o.reason ? { reason: o.reason } : {},
+      );
       printResult(ctx, release, () => `yanked ${release.name} (${release.id})`);
     });
 
@@ -106,6 +123,10 @@ export function registerReleaseCommands(admin: Command, contextOf: ContextOf): v
         }
       }
       const release = await ctx.client.post<Release>(`/v1/releases/${id}/promote`, { tier: o.to });
-      printResult(ctx, release, () => `promoted ${release.name} to ${o.to} (now in: ${release.tiers.join(', ')})`);
+      printResult(
+        ctx,
+        release,
+        () => `promoted ${release.name} to ${o.to} (now in: ${release.tiers.join(', ')})`,
+      );
     });
 }

@@ -19,7 +19,10 @@ export async function resolveRelease(client: AdminClient, ref: string): Promise<
   const matches = all.releases.filter((r) => r.id.startsWith(wanted));
   if (matches.length === 1) return matches[0]!.id;
   if (matches.length === 0) {
-    throw new ClpError('CLP_E_NOT_FOUND', `no release id starts with ${ref}; list them with 'clpctl admin releases'`);
+    throw new ClpError(
+      'CLP_E_NOT_FOUND',
+      `no release id starts with ${ref}; list them with 'clpctl admin releases'`,
+    );
   }
   throw new AdminError(
     'CLP_E_ADMIN_AMBIGUOUS',

@@ -24,7 +24,11 @@ interface CreateOptions {
 /** Builds the POST /v1/rollouts body from the command line (checked here so mistakes say which option). */
 export function rolloutBody(releaseId: string, o: CreateOptions): Record<string, unknown> {
   const percents = parseList(o.stages).map((p) => parseNumber(p, '--stages', 0.001, 100));
-  if (percents.length === 0) throw new AdminError('CLP_E_ADMIN_BAD_OPTION', '--stages: give at least one percentage, e.g. 1,10,50,100');
+  if (percents.length === 0)
+    throw new AdminError(
+      'CLP_E_ADMIN_BAD_OPTION',
+      '--stages: give at least one percentage, e.g. 1,10,50,100',
+    );
   if (percents.some((p, i) => i > 0 && p < percents[i - 1]!)) {
     throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `--stages ${o.stages}: percentages must not decrease`);
   }
@@ -49,7 +53,9 @@ export function rolloutBody(releaseId: string, o: CreateOptions): Record<string,
           ? DEFAULT_THRESHOLD.maxFailureRate
           : parseNumber(o.failureThreshold, '--failure-threshold', 0.0001, 1),
       minReports:
-        o.minReports === undefined ? DEFAULT_THRESHOLD.minReports : parseInteger(o.minReports, '--min-reports', 1, 1_000_000),
+        o.minReports === undefined
+          ? DEFAULT_THRESHOLD.minReports
+          : parseInteger(o.minReports, '--min-reports', 1, 1_000_000),
     };
   }
   return body;
@@ -72,12 +78,23 @@ function rolloutFields(r: Rollout): string {
     ['tier', r.tier],
     ['selector', describeSelector(r.selector)],
     ['state', r.haltReason ? `${r.state}: ${r.haltReason}` : r.state],
-    ['stages', r.stages.map((s, i) => `${i === r.currentStage ? '[' : ''}${s.percent}%${i === r.currentStage ? ']' : ''}`).join(' → ')],
+    [
+      'stages',
+      r.stages
+        .map((s, i) => `${i === r.currentStage ? '[' : ''}${s.percent}%${i === r.currentStage ? ']' : ''}`)
+        .join(' → '),
+    ],
     ['offered', `${r.percent}% of the tier`],
     ['stage since', when(r.stageStartedAt)],
     ['next stage', when(r.nextStageAt)],
-    ['reports', `applied ${c.applied}, failed ${c.failed}, reverted ${c.reverted}, revert-failed ${c.revertFailed}`],
-    ['failure rate', `${(r.failureRate * 100).toFixed(1)}% (halts above ${r.failureThreshold.maxFailureRate * 100}% after ${r.failureThreshold.minReports} reports)`],
+    [
+      'reports',
+      `applied ${c.applied}, failed ${c.failed}, reverted ${c.reverted}, revert-failed ${c.revertFailed}`,
+    ],
+    [
+      'failure rate',
+      `${(r.failureRate * 100).toFixed(1)}% (halts above ${r.failureThreshold.maxFailureRate * 100}% after ${r.failureThreshold.minReports} reports)`,
+    ],
     ['created', `${when(r.createdAt)} by ${r.createdBy}`],
   ]);
 }
@@ -111,10 +128,18 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
     .requiredOption('--tier <tier>', 'the tier to roll out to')
     .option('--stages <percents>', 'percent of machines per stage, increasing', '1,10,50,100')
     .option('--stage-min-minutes <n>', 'minimum time each stage lasts before the next starts', '60')
-    .option('--failure-threshold <rate>', 'halt when the failure rate exceeds this (0-1; server default 0.05)')
+    .option(
+      '--failure-threshold <rate>',
+      'halt when the failure rate exceeds this (0-1; server default 0.05)',
+    )
     .option('--min-reports <n>', 'only judge the failure rate after this many reports (server default 10)')
     .option('--tag <tag>', 'only machines with this tag (k=v or a word); repeat for more', collect, [])
-    .option('--arch <arch>', 'only this architecture (x86_64, aarch64); repeat or comma-separate', collect, [])
+    .option(
+      '--arch <arch>',
+      'only this architecture (x86_64, aarch64); repeat or comma-separate',
+      collect,
+      [],
+    )
     .option('--os <id>', 'only this OS id (e.g. vincent, debian); repeat or comma-separate', collect, [])
     .action(async (ref: string, o: CreateOptions, cmd: Command) => {
       const ctx = contextOf(cmd);
@@ -131,7 +156,11 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
     .action(async (o: { state?: string; tier?: string; release?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const releaseId = o.release ? await resolveRelease(ctx.client, o.release) : undefined;
-      const answer = await ctx.client.get<{ rollouts: Rollout[] }>('/v1/rollouts', { state: o.state, tier: o.tier, releaseId });
+      const answer = await ctx.client.get<{ rollouts: Rollout[] }>('/v1/rollouts', {
+        state: o.state,
+        tier: o.tier,
+        releaseId,
+      });
       printResult(ctx, answer, () => rolloutTable(answer.rollouts));
     });
   rollout
@@ -170,7 +199,9 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
     .argument('<id>', 'rollout id')
     .action(async (id: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const answer = await ctx.client.get<{ entries: AuditEntry[] }>(`/v1/rollouts/${encodeURIComponent(id)}/audit`);
+      const answer = await ctx.client.get<{ entries: AuditEntry[] }>(
+        `/v1/rollouts/${encodeURIComponent(id)}/audit`,
+      );
       printResult(ctx, answer, () =>
         table(
           ['AT', 'ACTOR', 'ACTION', 'DETAILS'],
@@ -186,7 +217,9 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
     .action(async (machine: string, ref: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
       const release = await resolveRelease(ctx.client, ref);
-      const e = await ctx.client.get<Explanation>(`/v1/machines/${encodeURIComponent(machine)}/explain`, { release });
+      const e = await ctx.client.get<Explanation>(`/v1/machines/${encodeURIComponent(machine)}/explain`, {
+        release,
+      });
       printResult(ctx, e, () =>
         [
           `${e.verdict}: ${e.summary}`,

@@ -1,7 +1,13 @@
 /** A compact text table: a header row, then one row per item, columns padded to their widest cell. */
-export function table(headers: readonly string[], rows: readonly (readonly (string | number | null | undefined)[])[]): string {
+export function table(
+  headers: readonly string[],
+  rows: readonly (readonly (string | number | null | undefined)[])[],
+): string {
   if (rows.length === 0) return '(none)';
-  const cells = [headers, ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))))];
+  const cells = [
+    headers,
+    ...rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c)))),
+  ];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   return cells
     .map((r) =>
@@ -14,9 +20,13 @@ export function table(headers: readonly string[], rows: readonly (readonly (stri
 }
 
 /** `key  value` lines for one item, keys aligned. */
-export function fields(pairs: readonly (readonly [string, string | number | boolean | null | undefined])[]): string {
+export function fields(
+  pairs: readonly (readonly [string, string | number | boolean | null | undefined])[],
+): string {
   const width = Math.max(...pairs.map(([k]) => k.length));
-  return pairs.map(([k, v]) => `${k.padEnd(width)}  ${v === null || v === undefined || v === '' ? '-' : String(v)}`).join('\n');
+  return pairs
+    .map(([k, v]) => `${k.padEnd(width)}  ${v === null || v === undefined || v === '' ? '-' : String(v)}`)
+    .join('\n');
 }
 
 /** The first 12 hex digits of a sha256: enough to tell releases apart in a table. */

@@ -46,7 +46,15 @@ export function registerTokenCommands(admin: Command, contextOf: ContextOf): voi
       printResult(ctx, answer, () =>
         table(
           ['ID', 'TIER', 'TAGS', 'USES LEFT', 'EXPIRES', 'REVOKED', 'BY'],
-          answer.tokens.map((t) => [t.id, t.tier, t.tags.join(',') || '-', t.usesLeft, when(t.expiresAt), t.revoked ? 'yes' : '', t.createdBy]),
+          answer.tokens.map((t) => [
+            t.id,
+            t.tier,
+            t.tags.join(',') || '-',
+            t.usesLeft,
+            when(t.expiresAt),
+            t.revoked ? 'yes' : '',
+            t.createdBy,
+          ]),
         ),
       );
     });
@@ -56,7 +64,9 @@ export function registerTokenCommands(admin: Command, contextOf: ContextOf): voi
     .argument('<id>', 'token id (not the secret)')
     .action(async (id: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const t = await ctx.client.post<EnrollmentToken>(`/v1/enrollment-tokens/${encodeURIComponent(id)}/revoke`);
+      const t = await ctx.client.post<EnrollmentToken>(
+        `/v1/enrollment-tokens/${encodeURIComponent(id)}/revoke`,
+      );
       printResult(ctx, t, () => `revoked enrollment token ${t.id}`);
     });
 
@@ -70,7 +80,10 @@ export function registerTokenCommands(admin: Command, contextOf: ContextOf): voi
     .action(async (o: { role: string; name: string; expires?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       if (!(API_ROLES as readonly string[]).includes(o.role)) {
-        throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `--role ${o.role}: expected one of ${API_ROLES.join(', ')}`);
+        throw new AdminError(
+          'CLP_E_ADMIN_BAD_OPTION',
+          `--role ${o.role}: expected one of ${API_ROLES.join(', ')}`,
+        );
       }
       const created = await ctx.client.post<ApiToken>('/v1/admin-tokens', {
         name: o.name,
@@ -78,7 +91,11 @@ export function registerTokenCommands(admin: Command, contextOf: ContextOf): voi
         ...(o.expires ? { expiresInSeconds: parseDuration(o.expires, '--expires') } : {}),
       });
       printResult(ctx, created, () =>
-        [`API token ${created.id} (${created.role}, ${created.name})`, 'secret (shown only now):', `  ${created.token}`].join('\n'),
+        [
+          `API token ${created.id} (${created.role}, ${created.name})`,
+          'secret (shown only now):',
+          `  ${created.token}`,
+        ].join('\n'),
       );
     });
   api
@@ -90,7 +107,14 @@ export function registerTokenCommands(admin: Command, contextOf: ContextOf): voi
       printResult(ctx, answer, () =>
         table(
           ['ID', 'NAME', 'ROLE', 'CREATED', 'EXPIRES', 'REVOKED'],
-          answer.tokens.map((t) => [t.id, t.name, t.role, when(t.createdAt), when(t.expiresAt), t.revoked ? 'yes' : '']),
+          answer.tokens.map((t) => [
+            t.id,
+            t.name,
+            t.role,
+            when(t.createdAt),
+            when(t.expiresAt),
+            t.revoked ? 'yes' : '',
+          ]),
         ),
       );
     });

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { adminContext } from '../admin/admin-context.ts';
 import { registerFleetCommands } from '../admin/fleet-commands.ts';
 import { registerReleaseCommands } from '../admin/release-commands.ts';
