@@ -1,0 +1,342 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { enrollmentTokens, machines } from '@clp/db';
+import { eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cohortBucket, inStage, ManualClock } from '../src/index.ts';
+import { drivers, FACTS, fakeRelease, jsonInspector, type Running, start } from './harness.ts';
+
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+describe.each(drivers())('agents, enrollment and the machine record on $name', (driver) => {
+  let s: Running;
+  const clock = new ManualClock('2026-05-01T00:00:00Z');
+
+  beforeAll(async () => {
+    s = await start({ driver, clock, inspect: jsonInspector });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  async function upload(name: string): Promise<{ id: string; bytes: Buffer }> {
+    const bytes = fakeRelease(name);
+    const res = await s.call('POST', '/v1/releases', {
+      token: s.admin,
+      body: bytes,
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    expect(res.status).toBe(201);
+    return { id: res.body.id as string, bytes };
+  }
+
+  async function enrollmentToken(json: Record<string, unknown>) {
+    const res = await s.call('POST', '/v1/enrollment-tokens', { token: s.admin, json });
+    expect(res.status).toBe(201);
+    return res.body as { id: string; token: string; usesLeft: number; tier: string; tags: string[] };
+  }
+
+  async function enroll(token: string, machineId: string, extra: Record<string, unknown> = {}) {
+    const res = await s.call('POST', '/v1/agent/enroll', {
+      json: { token, facts: FACTS, machineId, ...extra },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body as { machineId: string; credential: string; tier: string; tags: string[] };
+  }
+
+  async function rollout(releaseId: string, tier: string, extra: Record<string, unknown> = {}) {
+    const res = await s.call('POST', '/v1/rollouts', {
+      token: s.admin,
+      json: { releaseId, tier, stages: [{ percent: 100, minDurationSeconds: 0 }], ...extra },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    return res.body.id as string;
+  }
+
+  it('enrolls with a token scoped to a tier and tags, spending one use each time', async () => {
+    const t = await enrollmentToken({
+      tier: 'beta',
+      tags: ['dc-west', 'web'],
+      uses: 2,
+      expiresInSeconds: 3600,
+    });
+    expect(t).toMatchObject({ tier: 'beta', tags: ['dc-west', 'web'], usesLeft: 2 });
+    expect(t.token).toMatch(/^clp_enr_/);
+    const a = await enroll(t.token, 'enroll-scope-a', { tags: ['db'] });
+    expect(a).toMatchObject({ machineId: 'enroll-scope-a', tier: 'beta', tags: ['db', 'dc-west', 'web'] });
+    expect(a.credential).toMatch(/^clp_mch_/);
+    await enroll(t.token, 'enroll-scope-b');
+    const listed = await s.call('GET', '/v1/enrollment-tokens', { token: s.admin });
+    const row = listed.body.tokens.find((x: { id: string }) => x.id === t.id);
+    expect(row).toMatchObject({ usesLeft: 0, revoked: false, tier: 'beta' });
+    expect(JSON.stringify(listed.body)).not.toContain(t.token);
+    const third = await s.call('POST', '/v1/agent/enroll', { json: { token: t.token, facts: FACTS } });
+    expect(third.status).toBe(401);
+    expect(third.body.error.code).toBe('CLP_E_ENROLLMENT_TOKEN');
+  });
+
+  it('stores enrollment tokens and machine credentials only as hashes', async () => {
+    const t = await enrollmentToken({ tier: 'edge' });
+    const m = await enroll(t.token, 'hash-check-machine');
+    const db = s.server.context.db;
+    const [tokenRow] = await db.select().from(enrollmentTokens).where(eq(enrollmentTokens.id, t.id));
+    expect(tokenRow!.tokenHash).toBe(sha256(t.token));
+    expect(JSON.stringify(tokenRow)).not.toContain(t.token);
+    const [machineRow] = await db.select().from(machines).where(eq(machines.id, m.machineId));
+    expect(machineRow!.credentialHash).toBe(sha256(m.credential));
+    expect(JSON.stringify(machineRow)).not.toContain(m.credential);
+  });
+
+  it('gives a machine that enrolls again a new credential and stops the old one', async () => {
+    const t = await enrollmentToken({ tier: 'edge', uses: 2 });
+    const first = await enroll(t.token, 'reenroll-machine');
+    const second = await enroll(t.token, 'reenroll-machine');
+    expect(second.credential).not.toBe(first.credential);
+    const old = await s.call('POST', '/v1/agent/poll', { token: first.credential, json: { facts: FACTS } });
+    expect(old.status).toBe(401);
+    const fresh = await s.call('POST', '/v1/agent/poll', {
+      token: second.credential,
+      json: { facts: FACTS },
+    });
+    expect(fresh.status).toBe(200);
+  });
+
+  it('offers releases with a download URL whose bytes match the sha256', async () => {
+    const release = await upload('CLP1260601');
+    const t = await enrollmentToken({ tier: 'stable' });
+    const m = await enroll(t.token, 'download-machine');
+    const rolloutId = await rollout(release.id, 'stable');
+    const res = await s.call('POST', '/v1/agent/poll', { token: m.credential, json: { facts: FACTS } });
+    expect(res.status).toBe(200);
+    expect(res.body.machineId).toBe('download-machine');
+    const offer = res.body.apply.find((a: { rolloutId: string }) => a.rolloutId === rolloutId);
+    expect(offer).toMatchObject({
+      releaseId: release.id,
+      name: 'CLP1260601',
+      sha256: sha256(release.bytes),
+      size: release.bytes.length,
+      url: `/v1/blobs/${sha256(release.bytes)}`,
+    });
+    const blob = await fetch(s.url + offer.url);
+    expect(sha256(Buffer.from(await blob.arrayBuffer()))).toBe(offer.sha256);
+  });
+
+  it('keeps the machine record: OS, architecture, agent version, tags, last seen, installed patches', async () => {
+    const t = await enrollmentToken({ tier: 'edge', tags: ['lab'] });
+    const m = await enroll(t.token, 'record-machine');
+    const before = await s.call('GET', `/v1/machines/${m.machineId}`, { token: s.admin });
+    expect(before.body).toMatchObject({
+      hostname: 'web-1',
+      arch: 'x86_64',
+      os: FACTS.os,
+      agentVersion: '0.1.0',
+      tags: ['lab'],
+      tier: 'edge',
+      lastSeenAt: null,
+      installed: [],
+      revoked: false,
+    });
+    clock.advance(90);
+    const installed = [
+      { name: 'CLP1260601', sha256: 'c'.repeat(64), series: 'CLP260601', state: 'installed' },
+    ];
+    const facts = {
+      hostname: 'web-1b',
+      os: { id: 'vincent', version: '2026.02' },
+      arch: 'aarch64',
+      agentVersion: '0.2.0',
+    };
+    expect(
+      (await s.call('POST', '/v1/agent/poll', { token: m.credential, json: { facts, installed } })).status,
+    ).toBe(200);
+    const after = await s.call('GET', `/v1/machines/${m.machineId}`, { token: s.admin });
+    expect(after.body).toMatchObject({
+      hostname: 'web-1b',
+      arch: 'aarch64',
+      os: { id: 'vincent', version: '2026.02' },
+      agentVersion: '0.2.0',
+      lastSeenAt: clock.now().toISOString(),
+      installed,
+    });
+    const found = await s.call('GET', `/v1/machines?installed=${'c'.repeat(64)}`, { token: s.admin });
+    expect(found.body.machines.map((x: { id: string }) => x.id)).toEqual(['record-machine']);
+    const byTag = await s.call('GET', '/v1/machines?tag=lab&arch=aarch64', { token: s.admin });
+    expect(byTag.body.total).toBe(1);
+  });
+
+  it('stores each report once by its id, within a batch and across resends, with error code and log', async () => {
+    const release = await upload('CLP1260602');
+    const t = await enrollmentToken({ tier: 'beta' });
+    const m = await enroll(t.token, 'report-machine');
+    const rolloutId = await rollout(release.id, 'beta');
+    const failed = {
+      id: randomUUID(),
+      rolloutId,
+      releaseId: release.id,
+      name: 'CLP1260602',
+      status: 'failed',
+      errorCode: 'CLP_E_HEALTH_CHECK',
+      log: 'health check /usr/bin/true exited 1\nrolled back',
+      at: clock.now().toISOString(),
+    };
+    const downloading = {
+      ...failed,
+      id: randomUUID(),
+      status: 'downloading',
+      errorCode: undefined,
+      log: undefined,
+    };
+    const first = await s.call('POST', '/v1/agent/reports', {
+      token: m.credential,
+      json: { reports: [downloading, failed, failed] },
+    });
+    expect(first.status).toBe(200);
+    expect(first.body.accepted).toEqual([downloading.id, failed.id]);
+    expect(first.body.duplicates).toEqual([failed.id]);
+    const resend = await s.call('POST', '/v1/agent/reports', {
+      token: m.credential,
+      json: { reports: [failed, { ...downloading, id: downloading.id.toUpperCase() }] },
+    });
+    expect(resend.body.accepted).toEqual([]);
+    expect(resend.body.duplicates).toHaveLength(2);
+    const shown = await s.call('GET', `/v1/rollouts/${rolloutId}`, { token: s.admin });
+    expect(shown.body.counters).toMatchObject({ failed: 1, applied: 0 });
+    const listed = await s.call('GET', `/v1/reports?machine=report-machine&status=failed`, {
+      token: s.admin,
+    });
+    expect(listed.body.reports).toEqual([
+      expect.objectContaining({ id: failed.id, errorCode: 'CLP_E_HEALTH_CHECK', log: failed.log, rolloutId }),
+    ]);
+    const machine = await s.call('GET', '/v1/machines/report-machine', { token: s.admin });
+    expect(machine.body.recentReports).toHaveLength(2);
+  });
+
+  it('refuses a revoked machine and lets it enroll again', async () => {
+    const t = await enrollmentToken({ tier: 'edge', uses: 2 });
+    const m = await enroll(t.token, 'revoked-machine-1');
+    expect(
+      (await s.call('POST', '/v1/agent/poll', { token: m.credential, json: { facts: FACTS } })).status,
+    ).toBe(200);
+    expect((await s.call('POST', `/v1/machines/${m.machineId}/revoke`, { token: s.admin })).status).toBe(200);
+    const refused = await s.call('POST', '/v1/agent/reports', {
+      token: m.credential,
+      json: {
+        reports: [{ id: randomUUID(), name: 'CLP1260602', status: 'applied', at: clock.now().toISOString() }],
+      },
+    });
+    expect(refused.status).toBe(401);
+    const again = await enroll(t.token, 'revoked-machine-1');
+    expect(
+      (await s.call('POST', '/v1/agent/poll', { token: again.credential, json: { facts: FACTS } })).status,
+    ).toBe(200);
+    expect((await s.call('GET', '/v1/machines/revoked-machine-1', { token: s.admin })).body.revoked).toBe(
+      false,
+    );
+  });
+
+  describe('why a machine was or was not offered a release', () => {
+    let releaseId: string;
+    let rolloutId: string;
+    let inside: string;
+    let outside: string;
+    let untagged: string;
+    const explain = async (machine: string, query = '') => {
+      const res = await s.call('GET', `/v1/machines/${machine}/explain?release=${releaseId}${query}`, {
+        token: s.admin,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return res.body;
+    };
+
+    beforeAll(async () => {
+      releaseId = (await upload('CLP1260603')).id;
+      const tagged = await enrollmentToken({ tier: 'edge', tags: ['canary'], uses: 40 });
+      const ids = Array.from({ length: 30 }, (_, i) => `explain2-${i}`);
+      for (const id of ids) await enroll(tagged.token, id);
+      const plain = await enrollmentToken({ tier: 'edge' });
+      untagged = (await enroll(plain.token, 'explain2-untagged')).machineId;
+      rolloutId = await rollout(releaseId, 'edge', {
+        selector: { tags: ['canary'] },
+        stages: [
+          { percent: 40, minDurationSeconds: 3600 },
+          { percent: 100, minDurationSeconds: 0 },
+        ],
+      });
+      inside = ids.find((id) => inStage(cohortBucket(id, rolloutId), 40))!;
+      outside = ids.find((id) => !inStage(cohortBucket(id, rolloutId), 40))!;
+    });
+
+    it('names the cohort and stage', async () => {
+      expect(await explain(inside)).toMatchObject({ verdict: 'offered', cutoff: null });
+      const no = await explain(outside);
+      expect(no.verdict).toBe('not-offered');
+      expect(no.rollouts[0]).toMatchObject({
+        rolloutId,
+        rule: 'cohort',
+        percent: 40,
+        bucket: cohortBucket(outside, rolloutId),
+      });
+    });
+
+    it('names the selector', async () => {
+      const no = await explain(untagged);
+      expect(no.verdict).toBe('not-offered');
+      expect(no.rollouts[0].rule).toBe('selector');
+      expect(no.summary).toContain('canary');
+    });
+
+    it("names the machine's cut-off: a delay in days, then a date", async () => {
+      const held = await explain(inside, '&cutoff=7d');
+      expect(held.verdict).toBe('held');
+      expect(held.cutoff).toMatchObject({ setting: '7d', held: true });
+      expect(held.summary).toContain('cut-off');
+      const before = await explain(inside, '&cutoff=2020-01-01');
+      expect(before.verdict).toBe('held');
+      const after = await explain(inside, '&cutoff=2099-01-01');
+      expect(after.verdict).toBe('offered');
+      const bad = await s.call('GET', `/v1/machines/${inside}/explain?release=${releaseId}&cutoff=soon`, {
+        token: s.admin,
+      });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error.field).toBe('query.cutoff');
+    });
+
+    it('names a paused or halted rollout', async () => {
+      await s.call('POST', `/v1/rollouts/${rolloutId}/pause`, {
+        token: s.admin,
+        json: { reason: 'looking' },
+      });
+      const paused = await explain(inside);
+      expect(paused.verdict).toBe('not-offered');
+      expect(paused.rollouts[0]).toMatchObject({ rule: 'paused', state: 'paused' });
+      await s.call('POST', `/v1/rollouts/${rolloutId}/resume`, { token: s.admin });
+      // Two failures out of two reports with a threshold of 5 % over 10: not yet; then enough to halt.
+      const t = await enrollmentToken({ tier: 'edge', tags: ['canary'], uses: 20 });
+      for (let i = 0; i < 10; i++) {
+        const m = await enroll(t.token, `explain2-fail-${i}`);
+        await s.call('POST', '/v1/agent/reports', {
+          token: m.credential,
+          json: {
+            reports: [
+              {
+                id: randomUUID(),
+                rolloutId,
+                releaseId,
+                name: 'CLP1260603',
+                status: 'failed',
+                at: clock.now().toISOString(),
+              },
+            ],
+          },
+        });
+      }
+      const halted = await explain(inside);
+      expect(halted.verdict).toBe('not-offered');
+      expect(halted.rollouts[0]).toMatchObject({ rule: 'halted', state: 'halted' });
+      // The cut-off after a week no longer holds, but a halted rollout still offers nothing.
+      clock.advance(8 * 86_400);
+      const week = await explain(inside, '&cutoff=7d');
+      expect(week.cutoff).toMatchObject({ held: false });
+      expect(week.verdict).toBe('not-offered');
+    });
+  });
+});
