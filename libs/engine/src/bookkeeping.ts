@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PatchMeta } from '@clp/format';
 import { fsyncDir } from './durable.ts';
@@ -26,6 +26,8 @@ export interface UninstallInfo {
   patch: { name: string };
   /** The uninstall's own tx dir is separate from the patch's folder. */
   patchDir: string;
+  /** Folders the install created, top first; removed when empty once the files are gone. */
+  removeDirs?: string[];
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -69,6 +71,7 @@ export async function finishUninstall(stateDir: string, tx: string, info: Uninst
     index.installed = index.installed.filter((p) => p.name !== name);
     await writeIndex(stateDir, index);
   }
+  for (const dir of [...(info.removeDirs ?? [])].reverse()) await rmdir(dir).catch(() => {});
   await rm(patchDirOf(stateDir, name), { recursive: true, force: true });
   await rm(txDirOf(stateDir, tx), { recursive: true, force: true });
   await appendHistory(stateDir, { at: new Date().toISOString(), tx, op: 'uninstall', name, result: 'uninstalled' });

@@ -25,6 +25,8 @@ export const ENGINE_ERROR_CODES = [
   'CLP_E_CHECK_FAILED',
   'CLP_E_NOT_INSTALLED',
   'CLP_E_DRIFT',
+  /** A change the install allowed as irreversible cannot be taken back by uninstall. */
+  'CLP_E_IRREVERSIBLE',
   'CLP_E_ROLLBACK_FAILED',
   'CLP_E_RECOVERY_FAILED',
   'CLP_E_JOURNAL_CORRUPT',

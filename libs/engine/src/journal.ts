@@ -10,7 +10,7 @@ export type TransactionOp = 'install' | 'uninstall';
 /** What the bookkeeping after the commit point needs; written with `begin`, so recovery can finish it. */
 export interface TransactionInfo {
   /** The patch summary to record (install) or to forget (uninstall). */
-  patch: Record<string, unknown> & { name: string };
+  patch: { name: string };
   [key: string]: unknown;
 }
 

@@ -14,17 +14,21 @@ export interface Interpreter {
   label: string;
 }
 
-/** The interpreter of a script: its shebang (`#!/usr/bin/env X` means X), pwsh for .ps1, else sh. */
+/** The interpreter of a script file: its shebang (`#!/usr/bin/env X` means X), pwsh for .ps1, else sh. */
 export async function interpreterOf(scriptFile: string): Promise<Interpreter> {
-  let first = '';
   const fh = await open(scriptFile, 'r');
   try {
     const buf = Buffer.alloc(256);
     const { bytesRead } = await fh.read(buf, 0, 256, 0);
-    first = buf.subarray(0, bytesRead).toString('utf8').replace(/^\uFEFF/, '').split(/\r?\n/)[0] ?? '';
+    return interpreterFromHead(buf.subarray(0, bytesRead), scriptFile);
   } finally {
     await fh.close();
   }
+}
+
+/** The interpreter named by the first bytes of a script called `name`. */
+export function interpreterFromHead(head: Buffer, name: string): Interpreter {
+  const first = head.subarray(0, 256).toString('utf8').replace(/^\uFEFF/, '').split(/\r?\n/)[0] ?? '';
   if (first.startsWith('#!')) {
     const words = first.slice(2).trim().split(/\s+/).filter(Boolean);
     let [program, ...args] = words;
@@ -35,7 +39,7 @@ export async function interpreterOf(scriptFile: string): Promise<Interpreter> {
     }
     if (program !== undefined) return { program, args, label: labelOf(program) };
   }
-  if (scriptFile.toLowerCase().endsWith('.ps1')) return { program: 'pwsh', args: ['-NoProfile', '-File'], label: 'PowerShell (pwsh)' };
+  if (name.toLowerCase().endsWith('.ps1')) return { program: 'pwsh', args: ['-NoProfile', '-File'], label: 'PowerShell (pwsh)' };
   return { program: '/bin/sh', args: [], label: 'sh' };
 }
 
@@ -59,6 +63,8 @@ export interface ScriptUndo {
   /** A script run to take this one back (a historic patch's Remove-Script.ps1), or null. */
   undoScript: string | null;
   undoInterpreter: Interpreter | null;
+  /** The extracted patch the script is taken from and runs in (absolute; moves with the patch folder). */
+  patchDir: string;
 }
 
 /** Runs a script of the extracted patch in `patchDir`, with CLP_ROOT and CLP_PATCH_DIR set. */
@@ -103,7 +109,7 @@ export function prepareScriptStep(record: StepRecord, ctx: StepContext): Prepare
   const u = record.undo as ScriptUndo;
   return {
     record,
-    run: () => runScript(u.script, u.interpreter, patchDirIn(ctx.txDir), u.timeoutMs, ctx),
+    run: () => runScript(u.script, u.interpreter, u.patchDir, u.timeoutMs, ctx),
   };
 }
 
@@ -114,5 +120,5 @@ export async function undoScriptStep(record: StepRecord, ctx: StepContext): Prom
     ctx.log(`${u.script} ran and cannot be undone by the engine (the patch has no remove script)`);
     return;
   }
-  await runScript(u.undoScript, u.undoInterpreter, patchDirIn(ctx.txDir), u.timeoutMs, ctx);
+  await runScript(u.undoScript, u.undoInterpreter, u.patchDir, u.timeoutMs, ctx);
 }
