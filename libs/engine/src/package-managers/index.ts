@@ -1,3 +1,4 @@
+// The engine's seam: preparePackageStep(action, ctx) → PreparedStep for install, undoPackageStep for the UNDO table.
 export {
   createPackageManager,
   detectPackageManager,
@@ -6,7 +7,11 @@ export {
 } from './detect.ts';
 export { type ControlStanza, DpkgManager, debFileName, parseControl } from './dpkg.ts';
 export { PACKAGE_ERROR_CODES, PackageError, type PackageErrorCode } from './errors.ts';
-export type { PackageFileInfo, PackageManager } from './package-manager.ts';
+export type {
+  InstallOptions as PackageInstallOptions,
+  PackageFileInfo,
+  PackageManager,
+} from './package-manager.ts';
 export {
   type PackageStepContext,
   type PackageUndo,
@@ -15,3 +20,4 @@ export {
   undoPackageStep,
 } from './package-step.ts';
 export { PacmanManager, parsePkgInfo } from './pacman.ts';
+export { finishInterruptedRevert, type RevertOptions, type RevertResult, revertPackage } from './revert.ts';

@@ -12,6 +12,8 @@ export interface InstallOptions {
 
 export interface PackageManager {
   readonly kind: 'pacman' | 'dpkg';
+  /** The local package cache (pacman's pkg folder, apt's archives). */
+  readonly cacheDir: string;
   /** The installed version of a package, or null when it is not installed. */
   installedVersion(name: string): Promise<string | null>;
   /** A package file for name@version in the local package cache, or null. */
