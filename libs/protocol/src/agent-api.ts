@@ -18,6 +18,10 @@ export const EnrollRequest = z.object({
   /** A stable machine id (e.g. /etc/machine-id); the server makes one when absent. */
   machineId: z.string().regex(/^[A-Za-z0-9-]{8,64}$/).optional(),
   tags: z.array(z.string().min(1).max(64)).max(32).default([]),
+  /** Patches already installed when the machine enrolls (same shape as in the poll). */
+  get installed() {
+    return z.array(InstalledPatch).max(1000).optional();
+  },
 });
 export type EnrollRequest = z.infer<typeof EnrollRequest>;
 

@@ -1,14 +1,18 @@
 import type { Command } from 'commander';
 import type { GlobalOptions } from '../output.ts';
 import { admin } from './admin.ts';
+import { config } from './config.ts';
 import { create } from './create.ts';
+import { daemon } from './daemon.ts';
+import { enroll } from './enroll.ts';
 import { inspect } from './inspect.ts';
 import { keygen } from './keygen.ts';
 import { sign } from './sign.ts';
+import { update } from './update.ts';
 import { verify } from './verify.ts';
 
 /** A command file exports one of these; it adds its subcommand to the program and returns it. */
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => Command;
 
 /** Every clpctl command, in the order `--help` lists them. One file per command. */
-export const COMMANDS: RegisterCommand[] = [keygen, create, sign, verify, inspect, admin];
+export const COMMANDS: RegisterCommand[] = [keygen, create, sign, verify, inspect, admin, enroll, update, daemon, config];

@@ -18,11 +18,11 @@ const isoDate = z
 export const RunMode = z.enum(['normal', 'check-only', 'off']);
 export type RunMode = z.infer<typeof RunMode>;
 
-/** Five cron fields (minute hour day-of-month month day-of-week), as node-schedule reads them. */
+/** Cron fields as node-schedule reads them: minute hour day-of-month month day-of-week, optionally seconds first. */
 const cronString = z
   .string()
   .trim()
-  .refine((value) => value.split(/\s+/).length === 5 && /^[\d*/,\-\sA-Za-z]+$/.test(value), {
+  .refine((value) => [5, 6].includes(value.split(/\s+/).length) && /^[\d*/,\-\sA-Za-z]+$/.test(value), {
     message: 'expected five cron fields such as "0 12 * * *" (minute hour day month weekday)',
   });
 

@@ -24,7 +24,9 @@ export interface DownloadOptions {
   dir: string;
   /** Servers to try, in order (the one that answered the poll first). */
   servers?: readonly string[];
-  onProgress?: (progress: DownloadProgress) => void;
+  onProgress?: ((progress: DownloadProgress) => void) | undefined;
+  /** Called once before the first request, when the file is not already on disk. */
+  onStart?: (() => Promise<void>) | undefined;
 }
 
 export interface DownloadResult {
@@ -106,6 +108,7 @@ export async function downloadRelease(options: DownloadOptions): Promise<Downloa
     await rm(final, { force: true });
   }
 
+  await options.onStart?.();
   let requests = 0;
   let resumedFrom = 0;
   let freshRetryUsed = false;

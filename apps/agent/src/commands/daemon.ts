@@ -1,0 +1,29 @@
+import { UpdateDaemon } from '../fleet/daemon.ts';
+import { localEngine } from '../fleet/engine-adapter.ts';
+import type { RegisterCommand } from './index.ts';
+
+function stamp(line: string): void {
+  process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+}
+
+export const daemon: RegisterCommand = (program, globals) =>
+  program
+    .command('daemon')
+    .description(
+      "stay running and update on the configured schedule (default daily at 12:00 local time plus a random delay); SIGTERM stops it after a running update",
+    )
+    .action(async () => {
+      const { root } = globals();
+      const daemon = new UpdateDaemon({ root, engine: localEngine, log: stamp });
+      const stopped = new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          stamp(`${signal}: stopping`);
+          void daemon.stop().then(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+      await daemon.start();
+      await stopped;
+      stamp('daemon stopped');
+    });

@@ -1,0 +1,100 @@
+import schedule, { type Job } from 'node-schedule';
+import { loadConfig, requireEnrolled, underRoot } from './config.ts';
+import type { PatchEngine } from './engine-port.ts';
+import { AgentHttpClient } from './http-client.ts';
+import { ReportSpool } from './spool.ts';
+import { runUpdate, type UpdateResult } from './update.ts';
+
+export interface DaemonOptions {
+  root: string;
+  engine: PatchEngine;
+  log: (line: string) => void;
+  /** Source of the random delay; tests pass a fixed one. */
+  random?: () => number;
+  /** Called after each scheduled update (tests wait on it). */
+  onUpdate?: (result: UpdateResult | Error) => void;
+}
+
+/**
+ * `clpctl daemon`: runs an update at each time the cron schedule names (default daily at 12:00
+ * local time), each after a random delay within the configured window so that a fleet does not
+ * call the server in the same second. Sends left-over reports when it starts. stop() lets a
+ * running update finish (a transaction is never cut) and cancels everything else.
+ */
+export class UpdateDaemon {
+  readonly #options: DaemonOptions;
+  #job: Job | null = null;
+  #delay: { timer: NodeJS.Timeout; resolve: () => void } | null = null;
+  #running: Promise<void> | null = null;
+  #stopped = false;
+
+  constructor(options: DaemonOptions) {
+    this.#options = options;
+  }
+
+  /** Flushes the spool, then schedules; returns the first planned run (before its random delay). */
+  async start(): Promise<Date | null> {
+    const { root, log } = this.#options;
+    const config = requireEnrolled(root, await loadConfig(root));
+    const client = new AgentHttpClient({ servers: config.servers, credential: config.credential, http: config.http, log });
+    const flushed = await new ReportSpool(underRoot(root, config.spoolDir)).flush(client);
+    if (flushed.accepted + flushed.duplicates > 0) log(`sent ${flushed.accepted + flushed.duplicates} spooled report(s)`);
+    if (flushed.error) log(`${flushed.left} report(s) stay spooled: ${flushed.error.message}`);
+    if (this.#stopped) return null;
+    this.#job = schedule.scheduleJob(config.schedule.cron, () => {
+      if (this.#running) {
+        log('the previous update is still running; this slot is skipped');
+        return;
+      }
+      this.#running = this.#runOnce().finally(() => {
+        this.#running = null;
+      });
+    });
+    if (!this.#job) throw new Error(`node-schedule refused the schedule "${config.schedule.cron}"`);
+    const next = this.nextRun();
+    log(`daemon started: schedule "${config.schedule.cron}" (local time) + up to ${config.schedule.randomDelayMinutes} min; next ${next?.toISOString() ?? 'never'}`);
+    return next;
+  }
+
+  nextRun(): Date | null {
+    const next = this.#job?.nextInvocation();
+    return next ? new Date(next.getTime()) : null;
+  }
+
+  async #runOnce(): Promise<void> {
+    const { root, engine, log } = this.#options;
+    try {
+      // Read again each time, so 'clpctl config set' takes effect without a restart.
+      const config = await loadConfig(root);
+      const windowMs = config.schedule.randomDelayMinutes * 60_000;
+      const delayMs = Math.floor((this.#options.random ?? Math.random)() * windowMs);
+      if (delayMs > 0) {
+        log(`update in ${Math.round(delayMs / 1000)} s (random delay)`);
+        await new Promise<void>((resolve) => {
+          this.#delay = { timer: setTimeout(resolve, delayMs), resolve };
+        });
+        this.#delay = null;
+      }
+      if (this.#stopped) return;
+      const result = await runUpdate({ root, engine, log });
+      const counts = result.actions.map((a) => `${a.name} ${a.outcome}`).join(', ') || 'nothing to do';
+      log(`update done (exit ${result.exitCode}): ${counts}${result.error ? `; ${result.error.message}` : ''}`);
+      this.#options.onUpdate?.(result);
+    } catch (error) {
+      log(`update failed: ${error instanceof Error ? error.message : String(error)}`);
+      this.#options.onUpdate?.(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /** Cancels the schedule and a pending random delay; waits for a running update to finish. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#job?.cancel();
+    this.#job = null;
+    if (this.#delay) {
+      clearTimeout(this.#delay.timer);
+      this.#delay.resolve();
+    }
+    await this.#running;
+  }
+}

@@ -1,0 +1,329 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isClpError } from '@clp/format';
+import { AGENT_PATHS, type InstalledPatch, PollResponse, type ReleaseToApply, type ReleaseToRevert } from '@clp/protocol';
+import { EXIT, type ExitCode } from '../exit-codes.ts';
+import { type AgentConfig, type EnrolledConfig, loadConfig, requireEnrolled, underRoot } from './config.ts';
+import { cutoffReason } from './cutoff.ts';
+import { type DownloadProgress, downloadRelease } from './download.ts';
+import { FleetError } from './errors.ts';
+import { AgentHttpClient } from './http-client.ts';
+import { readMachineFacts } from './machine-facts.ts';
+import type { PatchEngine } from './engine-port.ts';
+import { FLEET_STATE_DIR, ReleaseLedger } from './release-ledger.ts';
+import { type FlushResult, ReportSpool } from './spool.ts';
+import { acquireUpdateLock } from './update-lock.ts';
+
+/** What happened to one release in one update. */
+export type ActionOutcome =
+  | 'applied'
+  | 'failed'
+  | 'reverted'
+  | 'revert-failed'
+  /** Held back by minAgeDays / releasedBefore. */
+  | 'held-back'
+  /** check-only mode: downloaded and verified, not applied. */
+  | 'verified'
+  | 'download-failed';
+
+export interface UpdateAction {
+  name: string;
+  releaseId: string;
+  sha256: string;
+  outcome: ActionOutcome;
+  code?: string;
+  message?: string;
+  /** Id of the report spooled for this action. */
+  reportId?: string;
+  /** Bytes kept from an earlier, cut download. */
+  resumedFrom?: number;
+}
+
+export interface UpdateResult {
+  mode: AgentConfig['mode'];
+  /** The server that answered the poll, or null when none did. */
+  server: string | null;
+  actions: UpdateAction[];
+  reports: Pick<FlushResult, 'accepted' | 'duplicates' | 'left'>;
+  /** Set when the poll itself failed. */
+  error?: { code: string; message: string };
+  exitCode: ExitCode;
+}
+
+export interface UpdateOptions {
+  root: string;
+  engine: PatchEngine;
+  log?: (line: string) => void;
+  now?: () => Date;
+  /** Called as download bytes arrive (the command draws a bar on a terminal). */
+  onProgress?: (name: string, progress: DownloadProgress) => void;
+  /** Offer again the releases that failed here before. */
+  retryFailed?: boolean;
+}
+
+/** Longest log excerpt sent with a report (the protocol allows 16 KiB). */
+const LOG_EXCERPT_CHARS = 8_000;
+const LOG_EXCERPT_LINES = 60;
+
+function excerpt(lines: readonly string[]): string {
+  const tail = lines.slice(-LOG_EXCERPT_LINES).join('\n');
+  return tail.length > LOG_EXCERPT_CHARS ? tail.slice(-LOG_EXCERPT_CHARS) : tail;
+}
+
+function codeOf(error: unknown): string {
+  return isClpError(error) ? error.code : 'CLP_E_INTERNAL';
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Worst outcome wins: a failed apply or revert over a network problem over success. */
+export function exitCodeOf(actions: readonly UpdateAction[], pollFailed: boolean): ExitCode {
+  const failures = actions.filter((a) => a.outcome === 'failed' || a.outcome === 'revert-failed');
+  if (failures.some((a) => a.code === 'CLP_E_ROLLBACK_FAILED' || a.code === 'CLP_E_RECOVERY_FAILED')) {
+    return EXIT.recoveryFailed;
+  }
+  if (failures.length > 0) return EXIT.applyFailed;
+  if (pollFailed || actions.some((a) => a.outcome === 'download-failed')) return EXIT.network;
+  return EXIT.ok;
+}
+
+/** The servers with the one that answered first, so later calls go where the poll went. */
+function preferring(servers: readonly string[], first: string): string[] {
+  return [first, ...servers.filter((s) => s !== first)];
+}
+
+/**
+ * The installed list sent with the poll: patches the engine lists that came from a server (the
+ * ledger knows their file hash), plus releases that failed here, so the server does not offer
+ * them again. Ledger entries for patches removed by hand are dropped.
+ */
+async function installedForPoll(root: string, engine: PatchEngine, ledger: ReleaseLedger): Promise<InstalledPatch[]> {
+  const patches = await engine.listPatches(root);
+  const byName = new Map(patches.map((p) => [p.name, p.state]));
+  const out: InstalledPatch[] = [];
+  for (const entry of [...ledger.entries()]) {
+    const engineState = byName.get(entry.name);
+    if (entry.state === 'applied' && engineState === undefined) {
+      await ledger.remove(entry.name);
+      continue;
+    }
+    const state = entry.state === 'failed' || engineState === 'failed' ? 'failed' : 'installed';
+    out.push({ name: entry.name, sha256: entry.sha256, series: entry.series, state });
+  }
+  return out;
+}
+
+/**
+ * One check against the server: poll, take back what the server orders reverted, download and
+ * verify each offered release, apply it through the engine, and report every result. Reports go
+ * to the spool on disk first and are sent until the server has them.
+ */
+export async function runUpdate(options: UpdateOptions): Promise<UpdateResult> {
+  const { root, engine } = options;
+  const now = options.now ?? (() => new Date());
+  const log = options.log ?? (() => {});
+  const config = await loadConfig(root);
+  if (config.mode === 'off') {
+    log("mode is 'off': no check made (clpctl config set mode normal)");
+    return { mode: 'off', server: null, actions: [], reports: { accepted: 0, duplicates: 0, left: 0 }, exitCode: EXIT.ok };
+  }
+  const enrolled = requireEnrolled(root, config);
+  const release = await acquireUpdateLock(underRoot(root, join(FLEET_STATE_DIR, 'update.lock')));
+  try {
+    return await updateLocked(options, enrolled, now, log);
+  } finally {
+    await release();
+  }
+}
+
+async function updateLocked(
+  options: UpdateOptions,
+  config: EnrolledConfig,
+  now: () => Date,
+  log: (line: string) => void,
+): Promise<UpdateResult> {
+  const { root, engine } = options;
+  const client = new AgentHttpClient({ servers: config.servers, credential: config.credential, http: config.http, log });
+  const spool = new ReportSpool(underRoot(root, config.spoolDir));
+  const downloads = join(spool.dir, 'downloads');
+  const ledger = await ReleaseLedger.load(root);
+  if (options.retryFailed) {
+    const cleared = await ledger.clearFailed();
+    if (cleared > 0) log(`forgot ${cleared} failed release(s); the server may offer them again`);
+  }
+
+  // Reports left by an earlier run go first: the rollout's health depends on them.
+  const early = await spool.flush(client);
+  const totals = { accepted: early.accepted, duplicates: early.duplicates, left: early.left };
+
+  const actions: UpdateAction[] = [];
+  let poll: PollResponse;
+  let server: string;
+  try {
+    const facts = await readMachineFacts(root);
+    const installed = await installedForPoll(root, engine, ledger);
+    const answer = await client.postJson(AGENT_PATHS.poll, { facts, installed }, PollResponse);
+    poll = answer.value;
+    server = answer.server;
+  } catch (error) {
+    if (!(error instanceof FleetError)) throw error;
+    log(`poll failed: ${error.message}`);
+    return {
+      mode: config.mode,
+      server: null,
+      actions,
+      reports: totals,
+      error: { code: error.code, message: error.message },
+      exitCode: exitCodeOf(actions, true),
+    };
+  }
+  const servers = preferring(config.servers, server);
+  log(`poll ${server}: ${poll.apply.length} to apply, ${poll.revert.length} to revert`);
+
+  for (const order of poll.revert) actions.push(await revertOne(order, options, ledger, spool, log));
+  for (const offer of poll.apply) {
+    actions.push(await applyOne(offer, { ...options, config, client, servers, downloads, ledger, spool, now, log }));
+  }
+
+  const late = await spool.flush(client, servers);
+  totals.accepted += late.accepted;
+  totals.duplicates += late.duplicates;
+  totals.left = late.left;
+  if (late.error) log(`${late.left} report(s) stay spooled for the next run: ${late.error.message}`);
+  return { mode: config.mode, server, actions, reports: totals, exitCode: exitCodeOf(actions, false) };
+}
+
+async function revertOne(
+  order: ReleaseToRevert,
+  options: UpdateOptions,
+  ledger: ReleaseLedger,
+  spool: ReportSpool,
+  log: (line: string) => void,
+): Promise<UpdateAction> {
+  const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    log(line);
+  };
+  const base = { name: order.name, releaseId: order.releaseId, sha256: order.sha256 };
+  const report = { releaseId: order.releaseId, rolloutId: order.rolloutId, name: order.name, sha256: order.sha256 };
+  const entry = ledger.byName(order.name);
+  if (!entry || entry.sha256 !== order.sha256) {
+    // The server's view is stale: this exact release is not what is installed under that name.
+    say(`revert ${order.name}: the installed patch is not release ${order.sha256}; nothing to take back`);
+    const spooled = await spool.add({ ...report, status: 'reverted', log: excerpt(lines) });
+    return { ...base, outcome: 'reverted', message: 'not installed here', reportId: spooled.id };
+  }
+  say(`revert ${order.name}: the server ordered it taken back`);
+  try {
+    await options.engine.uninstall(order.name, { root: options.root, log: say });
+  } catch (error) {
+    if (codeOf(error) !== 'CLP_E_NOT_INSTALLED') {
+      say(`revert ${order.name} failed: ${codeOf(error)}: ${messageOf(error)}`);
+      const spooled = await spool.add({ ...report, status: 'revert-failed', errorCode: codeOf(error), log: excerpt(lines) });
+      return { ...base, outcome: 'revert-failed', code: codeOf(error), message: messageOf(error), reportId: spooled.id };
+    }
+    say(`revert ${order.name}: it was no longer installed`);
+  }
+  await ledger.remove(order.name);
+  const spooled = await spool.add({ ...report, status: 'reverted', log: excerpt(lines) });
+  say(`reverted ${order.name}`);
+  return { ...base, outcome: 'reverted', reportId: spooled.id };
+}
+
+interface ApplyContext extends UpdateOptions {
+  config: EnrolledConfig;
+  client: AgentHttpClient;
+  servers: readonly string[];
+  downloads: string;
+  ledger: ReleaseLedger;
+  spool: ReportSpool;
+  now: () => Date;
+  log: (line: string) => void;
+}
+
+async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<UpdateAction> {
+  const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    ctx.log(line);
+  };
+  const base = { name: offer.name, releaseId: offer.releaseId, sha256: offer.sha256 };
+  const report = { releaseId: offer.releaseId, rolloutId: offer.rolloutId, name: offer.name, sha256: offer.sha256 };
+
+  const held = cutoffReason(offer, ctx.config, ctx.now());
+  if (held) {
+    say(`hold back ${held}`);
+    return { ...base, outcome: 'held-back', message: held };
+  }
+
+  let file: string;
+  let resumedFrom = 0;
+  try {
+    const result = await downloadRelease({
+      client: ctx.client,
+      release: offer,
+      dir: ctx.downloads,
+      servers: ctx.servers,
+      onProgress: ctx.onProgress ? (p) => ctx.onProgress?.(offer.name, p) : undefined,
+      onStart: async () => {
+        await ctx.spool.add({ ...report, status: 'downloading' });
+      },
+    });
+    file = result.file;
+    resumedFrom = result.resumedFrom;
+    say(
+      `downloaded ${offer.name} (${offer.size} bytes, sha256 ${offer.sha256} checked${result.cached ? ', already on disk' : ''}${resumedFrom > 0 ? `, resumed at byte ${resumedFrom}` : ''})`,
+    );
+  } catch (error) {
+    if (!(error instanceof FleetError)) throw error;
+    // A network problem is not the patch's failure: nothing is reported against the rollout,
+    // and the next check resumes the download.
+    say(`download ${offer.name} failed: ${error.code}: ${error.message}`);
+    return { ...base, outcome: 'download-failed', code: error.code, message: error.message };
+  }
+
+  if (ctx.config.mode === 'check-only') {
+    try {
+      const checked = await ctx.engine.check(file, { root: ctx.root, log: say });
+      const message =
+        checked.problems.length === 0 ? 'verified; would apply' : `verified; would not apply: ${checked.problems.join('; ')}`;
+      say(`check-only ${offer.name}: ${message}`);
+      return { ...base, outcome: 'verified', message };
+    } catch (error) {
+      say(`check-only ${offer.name}: ${codeOf(error)}: ${messageOf(error)}`);
+      return { ...base, outcome: 'verified', code: codeOf(error), message: messageOf(error) };
+    }
+  }
+
+  const entry = {
+    name: offer.name,
+    series: offer.series,
+    sha256: offer.sha256,
+    releaseId: offer.releaseId,
+    rolloutId: offer.rolloutId,
+  };
+  try {
+    await ctx.engine.install(file, { root: ctx.root, log: say });
+  } catch (error) {
+    const code = codeOf(error);
+    if (code === 'CLP_E_ALREADY_INSTALLED') {
+      // Installed by hand from the same release: adopt it, so the server can count and revert it.
+      say(`${offer.name} is already installed here; recorded as this release`);
+    } else {
+      say(`apply ${offer.name} failed: ${code}: ${messageOf(error)}`);
+      await ctx.ledger.put({ ...entry, state: 'failed', at: ctx.now().toISOString(), errorCode: code });
+      const spooled = await ctx.spool.add({ ...report, status: 'failed', errorCode: code.slice(0, 64), log: excerpt(lines) });
+      await rm(file, { force: true });
+      return { ...base, outcome: 'failed', code, message: messageOf(error), reportId: spooled.id };
+    }
+  }
+  await ctx.ledger.put({ ...entry, state: 'applied', at: ctx.now().toISOString() });
+  say(`applied ${offer.name}`);
+  const spooled = await ctx.spool.add({ ...report, status: 'applied', log: excerpt(lines) });
+  // The engine keeps what uninstall needs; the download is no longer useful.
+  await rm(file, { force: true });
+  return { ...base, outcome: 'applied', reportId: spooled.id, ...(resumedFrom > 0 ? { resumedFrom } : {}) };
+}
