@@ -7,3 +7,4 @@ export { hostArchitecture } from './host.ts';
 export { keysDirOf, logFileOf, stateDirOf } from './paths.ts';
 export type { FailedMark, HistoryEntry, InstalledPatch, PatchRecord } from './state.ts';
 export type { CheckResult } from './health-check.ts';
+export { finishInterruptedRevert, PACKAGE_ERROR_CODES, PackageError, type PackageErrorCode, type RevertOptions, type RevertResult, revertPackage } from './package-managers/index.ts';
