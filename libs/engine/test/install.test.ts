@@ -7,6 +7,20 @@ import { buildPatch, fileAction, makeRoot, sha256, snapshotRoot, tempDir, truste
 
 const quiet = { warn: () => {} };
 
+interface Failure extends Error {
+  code: string;
+  details: { refusals: Array<{ code: string; rule: string }> };
+}
+
+async function failureOf(p: Promise<unknown>): Promise<Failure> {
+  try {
+    await p;
+  } catch (error) {
+    return error as Failure;
+  }
+  throw new Error('expected a failure');
+}
+
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
     await p;
@@ -78,9 +92,9 @@ describe('install and uninstall of files', () => {
     await writeFile(join(root, 'etc/app.conf'), 'locally edited\n');
     const before = await snapshotRoot(root, []);
     const file = await buildPatch(out, mainPatch('CLP1251124'), key);
-    const error = await installPatch(file, { root, ...quiet }).catch((e: unknown) => e as Error & { code: string });
-    expect((error as { code: string }).code).toBe('CLP_E_PRECONDITION');
-    expect((error as Error).message).toMatch(/\/etc\/app.conf has sha256 [0-9a-f]{64}, the patch expects/);
+    const error = await failureOf(installPatch(file, { root, ...quiet }));
+    expect(error.code).toBe('CLP_E_PRECONDITION');
+    expect(error.message).toMatch(/\/etc\/app.conf has sha256 [0-9a-f]{64}, the patch expects/);
     const after = await snapshotRoot(root, ['var/log/CLP.log', 'var/lib/clp/history.jsonl']);
     expect(after).toEqual(Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'var/log/CLP.log')));
   });
@@ -91,7 +105,7 @@ describe('install and uninstall of files', () => {
     const file = await buildPatch(out, mainPatch('CLP1251125'), key);
     await installPatch(file, { root, ...quiet });
     await writeFile(join(root, 'etc/app.conf'), 'edited after the patch\n');
-    const error = await uninstallPatch('CLP1251125', { root }).catch((e: unknown) => e as Error & { code: string });
+    const error = await failureOf(uninstallPatch('CLP1251125', { root }));
     expect(error.code).toBe('CLP_E_DRIFT');
     expect(error.message).toMatch(/\/etc\/app.conf has sha256/);
     expect((await listInstalled({ root })).map((p) => p.name)).toEqual(['CLP1251125']);
@@ -122,7 +136,7 @@ describe('install and uninstall of files', () => {
     const older = await buildPatch(out, { name: 'CLP1251201', series: 'app', actions: [fileAction('add', '/etc/b', 'b', 'b\n')], entries: { b: 'b\n' } }, key);
     await installPatch(newer, { root, ...quiet });
     expect(await codeOf(installPatch(older, { root, ...quiet }))).toBe('CLP_E_DOWNGRADE');
-    const again = await installPatch(newer, { root, ...quiet }).catch((e: unknown) => e as { code: string; details: { refusals: Array<{ code: string }> } });
+    const again = await failureOf(installPatch(newer, { root, ...quiet }));
     expect(again.code).toBe('CLP_E_NOT_APPLICABLE');
     expect(again.details.refusals.map((r) => r.code)).toEqual(['CLP_E_ALREADY_INSTALLED', 'CLP_E_PRECONDITION']);
   });
