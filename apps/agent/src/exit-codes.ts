@@ -1,3 +1,4 @@
+import type { PackageErrorCode } from '@clp/engine';
 import type { FormatErrorCode } from '@clp/format';
 import type { TrustErrorCode } from '@clp/trust';
 import type { AdminErrorCode } from './admin/errors.ts';
@@ -41,11 +42,19 @@ type KnownCode =
   | TrustErrorCode
   | FleetErrorCode
   | AdminErrorCode
+  | PackageErrorCode
   | 'CLP_E_USAGE'
   | 'CLP_E_NOT_FOUND'
   | 'CLP_E_INTERNAL';
 
 const TABLE: Record<KnownCode, ExitCode> = {
+  CLP_E_PACKAGE_MANAGER_FAILED: EXIT.applyFailed,
+  CLP_E_PACKAGE_NOT_FOUND: EXIT.notFound,
+  CLP_E_PACKAGE_IRREVERSIBLE: EXIT.notApplicable,
+  CLP_E_PACKAGE_MISMATCH: EXIT.notApplicable,
+  CLP_E_NO_PACKAGE_MANAGER: EXIT.notApplicable,
+  CLP_E_PACKAGE_HASH_MISMATCH: EXIT.badArchive,
+  CLP_E_PACKAGE_DOWNLOAD_FAILED: EXIT.network,
   CLP_E_USAGE: EXIT.usage,
   CLP_E_NOT_FOUND: EXIT.notFound,
   CLP_E_INTERNAL: EXIT.internal,

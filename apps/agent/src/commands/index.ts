@@ -7,6 +7,7 @@ import { daemon } from './daemon.ts';
 import { enroll } from './enroll.ts';
 import { inspect } from './inspect.ts';
 import { keygen } from './keygen.ts';
+import { pkg } from './pkg.ts';
 import { sign } from './sign.ts';
 import { update } from './update.ts';
 import { verify } from './verify.ts';
@@ -15,4 +16,4 @@ import { verify } from './verify.ts';
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => Command;
 
 /** Every clpctl command, in the order `--help` lists them. One file per command. */
-export const COMMANDS: RegisterCommand[] = [keygen, create, sign, verify, inspect, admin, enroll, update, daemon, config];
+export const COMMANDS: RegisterCommand[] = [keygen, create, sign, verify, inspect, admin, enroll, update, daemon, config, pkg];
