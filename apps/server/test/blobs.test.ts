@@ -79,7 +79,9 @@ describe.each(drivers())('blob downloads on $name', (driver) => {
     const res = await fetch(`${s.url}/v1/blobs/${sha}`, { headers: { range: `bytes=${bytes.length}-` } });
     expect(res.status).toBe(416);
     expect(res.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
-    expect((await res.json()).error.code).toBe('CLP_E_RANGE_NOT_SATISFIABLE');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+      'CLP_E_RANGE_NOT_SATISFIABLE',
+    );
   });
 
   it('sends the whole file when If-Range names another version', async () => {
@@ -93,7 +95,7 @@ describe.each(drivers())('blob downloads on $name', (driver) => {
   it('answers 404 for an unknown sha256', async () => {
     const res = await fetch(`${s.url}/v1/blobs/${'f'.repeat(64)}`);
     expect(res.status).toBe(404);
-    expect((await res.json()).error.code).toBe('CLP_E_NOT_FOUND');
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('CLP_E_NOT_FOUND');
   });
 
   it.each([
