@@ -1,4 +1,4 @@
-import type { PackageErrorCode } from '@clp/engine';
+import type { EngineErrorCode, PackageErrorCode } from '@clp/engine';
 import type { FormatErrorCode } from '@clp/format';
 import type { TrustErrorCode } from '@clp/trust';
 import type { AdminErrorCode } from './admin/errors.ts';
@@ -43,11 +43,39 @@ type KnownCode =
   | FleetErrorCode
   | AdminErrorCode
   | PackageErrorCode
+  | EngineErrorCode
   | 'CLP_E_USAGE'
   | 'CLP_E_NOT_FOUND'
   | 'CLP_E_INTERNAL';
 
 const TABLE: Record<KnownCode, ExitCode> = {
+  CLP_E_LOCKED: EXIT.applyFailed,
+  CLP_E_NOT_APPLICABLE: EXIT.notApplicable,
+  CLP_E_ARCHITECTURE: EXIT.notApplicable,
+  CLP_E_OS: EXIT.notApplicable,
+  CLP_E_PRECONDITION: EXIT.notApplicable,
+  CLP_E_DOWNGRADE: EXIT.notApplicable,
+  CLP_E_ALREADY_INSTALLED: EXIT.notApplicable,
+  CLP_E_PREVIOUSLY_FAILED: EXIT.notApplicable,
+  CLP_E_INTERPRETER_MISSING: EXIT.notApplicable,
+  CLP_E_PATH_ESCAPE: EXIT.notApplicable,
+  CLP_E_TARGET_NOT_FILE: EXIT.notApplicable,
+  CLP_E_UNKNOWN_OWNER: EXIT.notApplicable,
+  CLP_E_NO_SPACE: EXIT.applyFailed,
+  CLP_E_READ_ONLY: EXIT.applyFailed,
+  CLP_E_PERMISSION: EXIT.applyFailed,
+  CLP_E_APPLY_FAILED: EXIT.applyFailed,
+  CLP_E_SCRIPT_FAILED: EXIT.applyFailed,
+  CLP_E_SCRIPT_TIMEOUT: EXIT.applyFailed,
+  CLP_E_SERVICE_FAILED: EXIT.applyFailed,
+  CLP_E_CHECK_FAILED: EXIT.applyFailed,
+  CLP_E_NOT_INSTALLED: EXIT.notFound,
+  CLP_E_DRIFT: EXIT.drift,
+  CLP_E_IRREVERSIBLE: EXIT.notApplicable,
+  CLP_E_ROLLBACK_FAILED: EXIT.recoveryFailed,
+  CLP_E_RECOVERY_FAILED: EXIT.recoveryFailed,
+  CLP_E_JOURNAL_CORRUPT: EXIT.recoveryFailed,
+  CLP_E_BAD_STATE: EXIT.internal,
   CLP_E_PACKAGE_MANAGER_FAILED: EXIT.applyFailed,
   CLP_E_PACKAGE_NOT_FOUND: EXIT.notFound,
   CLP_E_PACKAGE_IRREVERSIBLE: EXIT.notApplicable,

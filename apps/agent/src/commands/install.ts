@@ -1,0 +1,47 @@
+import { resolve } from 'node:path';
+import { installPatch } from '@clp/engine';
+import { note, printResult } from '../output.ts';
+import { requireFile } from './authoring.ts';
+import { logFor, progressFor, recoveredNote } from './engine-output.ts';
+import type { RegisterCommand } from './index.ts';
+
+interface InstallFlags {
+  insecure: boolean;
+  allowIrreversible: boolean;
+  packageManager?: string;
+  force: boolean;
+}
+
+export const install: RegisterCommand = (program, globals) =>
+  program
+    .command('install')
+    .description('install a signed .clp patch as one transaction (verified, checked, rolled back on any failure)')
+    .argument('<file>', 'the .clp patch')
+    .option('--insecure', 'skip the signature check (local development only; loud about it)', false)
+    .option('--allow-irreversible', 'go ahead when a package change cannot be taken back', false)
+    .option('--package-manager <name>', "pacman or dpkg (default: the root's own)")
+    .option('--force', 'install a patch that failed on this machine before', false)
+    .action(async (file: string, flags: InstallFlags) => {
+      const g = globals();
+      const input = resolve(file);
+      await requireFile(input, 'patch file');
+      const result = await installPatch(input, {
+        root: g.root,
+        insecure: flags.insecure,
+        allowIrreversible: flags.allowIrreversible,
+        force: flags.force,
+        ...(flags.packageManager !== undefined ? { packageManager: flags.packageManager } : {}),
+        warn: note,
+        ...(logFor(g) ? { log: logFor(g) } : {}),
+        ...(progressFor(g) ? { progress: progressFor(g) } : {}),
+      });
+      if (!g.json) recoveredNote(result.recovered);
+      printResult(g, result, () =>
+        [
+          `installed ${result.name} under ${result.root} (${result.steps.length} step${result.steps.length === 1 ? '' : 's'}${result.signedBy ? `, signed by ${result.signedBy}` : ', UNSIGNED: --insecure'})`,
+          ...result.steps.map((s) => `  ${s.description}`),
+          ...result.skipped.map((s) => `skipped: ${s}`),
+          ...result.checks.map((c) => `check ${c.ok ? 'passed' : 'failed'}: ${c.check}${c.skipped ? ` (skipped: ${c.skipped})` : ''}`),
+        ].join('\n'),
+      );
+    });
