@@ -30,6 +30,8 @@ function lookup(map: Map<string, number>, name: string, what: string, file: stri
   const id = map.get(name);
   if (id !== undefined) return id;
   if (/^\d+$/.test(name)) return Number(name);
+  // root is 0 on every Unix, also in a bare root folder without etc/passwd.
+  if (name === 'root') return 0;
   throw new EngineError('CLP_E_UNKNOWN_OWNER', `${what} "${name}" is not in ROOT/${file}; add it or use a numeric id`, {
     details: { [what]: name },
   });
