@@ -180,7 +180,14 @@ export function buildZip(entries: readonly ZipEntrySpec[], options: ZipOptions =
   return Buffer.concat(parts);
 }
 
-export type TarEntryType = 'file' | 'directory' | 'symlink' | 'link' | 'character-device' | 'block-device' | 'fifo';
+export type TarEntryType =
+  | 'file'
+  | 'directory'
+  | 'symlink'
+  | 'link'
+  | 'character-device'
+  | 'block-device'
+  | 'fifo';
 
 export interface TarEntrySpec {
   name: string;
@@ -200,7 +207,9 @@ export async function buildTar(entries: readonly TarEntrySpec[]): Promise<Buffer
   const p = pack();
   const chunks: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
-    p.on('data', (c: Buffer) => chunks.push(c));
+    p.on('data', (c: unknown) => {
+      chunks.push(c as Buffer);
+    });
     p.on('end', () => resolve());
     p.on('error', reject);
   });
@@ -218,8 +227,7 @@ export async function buildTar(entries: readonly TarEntrySpec[]): Promise<Buffer
     };
     await new Promise<void>((resolve, reject) => {
       const cb = (err?: Error | null): void => (err ? reject(err) : resolve());
-      if (type === 'file') p.entry(header, e.data ?? Buffer.alloc(0), cb);
-      else p.entry(header, cb).end();
+      p.entry(header, type === 'file' ? (e.data ?? Buffer.alloc(0)) : Buffer.alloc(0), cb);
     });
   }
   p.finalize();
@@ -235,7 +243,9 @@ export const PAYLOAD = Buffer.from('Port 22\nPermitRootLogin no\n');
 export const PAYLOAD_NAME = 'payload/clp-demo.conf';
 
 /** A valid XML PKGINFO.meta adding one file from `source`. */
-export function xmlMeta(options: { name?: string; source?: string; actions?: string; extra?: string } = {}): string {
+export function xmlMeta(
+  options: { name?: string; source?: string; actions?: string; extra?: string } = {},
+): string {
   const source = options.source ?? PAYLOAD_NAME;
   const actions =
     options.actions ??

@@ -15,8 +15,8 @@ import {
   buildTarGz,
   buildZip,
   DEFLATE,
-  iniMeta,
   INSTALL_SCRIPT,
+  iniMeta,
   PAYLOAD,
   PAYLOAD_NAME,
   S_IFBLK,
@@ -70,7 +70,9 @@ async function walk(dir: string): Promise<string[]> {
 async function strays(): Promise<string[]> {
   const allowedFolders = [inbox(), join(sandbox, 'x'), join(sandbox, 'x', 'y'), outDir()];
   return (await walk(sandbox))
-    .filter((p) => !allowedFolders.includes(p) && !p.startsWith(inbox() + sep) && !p.startsWith(outDir() + sep))
+    .filter(
+      (p) => !allowedFolders.includes(p) && !p.startsWith(inbox() + sep) && !p.startsWith(outDir() + sep),
+    )
     .map((p) => relative(sandbox, p));
 }
 
@@ -125,61 +127,134 @@ async function expectRefusedOnRead(c: Case & { entry: string }): Promise<void> {
   expect(await strays()).toEqual([]);
 }
 
-const zip = (entries: ZipEntrySpec[], options?: Parameters<typeof buildZip>[1]) => () => buildZip(entries, options);
+const zip = (entries: ZipEntrySpec[], options?: Parameters<typeof buildZip>[1]) => () =>
+  buildZip(entries, options);
 const withZipEntry = (extra: ZipEntrySpec) => zip([...validZipEntries(), extra]);
 const tarGz = (entries: TarEntrySpec[]) => () => buildTarGz(entries);
 const withTarEntry = (extra: TarEntrySpec) => tarGz([...validTarEntries(), extra]);
 const metaZip = (meta: string, extra: ZipEntrySpec[] = []) => zip([...validZipEntries(meta), ...extra]);
-const archiveName = () => join(inbox(), 'patch.clp');
 
 /** 4 MiB of zeros deflate to about 4 KiB: a ratio near 1000:1. */
 const ZEROS = Buffer.alloc(4 * 1024 * 1024);
 
 describe('hostile zip archives, refused when opened', () => {
   const cases: Case[] = [
-    { title: "a '../' name climbing out", build: withZipEntry({ name: '../../evil', data: PAYLOAD }), code: 'CLP_E_PATH_TRAVERSAL', names: '../../evil' },
+    {
+      title: "a '../' name climbing out",
+      build: withZipEntry({ name: '../../evil', data: PAYLOAD }),
+      code: 'CLP_E_PATH_TRAVERSAL',
+      names: '../../evil',
+    },
     {
       title: "a '..' segment in the middle of a name",
       build: withZipEntry({ name: 'payload/../../../evil', data: PAYLOAD }),
       code: 'CLP_E_PATH_TRAVERSAL',
       names: 'payload/../../../evil',
     },
-    { title: "a folder entry named '../'", build: withZipEntry({ name: '../', method: STORE, mode: S_IFDIR | 0o755 }), code: 'CLP_E_PATH_TRAVERSAL', names: '../' },
+    {
+      title: "a folder entry named '../'",
+      build: withZipEntry({ name: '../', method: STORE, mode: S_IFDIR | 0o755 }),
+      code: 'CLP_E_PATH_TRAVERSAL',
+      names: '../',
+    },
     {
       title: 'an absolute name pointing into the sandbox',
       build: () => buildZip([...validZipEntries(), { name: join(sandbox, 'abs-evil'), data: PAYLOAD }]),
       code: 'CLP_E_ABSOLUTE_PATH',
       names: () => join(sandbox, 'abs-evil'),
     },
-    { title: 'a drive-letter name', build: withZipEntry({ name: 'C:/Windows/evil.dll', data: PAYLOAD }), code: 'CLP_E_ABSOLUTE_PATH', names: 'C:/Windows/evil.dll' },
-    { title: 'backslashes hiding a traversal', build: withZipEntry({ name: '..\\..\\evil', data: PAYLOAD }), code: 'CLP_E_BAD_PATH', names: JSON.stringify('..\\..\\evil') },
-    { title: 'a NUL byte in a name', build: withZipEntry({ name: 'payload/a\0.conf', data: PAYLOAD }), code: 'CLP_E_BAD_PATH', names: 'payload/a\\u0000.conf' },
-    { title: 'a newline in a name', build: withZipEntry({ name: 'payload/a\nb', data: PAYLOAD }), code: 'CLP_E_BAD_PATH', names: 'payload/a\\nb' },
+    {
+      title: 'a drive-letter name',
+      build: withZipEntry({ name: 'C:/Windows/evil.dll', data: PAYLOAD }),
+      code: 'CLP_E_ABSOLUTE_PATH',
+      names: 'C:/Windows/evil.dll',
+    },
+    {
+      title: 'backslashes hiding a traversal',
+      build: withZipEntry({ name: '..\\..\\evil', data: PAYLOAD }),
+      code: 'CLP_E_BAD_PATH',
+      names: JSON.stringify('..\\..\\evil'),
+    },
+    {
+      title: 'a NUL byte in a name',
+      build: withZipEntry({ name: 'payload/a\0.conf', data: PAYLOAD }),
+      code: 'CLP_E_BAD_PATH',
+      names: 'payload/a\\u0000.conf',
+    },
+    {
+      title: 'a newline in a name',
+      build: withZipEntry({ name: 'payload/a\nb', data: PAYLOAD }),
+      code: 'CLP_E_BAD_PATH',
+      names: 'payload/a\\nb',
+    },
     {
       title: 'a name that is not valid UTF-8',
       build: withZipEntry({ name: Buffer.from([0x70, 0x2f, 0xff, 0xfe, 0x2e, 0x63]), data: PAYLOAD }),
       code: 'CLP_E_BAD_PATH',
       names: 'p/',
     },
-    { title: "a '.' segment", build: withZipEntry({ name: 'payload/./x.conf', data: PAYLOAD }), code: 'CLP_E_BAD_PATH', names: 'payload/./x.conf' },
-    { title: 'an empty segment', build: withZipEntry({ name: 'payload//x.conf', data: PAYLOAD }), code: 'CLP_E_BAD_PATH', names: 'payload//x.conf' },
-    { title: 'a name longer than 1024 bytes', build: withZipEntry({ name: `payload/${'a/'.repeat(600)}x`, data: PAYLOAD }), code: 'CLP_E_BAD_PATH', names: 'payload/a/a/' },
+    {
+      title: "a '.' segment",
+      build: withZipEntry({ name: 'payload/./x.conf', data: PAYLOAD }),
+      code: 'CLP_E_BAD_PATH',
+      names: 'payload/./x.conf',
+    },
+    {
+      title: 'an empty segment',
+      build: withZipEntry({ name: 'payload//x.conf', data: PAYLOAD }),
+      code: 'CLP_E_BAD_PATH',
+      names: 'payload//x.conf',
+    },
+    {
+      title: 'a name longer than 1024 bytes',
+      build: withZipEntry({ name: `payload/${'a/'.repeat(600)}x`, data: PAYLOAD }),
+      code: 'CLP_E_BAD_PATH',
+      names: 'payload/a/a/',
+    },
     {
       title: 'a symbolic link entry (unix mode 0120777)',
-      build: withZipEntry({ name: 'payload/passwd', data: Buffer.from('/etc/passwd'), method: STORE, mode: S_IFLNK | 0o777 }),
+      build: withZipEntry({
+        name: 'payload/passwd',
+        data: Buffer.from('/etc/passwd'),
+        method: STORE,
+        mode: S_IFLNK | 0o777,
+      }),
       code: 'CLP_E_LINK_ENTRY',
       names: 'payload/passwd',
     },
     {
       title: 'PKGINFO.meta itself as a symbolic link',
-      build: zip([{ name: 'PKGINFO.meta', data: Buffer.from('/etc/shadow'), method: STORE, mode: S_IFLNK | 0o777 }, { name: PAYLOAD_NAME, data: PAYLOAD }]),
+      build: zip([
+        { name: 'PKGINFO.meta', data: Buffer.from('/etc/shadow'), method: STORE, mode: S_IFLNK | 0o777 },
+        { name: PAYLOAD_NAME, data: PAYLOAD },
+      ]),
       code: 'CLP_E_LINK_ENTRY',
       names: 'PKGINFO.meta',
     },
-    { title: 'a character device entry', build: withZipEntry({ name: 'payload/null', mode: S_IFCHR | 0o666 }), code: 'CLP_E_SPECIAL_ENTRY', names: 'payload/null' },
-    { title: 'a block device entry', build: withZipEntry({ name: 'payload/sda', mode: S_IFBLK | 0o660 }), code: 'CLP_E_SPECIAL_ENTRY', names: 'payload/sda' },
-    { title: 'a fifo entry', build: withZipEntry({ name: 'payload/fifo', mode: S_IFIFO | 0o644 }), code: 'CLP_E_SPECIAL_ENTRY', names: 'payload/fifo' },
-    { title: 'a socket entry', build: withZipEntry({ name: 'payload/sock', mode: S_IFSOCK | 0o644 }), code: 'CLP_E_SPECIAL_ENTRY', names: 'payload/sock' },
+    {
+      title: 'a character device entry',
+      build: withZipEntry({ name: 'payload/null', mode: S_IFCHR | 0o666 }),
+      code: 'CLP_E_SPECIAL_ENTRY',
+      names: 'payload/null',
+    },
+    {
+      title: 'a block device entry',
+      build: withZipEntry({ name: 'payload/sda', mode: S_IFBLK | 0o660 }),
+      code: 'CLP_E_SPECIAL_ENTRY',
+      names: 'payload/sda',
+    },
+    {
+      title: 'a fifo entry',
+      build: withZipEntry({ name: 'payload/fifo', mode: S_IFIFO | 0o644 }),
+      code: 'CLP_E_SPECIAL_ENTRY',
+      names: 'payload/fifo',
+    },
+    {
+      title: 'a socket entry',
+      build: withZipEntry({ name: 'payload/sock', mode: S_IFSOCK | 0o644 }),
+      code: 'CLP_E_SPECIAL_ENTRY',
+      names: 'payload/sock',
+    },
     {
       title: 'the same name twice (the second would overwrite the first)',
       build: withZipEntry({ name: PAYLOAD_NAME, data: Buffer.from('PermitRootLogin yes\n') }),
@@ -194,7 +269,10 @@ describe('hostile zip archives, refused when opened', () => {
     },
     {
       title: 'more entries than the limit',
-      build: zip([...validZipEntries(), ...[1, 2, 3, 4].map((i) => ({ name: `payload/extra-${i}`, data: PAYLOAD }))]),
+      build: zip([
+        ...validZipEntries(),
+        ...[1, 2, 3, 4].map((i) => ({ name: `payload/extra-${i}`, data: PAYLOAD })),
+      ]),
       limits: { maxEntries: 4 },
       code: 'CLP_E_TOO_MANY_ENTRIES',
       names: 'patch.clp',
@@ -214,7 +292,10 @@ describe('hostile zip archives, refused when opened', () => {
     },
     {
       title: 'entries that together exceed the total limit',
-      build: zip([...validZipEntries(), ...[1, 2, 3].map((i) => ({ name: `payload/part-${i}`, data: Buffer.alloc(3000, i), method: STORE }))]),
+      build: zip([
+        ...validZipEntries(),
+        ...[1, 2, 3].map((i) => ({ name: `payload/part-${i}`, data: Buffer.alloc(3000, i), method: STORE })),
+      ]),
       limits: { maxTotalSize: 8000 },
       code: 'CLP_E_TOO_LARGE',
       names: 'payload/part-3',
@@ -243,11 +324,36 @@ describe('hostile zip archives, refused when opened', () => {
       code: 'CLP_E_ENCRYPTED_ENTRY',
       names: 'payload/aes',
     },
-    { title: 'compression method 99 without the encryption flag', build: withZipEntry({ name: 'payload/m99', data: PAYLOAD, method: 99 }), code: 'CLP_E_UNSUPPORTED_COMPRESSION', names: 'payload/m99' },
-    { title: 'bzip2 compression (method 12)', build: withZipEntry({ name: 'payload/bz', data: PAYLOAD, method: 12 }), code: 'CLP_E_UNSUPPORTED_COMPRESSION', names: 'payload/bz' },
-    { title: 'LZMA compression (method 14)', build: withZipEntry({ name: 'payload/lz', data: PAYLOAD, method: 14 }), code: 'CLP_E_UNSUPPORTED_COMPRESSION', names: 'payload/lz' },
-    { title: 'random bytes', build: () => Buffer.from('this is a text file, not a patch\n'.repeat(40)), code: 'CLP_E_NOT_AN_ARCHIVE', names: 'patch.clp' },
-    { title: 'an empty file', build: () => Buffer.alloc(0), code: 'CLP_E_NOT_AN_ARCHIVE', names: 'patch.clp' },
+    {
+      title: 'compression method 99 without the encryption flag',
+      build: withZipEntry({ name: 'payload/m99', data: PAYLOAD, method: 99 }),
+      code: 'CLP_E_UNSUPPORTED_COMPRESSION',
+      names: 'payload/m99',
+    },
+    {
+      title: 'bzip2 compression (method 12)',
+      build: withZipEntry({ name: 'payload/bz', data: PAYLOAD, method: 12 }),
+      code: 'CLP_E_UNSUPPORTED_COMPRESSION',
+      names: 'payload/bz',
+    },
+    {
+      title: 'LZMA compression (method 14)',
+      build: withZipEntry({ name: 'payload/lz', data: PAYLOAD, method: 14 }),
+      code: 'CLP_E_UNSUPPORTED_COMPRESSION',
+      names: 'payload/lz',
+    },
+    {
+      title: 'random bytes',
+      build: () => Buffer.from('this is a text file, not a patch\n'.repeat(40)),
+      code: 'CLP_E_NOT_AN_ARCHIVE',
+      names: 'patch.clp',
+    },
+    {
+      title: 'an empty file',
+      build: () => Buffer.alloc(0),
+      code: 'CLP_E_NOT_AN_ARCHIVE',
+      names: 'patch.clp',
+    },
     {
       title: 'a local header signature and then nothing but garbage (no end record)',
       build: () => Buffer.concat([Buffer.from('PK\x03\x04'), Buffer.alloc(2000, 0x41)]),
@@ -295,13 +401,21 @@ describe('hostile zip archives, refused when opened', () => {
     },
     {
       title: 'a stored entry whose two sizes disagree (the message must name the entry)',
-      build: withZipEntry({ name: 'payload/short', data: PAYLOAD, method: STORE, uncompressedSize: PAYLOAD.length + 10 }),
+      build: withZipEntry({
+        name: 'payload/short',
+        data: PAYLOAD,
+        method: STORE,
+        uncompressedSize: PAYLOAD.length + 10,
+      }),
       code: 'CLP_E_CORRUPT_ENTRY',
       names: 'payload/short',
     },
     {
       title: 'PKGINFO.meta with a bad CRC',
-      build: zip([{ name: 'PKGINFO.meta', data: Buffer.from(xmlMeta()), crc: 0xdeadbeef }, { name: PAYLOAD_NAME, data: PAYLOAD }]),
+      build: zip([
+        { name: 'PKGINFO.meta', data: Buffer.from(xmlMeta()), crc: 0xdeadbeef },
+        { name: PAYLOAD_NAME, data: PAYLOAD },
+      ]),
       code: 'CLP_E_CORRUPT_ENTRY',
       names: 'PKGINFO.meta',
     },
@@ -314,10 +428,18 @@ describe('hostile zip archives, refused when opened', () => {
       code: 'CLP_E_ZIP_BOMB',
       names: 'PKGINFO.meta',
     },
-    { title: 'no PKGINFO.meta', build: zip([{ name: PAYLOAD_NAME, data: PAYLOAD }]), code: 'CLP_E_MISSING_PKGINFO', names: 'PKGINFO.meta' },
+    {
+      title: 'no PKGINFO.meta',
+      build: zip([{ name: PAYLOAD_NAME, data: PAYLOAD }]),
+      code: 'CLP_E_MISSING_PKGINFO',
+      names: 'PKGINFO.meta',
+    },
     {
       title: 'PKGINFO.meta only in a sub-folder',
-      build: zip([{ name: 'payload/PKGINFO.meta', data: Buffer.from(xmlMeta()) }, { name: PAYLOAD_NAME, data: PAYLOAD }]),
+      build: zip([
+        { name: 'payload/PKGINFO.meta', data: Buffer.from(xmlMeta()) },
+        { name: PAYLOAD_NAME, data: PAYLOAD },
+      ]),
       code: 'CLP_E_MISSING_PKGINFO',
       names: 'PKGINFO.meta',
     },
@@ -331,22 +453,36 @@ describe('hostile zip archives, refused when opened', () => {
     {
       title: 'PKGINFO.meta larger than the default 1 MiB',
       build: zip([
-        { name: 'PKGINFO.meta', data: Buffer.from(xmlMeta({ extra: `\n  <!-- ${'x'.repeat(1024 * 1024)} -->` })), method: STORE },
+        {
+          name: 'PKGINFO.meta',
+          data: Buffer.from(xmlMeta({ extra: `\n  <!-- ${'x'.repeat(1024 * 1024)} -->` })),
+          method: STORE,
+        },
         { name: PAYLOAD_NAME, data: PAYLOAD },
       ]),
       code: 'CLP_E_PKGINFO_TOO_LARGE',
       names: 'PKGINFO.meta',
     },
-    { title: 'malformed XML', build: metaZip('<?xml version="1.0"?>\n<Package><Name>CLP1251123</Name>\n'), code: 'CLP_E_XML_MALFORMED', names: 'PKGINFO.meta' },
+    {
+      title: 'malformed XML',
+      build: metaZip('<?xml version="1.0"?>\n<Package><Name>CLP1251123</Name>\n'),
+      code: 'CLP_E_XML_MALFORMED',
+      names: 'PKGINFO.meta',
+    },
     {
       title: 'PKGINFO.meta that is not UTF-8',
-      build: zip([{ name: 'PKGINFO.meta', data: Buffer.from([0x3c, 0x50, 0xff, 0xfe, 0x3e]) }, { name: PAYLOAD_NAME, data: PAYLOAD }]),
+      build: zip([
+        { name: 'PKGINFO.meta', data: Buffer.from([0x3c, 0x50, 0xff, 0xfe, 0x3e]) },
+        { name: PAYLOAD_NAME, data: PAYLOAD },
+      ]),
       code: 'CLP_E_XML_MALFORMED',
       names: 'PKGINFO.meta',
     },
     {
       title: 'a DOCTYPE with an external DTD',
-      build: metaZip(xmlMeta().replace('<Package>', '<!DOCTYPE Package SYSTEM "http://127.0.0.1:9/evil.dtd">\n<Package>')),
+      build: metaZip(
+        xmlMeta().replace('<Package>', '<!DOCTYPE Package SYSTEM "http://127.0.0.1:9/evil.dtd">\n<Package>'),
+      ),
       code: 'CLP_E_XML_DTD',
       names: 'PKGINFO.meta',
     },
@@ -374,14 +510,24 @@ describe('hostile zip archives, refused when opened', () => {
       code: 'CLP_E_PKGINFO_INVALID',
       names: 'Architecture',
     },
-    { title: 'a patch name off the CLP rule', build: metaZip(xmlMeta({ name: 'KB5034441' })), code: 'CLP_E_BAD_NAME', names: 'KB5034441' },
+    {
+      title: 'a patch name off the CLP rule',
+      build: metaZip(xmlMeta({ name: 'KB5034441' })),
+      code: 'CLP_E_BAD_NAME',
+      names: 'KB5034441',
+    },
     {
       title: 'an action whose source is not in the archive',
       build: metaZip(xmlMeta({ source: 'payload/missing.conf' })),
       code: 'CLP_E_MISSING_SOURCE',
       names: 'payload/missing.conf',
     },
-    { title: 'no actions and no install script', build: metaZip(xmlMeta({ actions: '' })), code: 'CLP_E_EMPTY_PATCH', names: 'CLP1251123' },
+    {
+      title: 'no actions and no install script',
+      build: metaZip(xmlMeta({ actions: '' })),
+      code: 'CLP_E_EMPTY_PATCH',
+      names: 'CLP1251123',
+    },
   ];
 
   it.each(cases)('$title → $code', async (c) => {
@@ -407,7 +553,11 @@ describe('hostile zip archives, refused when their bytes are read', () => {
     },
     {
       title: 'a deflate stream that is garbage',
-      build: withZipEntry({ name: 'payload/garbage', data: PAYLOAD, rawData: Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00, 0x13, 0x37]) }),
+      build: withZipEntry({
+        name: 'payload/garbage',
+        data: PAYLOAD,
+        rawData: Buffer.from([0xff, 0xff, 0xff, 0xff, 0x00, 0x13, 0x37]),
+      }),
       code: 'CLP_E_CORRUPT_ENTRY',
       names: 'payload/garbage',
       entry: 'payload/garbage',
@@ -428,7 +578,13 @@ describe('hostile zip archives, refused when their bytes are read', () => {
     },
     {
       title: 'compressed data that runs past the end of the file',
-      build: withZipEntry({ name: 'payload/overrun', data: PAYLOAD, method: STORE, compressedSize: 5_000_000, uncompressedSize: 5_000_000 }),
+      build: withZipEntry({
+        name: 'payload/overrun',
+        data: PAYLOAD,
+        method: STORE,
+        compressedSize: 5_000_000,
+        uncompressedSize: 5_000_000,
+      }),
       limits: { maxRatio: 1_000_000 },
       code: 'CLP_E_CORRUPT_ENTRY',
       names: 'payload/overrun',
@@ -443,19 +599,54 @@ describe('hostile zip archives, refused when their bytes are read', () => {
 
 describe('hostile historic tar.gz archives', () => {
   const cases: Case[] = [
-    { title: 'a symbolic link', build: withTarEntry({ name: 'payload-link', type: 'symlink', linkname: '/etc/shadow' }), code: 'CLP_E_LINK_ENTRY', names: 'payload-link' },
-    { title: 'a hard link', build: withTarEntry({ name: 'hard', type: 'link', linkname: 'Install-Patch.ps1' }), code: 'CLP_E_LINK_ENTRY', names: 'hard' },
-    { title: "a '../' name", build: withTarEntry({ name: '../../evil', data: PAYLOAD }), code: 'CLP_E_PATH_TRAVERSAL', names: '../../evil' },
+    {
+      title: 'a symbolic link',
+      build: withTarEntry({ name: 'payload-link', type: 'symlink', linkname: '/etc/shadow' }),
+      code: 'CLP_E_LINK_ENTRY',
+      names: 'payload-link',
+    },
+    {
+      title: 'a hard link',
+      build: withTarEntry({ name: 'hard', type: 'link', linkname: 'Install-Patch.ps1' }),
+      code: 'CLP_E_LINK_ENTRY',
+      names: 'hard',
+    },
+    {
+      title: "a '../' name",
+      build: withTarEntry({ name: '../../evil', data: PAYLOAD }),
+      code: 'CLP_E_PATH_TRAVERSAL',
+      names: '../../evil',
+    },
     {
       title: 'an absolute name pointing into the sandbox',
       build: () => buildTarGz([...validTarEntries(), { name: join(sandbox, 'abs-evil'), data: PAYLOAD }]),
       code: 'CLP_E_ABSOLUTE_PATH',
       names: () => join(sandbox, 'abs-evil'),
     },
-    { title: 'a character device', build: withTarEntry({ name: 'null', type: 'character-device' }), code: 'CLP_E_SPECIAL_ENTRY', names: 'null' },
-    { title: 'a block device', build: withTarEntry({ name: 'sda', type: 'block-device' }), code: 'CLP_E_SPECIAL_ENTRY', names: 'sda' },
-    { title: 'a fifo', build: withTarEntry({ name: 'fifo', type: 'fifo' }), code: 'CLP_E_SPECIAL_ENTRY', names: 'fifo' },
-    { title: 'the same name twice', build: withTarEntry({ name: 'Install-Patch.ps1', data: Buffer.from('rm -rf /') }), code: 'CLP_E_DUPLICATE_ENTRY', names: 'Install-Patch.ps1' },
+    {
+      title: 'a character device',
+      build: withTarEntry({ name: 'null', type: 'character-device' }),
+      code: 'CLP_E_SPECIAL_ENTRY',
+      names: 'null',
+    },
+    {
+      title: 'a block device',
+      build: withTarEntry({ name: 'sda', type: 'block-device' }),
+      code: 'CLP_E_SPECIAL_ENTRY',
+      names: 'sda',
+    },
+    {
+      title: 'a fifo',
+      build: withTarEntry({ name: 'fifo', type: 'fifo' }),
+      code: 'CLP_E_SPECIAL_ENTRY',
+      names: 'fifo',
+    },
+    {
+      title: 'the same name twice',
+      build: withTarEntry({ name: 'Install-Patch.ps1', data: Buffer.from('rm -rf /') }),
+      code: 'CLP_E_DUPLICATE_ENTRY',
+      names: 'Install-Patch.ps1',
+    },
     {
       title: 'more entries than the limit',
       build: tarGz([...validTarEntries(), ...[1, 2, 3].map((i) => ({ name: `extra-${i}`, data: PAYLOAD }))]),
@@ -476,24 +667,40 @@ describe('hostile historic tar.gz archives', () => {
       code: 'CLP_E_ZIP_BOMB',
       names: 'patch.clp',
     },
-    { title: 'no PKGINFO.meta', build: tarGz([{ name: 'Install-Patch.ps1', data: INSTALL_SCRIPT }]), code: 'CLP_E_MISSING_PKGINFO', names: 'PKGINFO.meta' },
+    {
+      title: 'no PKGINFO.meta',
+      build: tarGz([{ name: 'Install-Patch.ps1', data: INSTALL_SCRIPT }]),
+      code: 'CLP_E_MISSING_PKGINFO',
+      names: 'PKGINFO.meta',
+    },
     {
       title: 'a historic PKGINFO.meta with no [Package] section',
       build: tarGz(validTarEntries('[Patch]\nName=CLP1250101\n')),
       code: 'CLP_E_PKGINFO_INVALID',
       names: '[Package]',
     },
-    { title: 'a historic patch with a bad name', build: tarGz(validTarEntries(iniMeta('Patch-2025'))), code: 'CLP_E_BAD_NAME', names: 'Patch-2025' },
+    {
+      title: 'a historic patch with a bad name',
+      build: tarGz(validTarEntries(iniMeta('Patch-2025'))),
+      code: 'CLP_E_BAD_NAME',
+      names: 'Patch-2025',
+    },
     {
       title: 'a historic patch with no install script',
-      build: tarGz([{ name: 'PKGINFO.meta', data: Buffer.from(iniMeta()) }, { name: 'Remove-Patch.ps1', data: INSTALL_SCRIPT }]),
+      build: tarGz([
+        { name: 'PKGINFO.meta', data: Buffer.from(iniMeta()) },
+        { name: 'Remove-Patch.ps1', data: INSTALL_SCRIPT },
+      ]),
       code: 'CLP_E_EMPTY_PATCH',
       names: 'CLP1250101',
     },
     {
       title: 'a tar.gz cut off in the middle',
       build: async () => {
-        const whole = await buildTarGz([...validTarEntries(), { name: 'noise.bin', data: Buffer.from(sha256('x').repeat(200)) }]);
+        const whole = await buildTarGz([
+          ...validTarEntries(),
+          { name: 'noise.bin', data: Buffer.from(sha256('x').repeat(200)) },
+        ]);
         return whole.subarray(0, Math.floor(whole.length * 0.6));
       },
       code: 'CLP_E_TRUNCATED',
@@ -513,7 +720,10 @@ describe('hostile historic tar.gz archives', () => {
 });
 
 describe('extracting against a signed manifest', () => {
-  async function openValid(): Promise<{ archive: Awaited<ReturnType<typeof openPatch>>; digests: Map<string, EntryDigest> }> {
+  async function openValid(): Promise<{
+    archive: Awaited<ReturnType<typeof openPatch>>;
+    digests: Map<string, EntryDigest>;
+  }> {
     const archive = await openPatch(await place(buildZip(validZipEntries())));
     return { archive, digests: await archive.hashEntries() };
   }
@@ -598,12 +808,17 @@ describe('archives that bend the format but are fine (controls for the suite abo
   }
 
   it('a plain zip opens, hashes and extracts', async () => {
-    await roundTrip(buildZip(validZipEntries()), { [PAYLOAD_NAME]: PAYLOAD, 'PKGINFO.meta': Buffer.from(xmlMeta()) });
+    await roundTrip(buildZip(validZipEntries()), {
+      [PAYLOAD_NAME]: PAYLOAD,
+      'PKGINFO.meta': Buffer.from(xmlMeta()),
+    });
   });
 
   it('a zip with data descriptors and an archive comment of garbage', async () => {
     const entries = validZipEntries().map((e) => ({ ...e, dataDescriptor: true }));
-    await roundTrip(buildZip(entries, { comment: Buffer.from([0, 1, 2, 0x50, 0x4b, 5, 6, 0xff]) }), { [PAYLOAD_NAME]: PAYLOAD });
+    await roundTrip(buildZip(entries, { comment: Buffer.from([0, 1, 2, 0x50, 0x4b, 5, 6, 0xff]) }), {
+      [PAYLOAD_NAME]: PAYLOAD,
+    });
   });
 
   it('a zip made on another system (no unix mode) reads its files as 0644', async () => {
@@ -618,11 +833,16 @@ describe('archives that bend the format but are fine (controls for the suite abo
 
   it('a historic tar.gz with ./ names opens, hashes and extracts', async () => {
     const entries = validTarEntries().map((e) => ({ ...e, name: `./${e.name}` }));
-    await roundTrip(await buildTarGz([{ name: './', type: 'directory' }, ...entries]), { 'Install-Patch.ps1': INSTALL_SCRIPT });
+    await roundTrip(await buildTarGz([{ name: './', type: 'directory' }, ...entries]), {
+      'Install-Patch.ps1': INSTALL_SCRIPT,
+    });
   });
 
   it("a local header whose name says '../evil' cannot steer where the central directory's entry lands", async () => {
-    const bytes = buildZip([...validZipEntries(), { name: 'payload/honest', localName: '../../../evil', data: PAYLOAD }]);
+    const bytes = buildZip([
+      ...validZipEntries(),
+      { name: 'payload/honest', localName: '../../../evil', data: PAYLOAD },
+    ]);
     const file = await place(bytes);
     try {
       const archive = await openPatch(file);
@@ -640,7 +860,10 @@ describe('archives that bend the format but are fine (controls for the suite abo
   });
 
   it('a regular-file mode with setuid bits is not extracted setuid', async () => {
-    const bytes = buildZip([...validZipEntries(), { name: 'payload/suid', data: PAYLOAD, mode: S_IFREG | 0o4755 }]);
+    const bytes = buildZip([
+      ...validZipEntries(),
+      { name: 'payload/suid', data: PAYLOAD, mode: S_IFREG | 0o4755 },
+    ]);
     const archive = await openPatch(await place(bytes));
     try {
       await archive.extractTo(outDir());

@@ -28,7 +28,10 @@ function codeOf(fn: () => unknown): { code: string; message: string } {
   throw new Error('expected a coded error, got none');
 }
 
-function xml(actions: string, head = '<Name>CLP1251123</Name><Version>1</Version><Architecture>x86_64</Architecture>'): string {
+function xml(
+  actions: string,
+  head = '<Name>CLP1251123</Name><Version>1</Version><Architecture>x86_64</Architecture>',
+): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Package>${head}<Actions>${actions}</Actions></Package>\n`;
 }
 
@@ -46,7 +49,14 @@ describe('PKGINFO.meta, XML dialect', () => {
       series: 'CLP251123',
     });
     expect(meta.actions).toEqual([
-      expect.objectContaining({ type: 'file', action: 'add', path: '/etc/clp-demo.conf', source: 'payload/clp-demo.conf', mode: 0o644, owner: 'root' }),
+      expect.objectContaining({
+        type: 'file',
+        action: 'add',
+        path: '/etc/clp-demo.conf',
+        source: 'payload/clp-demo.conf',
+        mode: 0o644,
+        owner: 'root',
+      }),
       expect.objectContaining({
         type: 'file',
         action: 'replace',
@@ -74,16 +84,20 @@ describe('PKGINFO.meta, XML dialect', () => {
        <Series>sshd-hardening</Series><Severity>critical</Severity>
        <Systems><System os="vincent" min-version="1.0" max-version="2.0"/><System os="debian"/></Systems>`,
     );
-    const entries = ['PKGINFO.meta', 'payload/sshd_config', 'payload/new.conf', 'payload/nvidia.pkg.tar.zst', 'scripts/pre.sh', 'scripts/post.sh'];
+    const entries = [
+      'PKGINFO.meta',
+      'payload/sshd_config',
+      'payload/new.conf',
+      'payload/nvidia.pkg.tar.zst',
+      'scripts/pre.sh',
+      'scripts/post.sh',
+    ];
     const meta = readPatchMeta(text, entries);
     expect(meta.name).toBe('CLP2251124');
     expect(meta.architecture).toBe('aarch64');
     expect(meta.series).toBe('sshd-hardening');
     expect(meta.severity).toBe('critical');
-    expect(meta.systems).toEqual([
-      { os: 'vincent', minVersion: '1.0', maxVersion: '2.0' },
-      { os: 'debian' },
-    ]);
+    expect(meta.systems).toEqual([{ os: 'vincent', minVersion: '1.0', maxVersion: '2.0' }, { os: 'debian' }]);
     expect(meta.actions.map((a) => a.type)).toEqual([
       'file',
       'file',
@@ -110,11 +124,25 @@ describe('PKGINFO.meta, XML dialect', () => {
     });
     expect(meta.actions[1]).toMatchObject({ action: 'add', expectSha256: 'absent' });
     expect(meta.actions[2]).toMatchObject({ action: 'remove', path: '/etc/obsolete.conf' });
-    expect(meta.actions[3]).toMatchObject({ type: 'package', name: 'nvidia-utils', version: '550.78-1', source: 'payload/nvidia.pkg.tar.zst' });
-    expect(meta.actions[4]).toMatchObject({ type: 'package', version: '3:3.0.11-1', url: 'https://mirror.example/openssl.deb' });
+    expect(meta.actions[3]).toMatchObject({
+      type: 'package',
+      name: 'nvidia-utils',
+      version: '550.78-1',
+      source: 'payload/nvidia.pkg.tar.zst',
+    });
+    expect(meta.actions[4]).toMatchObject({
+      type: 'package',
+      version: '3:3.0.11-1',
+      url: 'https://mirror.example/openssl.deb',
+    });
     expect(meta.actions[5]).toEqual({ type: 'service', action: 'reload', unit: 'sshd.service' });
     expect(meta.actions[6]).toEqual({ type: 'service', action: 'restart', unit: 'getty@tty1.service' });
-    expect(meta.actions[7]).toEqual({ type: 'script', when: 'pre', path: 'scripts/pre.sh', timeoutMs: 300_000 });
+    expect(meta.actions[7]).toEqual({
+      type: 'script',
+      when: 'pre',
+      path: 'scripts/pre.sh',
+      timeoutMs: 300_000,
+    });
     expect(meta.actions[8]).toEqual({ type: 'script', when: 'post', path: 'scripts/post.sh' });
     expect(meta.actions[9]).toEqual({ type: 'check', command: 'sshd -t', withinMs: 60_000 });
     expect(meta.actions[10]).toEqual({ type: 'check', unit: 'sshd.service', withinMs: 500 });
@@ -144,23 +172,59 @@ describe('PKGINFO.meta, XML dialect', () => {
   });
 
   it.each([
-    ['an unknown architecture', xml('<Service action="reload" unit="a.service"/>', '<Name>CLP1251123</Name><Version>1</Version><Architecture>sparc</Architecture>'), 'Architecture'],
-    ['a missing version', xml('<Service action="reload" unit="a.service"/>', '<Name>CLP1251123</Name><Architecture>any</Architecture>'), 'Version'],
-    ['a missing name', xml('<Service action="reload" unit="a.service"/>', '<Version>1</Version><Architecture>any</Architecture>'), 'Name'],
+    [
+      'an unknown architecture',
+      xml(
+        '<Service action="reload" unit="a.service"/>',
+        '<Name>CLP1251123</Name><Version>1</Version><Architecture>sparc</Architecture>',
+      ),
+      'Architecture',
+    ],
+    [
+      'a missing version',
+      xml(
+        '<Service action="reload" unit="a.service"/>',
+        '<Name>CLP1251123</Name><Architecture>any</Architecture>',
+      ),
+      'Version',
+    ],
+    [
+      'a missing name',
+      xml(
+        '<Service action="reload" unit="a.service"/>',
+        '<Version>1</Version><Architecture>any</Architecture>',
+      ),
+      'Name',
+    ],
     ['a relative target path', xml('<File action="remove" path="etc/x"/>'), 'Actions/File[1]/@path'],
     ['a target path with ..', xml('<File action="remove" path="/etc/../root/x"/>'), 'Actions/File[1]/@path'],
-    ['a source outside the patch', xml('<File action="add" path="/etc/x" source="../x"/>'), 'Actions/File[1]/@source'],
-    ['a bad sha256', xml('<File action="remove" path="/etc/x" expect-sha256="ABC"/>'), 'Actions/File[1]/@expect-sha256'],
+    [
+      'a source outside the patch',
+      xml('<File action="add" path="/etc/x" source="../x"/>'),
+      'Actions/File[1]/@source',
+    ],
+    [
+      'a bad sha256',
+      xml('<File action="remove" path="/etc/x" expect-sha256="ABC"/>'),
+      'Actions/File[1]/@expect-sha256',
+    ],
     ['add without a source', xml('<File action="add" path="/etc/x"/>'), 'Actions/File[1]/@source'],
     ['a bad mode', xml('<File action="remove" path="/etc/x" mode="rwx"/>'), 'Actions/File[1]/@mode'],
     ['an unknown action element', xml('<Reboot/>'), 'Actions/Reboot[1]'],
     ['a bad unit name', xml('<Service action="reload" unit="a b"/>'), 'Actions/Service[1]/@unit'],
     ['a check with no window', xml('<Check command="true"/>'), 'Actions/Check[1]/@within'],
     ['a bad duration', xml('<Check command="true" within="soon"/>'), 'Actions/Check[1]/@within'],
-    ['a repeated element', xml('', '<Name>CLP1251123</Name><Name>CLP1251124</Name><Version>1</Version><Architecture>any</Architecture>'), 'Name'],
+    [
+      'a repeated element',
+      xml(
+        '',
+        '<Name>CLP1251123</Name><Name>CLP1251124</Name><Version>1</Version><Architecture>any</Architecture>',
+      ),
+      'Name',
+    ],
     ['another root element', '<?xml version="1.0"?><Patch><Name>CLP1251123</Name></Patch>', '<Package>'],
     ['text that is neither XML nor INI', 'Name: CLP1251123\n', 'PKGINFO.meta'],
-  ])('refuses %s with CLP_E_PKGINFO_INVALID naming %s', (_what, text, where) => {
+  ])('refuses %s with CLP_E_PKGINFO_INVALID, naming where', (_what, text, where) => {
     const error = codeOf(() => readPatchMeta(text, ['s.sh']));
     expect(error.code).toBe('CLP_E_PKGINFO_INVALID');
     expect(error.message).toContain('PKGINFO.meta');
@@ -171,7 +235,7 @@ describe('PKGINFO.meta, XML dialect', () => {
   it.each([
     ['an unknown file action', xml('<File action="chmod" path="/etc/x"/>'), 'Actions/File[1]/@action'],
     ['a script with no when', xml('<Script path="s.sh"/>'), 'Actions/Script[1]/@when'],
-  ])('refuses %s naming the attribute (%s) and not just "Invalid input"', (_what, text, where) => {
+  ])('refuses %s naming the attribute, not just "Invalid input"', (_what, text, where) => {
     const error = codeOf(() => readPatchMeta(text, ['s.sh']));
     expect(error.code).toBe('CLP_E_PKGINFO_INVALID');
     expect(error.message).toContain(where);
@@ -179,27 +243,54 @@ describe('PKGINFO.meta, XML dialect', () => {
   });
 
   it.each([
-    ['a DOCTYPE', '<?xml version="1.0"?><!DOCTYPE Package SYSTEM "http://evil/x.dtd"><Package/>', 'CLP_E_XML_DTD'],
+    [
+      'a DOCTYPE',
+      '<?xml version="1.0"?><!DOCTYPE Package SYSTEM "http://evil/x.dtd"><Package/>',
+      'CLP_E_XML_DTD',
+    ],
     [
       'billion laughs (its DTD is refused before any expansion)',
       '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;">]><Package><Name>&lol2;</Name></Package>',
       'CLP_E_XML_DTD',
     ],
-    ['an entity declaration without a DOCTYPE', '<?xml version="1.0"?><!ENTITY xxe SYSTEM "file:///etc/passwd"><Package/>', 'CLP_E_XML_ENTITY'],
-    ['a reference to an undeclared entity', xml('', '<Name>&xxe;</Name><Version>1</Version><Architecture>any</Architecture>'), 'CLP_E_XML_ENTITY'],
+    [
+      'an entity declaration without a DOCTYPE',
+      '<?xml version="1.0"?><!ENTITY xxe SYSTEM "file:///etc/passwd"><Package/>',
+      'CLP_E_XML_ENTITY',
+    ],
+    [
+      'a reference to an undeclared entity',
+      xml('', '<Name>&xxe;</Name><Version>1</Version><Architecture>any</Architecture>'),
+      'CLP_E_XML_ENTITY',
+    ],
     ['a bare ampersand', xml('', '<Name>a & b</Name>'), 'CLP_E_XML_MALFORMED'],
-    ['an unclosed element', '<?xml version="1.0"?><Package><Name>CLP1251123</Package>', 'CLP_E_XML_MALFORMED'],
-    ['a bad name', xml('<Service action="reload" unit="a.service"/>', '<Name>KB1251123</Name><Version>1</Version><Architecture>any</Architecture>'), 'CLP_E_BAD_NAME'],
-  ])('refuses %s with %s', (_what, text, code) => {
+    [
+      'an unclosed element',
+      '<?xml version="1.0"?><Package><Name>CLP1251123</Package>',
+      'CLP_E_XML_MALFORMED',
+    ],
+    [
+      'a bad name',
+      xml(
+        '<Service action="reload" unit="a.service"/>',
+        '<Name>KB1251123</Name><Version>1</Version><Architecture>any</Architecture>',
+      ),
+      'CLP_E_BAD_NAME',
+    ],
+  ])('refuses %s with its XML or name code', (_what, text, code) => {
     const error = codeOf(() => readPatchMeta(text, []));
     expect(error.code).toBe(code);
   });
 
   it('refuses a source that is not in the patch with CLP_E_MISSING_SOURCE naming it', () => {
-    const error = codeOf(() => readPatchMeta(xml('<File action="add" path="/etc/x" source="payload/gone"/>'), ['PKGINFO.meta']));
+    const error = codeOf(() =>
+      readPatchMeta(xml('<File action="add" path="/etc/x" source="payload/gone"/>'), ['PKGINFO.meta']),
+    );
     expect(error.code).toBe('CLP_E_MISSING_SOURCE');
     expect(error.message).toContain('payload/gone');
-    const script = codeOf(() => readPatchMeta(xml('<Script when="post" path="scripts/post.sh"/>'), ['PKGINFO.meta']));
+    const script = codeOf(() =>
+      readPatchMeta(xml('<Script when="post" path="scripts/post.sh"/>'), ['PKGINFO.meta']),
+    );
     expect(script.code).toBe('CLP_E_MISSING_SOURCE');
     expect(script.message).toContain('scripts/post.sh');
   });
@@ -230,13 +321,17 @@ describe('PKGINFO.meta, historic INI dialect', () => {
   });
 
   it('takes keys case-insensitively, skips comments and other sections, and reads CRLF lines', () => {
-    const text = '; made by the old tool\r\n[Meta]\r\nName=ignored\r\n[Package]\r\nname = CLP3250101\r\nVERSION=7\r\narchitecture=x86_64\r\nUnknownKey=1\r\n';
+    const text =
+      '; made by the old tool\r\n[Meta]\r\nName=ignored\r\n[Package]\r\nname = CLP3250101\r\nVERSION=7\r\narchitecture=x86_64\r\nUnknownKey=1\r\n';
     const meta = readPatchMeta(text, ['Install-Patch.ps1']);
     expect(meta).toMatchObject({ name: 'CLP3250101', version: '7', architecture: 'x86_64', dialect: 'ini' });
   });
 
   it('prefers Install-Script.ps1 over the historic name when both exist', () => {
-    const meta = readPatchMeta('[Package]\nName=CLP1250101\nVersion=1\nArchitecture=any\n', ['Install-Patch.ps1', 'Install-Script.ps1']);
+    const meta = readPatchMeta('[Package]\nName=CLP1250101\nVersion=1\nArchitecture=any\n', [
+      'Install-Patch.ps1',
+      'Install-Script.ps1',
+    ]);
     expect(meta.installScript).toBe('Install-Script.ps1');
   });
 
@@ -245,7 +340,12 @@ describe('PKGINFO.meta, historic INI dialect', () => {
     ['a line that is not Key=Value', '[Package]\nName CLP1250101\n', 'CLP_E_PKGINFO_INVALID', 'line 2'],
     ['no name', '[Package]\nVersion=1\nArchitecture=any\n', 'CLP_E_PKGINFO_INVALID', 'Name'],
     ['a repeated key', '[Package]\nName=CLP1250101\nName=CLP1250102\n', 'CLP_E_PKGINFO_INVALID', 'Name'],
-    ['an unknown architecture', '[Package]\nName=CLP1250101\nVersion=1\nArchitecture=mips\n', 'CLP_E_PKGINFO_INVALID', 'Architecture'],
+    [
+      'an unknown architecture',
+      '[Package]\nName=CLP1250101\nVersion=1\nArchitecture=mips\n',
+      'CLP_E_PKGINFO_INVALID',
+      'Architecture',
+    ],
     ['a bad name', '[Package]\nName=Patch-1\nVersion=1\nArchitecture=any\n', 'CLP_E_BAD_NAME', 'Patch-1'],
   ])('refuses %s', (_what, text, code, mention) => {
     const error = codeOf(() => readPatchMeta(text, ['Install-Patch.ps1']));
@@ -254,7 +354,9 @@ describe('PKGINFO.meta, historic INI dialect', () => {
   });
 
   it('refuses a historic patch with no install script with CLP_E_EMPTY_PATCH', () => {
-    const error = codeOf(() => readPatchMeta('[Package]\nName=CLP1250101\nVersion=1\nArchitecture=any\n', ['Remove-Patch.ps1']));
+    const error = codeOf(() =>
+      readPatchMeta('[Package]\nName=CLP1250101\nVersion=1\nArchitecture=any\n', ['Remove-Patch.ps1']),
+    );
     expect(error.code).toBe('CLP_E_EMPTY_PATCH');
   });
 });
@@ -293,6 +395,12 @@ describe('the patch name rule: CLP + revision + YYMMDD', () => {
 
   it('orders a series by date, then by revision', () => {
     const names = ['CLP2251123', 'CLP1251124', 'CLP1251123', 'CLP1241231', 'CLP10251123'];
-    expect([...names].sort(comparePatchNames)).toEqual(['CLP1241231', 'CLP1251123', 'CLP2251123', 'CLP10251123', 'CLP1251124']);
+    expect([...names].sort(comparePatchNames)).toEqual([
+      'CLP1241231',
+      'CLP1251123',
+      'CLP2251123',
+      'CLP10251123',
+      'CLP1251124',
+    ]);
   });
 });
