@@ -207,6 +207,7 @@ async function planScripts(
 ): Promise<PlannedScript[]> {
   const meta = archive.meta;
   const planned: PlannedScript[] = [];
+  const missingPrograms = new Set<string>();
   const check = async (entry: string): Promise<Interpreter | null> => {
     if (!archive.has(entry)) {
       refuse('CLP_E_PRECONDITION', 'script', `the patch names the script ${entry}, but has no such entry`);
@@ -215,7 +216,9 @@ async function planScripts(
     const interpreter = await interpreterOfEntry(archive, entry);
     const missing = await missingInterpreter(entry, interpreter);
     if (missing !== null) {
-      refuse('CLP_E_INTERPRETER_MISSING', 'interpreter', missing);
+      // One refusal per missing program: the remove script needing it too adds nothing.
+      if (!missingPrograms.has(interpreter.program)) refuse('CLP_E_INTERPRETER_MISSING', 'interpreter', missing);
+      missingPrograms.add(interpreter.program);
       return null;
     }
     return interpreter;
