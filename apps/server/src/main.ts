@@ -17,9 +17,7 @@ async function main(): Promise<void> {
   const db = server.context.database;
   const keys = await countKeys(config.trustedKeysDir);
   const out = process.stdout;
-  out.write(
-    `Core LivePatch server listening on ${url} (port ${port === 0 ? 'chosen by the system' : port})\n`,
-  );
+  out.write(`Core LivePatch server listening on ${url} (all interfaces, port ${new URL(url).port})\n`);
   out.write(
     db.kind === 'pglite'
       ? `database: embedded PGlite in ${db.location} (set DATABASE_URL to use PostgreSQL)\n`

@@ -1,0 +1,160 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createTestDatabase } from '@clp/db';
+import { afterAll, describe, expect, it } from 'vitest';
+
+/**
+ * The program as an operator runs it: the esbuild bundle (`npm run build`) when it exists, else
+ * main.ts itself. Settings from the environment, the first admin token printed once, graceful
+ * shutdown on SIGTERM.
+ */
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const bundle = join(root, 'apps/server/dist/server.mjs');
+const entry = existsSync(bundle) ? bundle : join(root, 'apps/server/src/main.ts');
+if (entry !== bundle)
+  console.warn('skipped: the bundle (run npm run build); testing apps/server/src/main.ts');
+
+interface Child {
+  proc: ChildProcess;
+  url: string;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+async function launch(env: Record<string, string>): Promise<Child> {
+  const proc = spawn(process.execPath, [entry], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', CLP_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  proc.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  const exited = new Promise<number | null>((done) => proc.once('exit', (code) => done(code)));
+  const url = await new Promise<string>((done, fail) => {
+    const timer = setInterval(() => {
+      const m = /listening on (http:\/\/[^\s]+)/.exec(out);
+      if (m && out.includes('API description')) {
+        clearInterval(timer);
+        done(m[1]!);
+      }
+    }, 50);
+    void exited.then((code) => {
+      clearInterval(timer);
+      fail(new Error(`server exited with ${code} before listening:\n${out}`));
+    });
+  });
+  return { proc, url, output: () => out, exited };
+}
+
+/** A POST whose body is sent in two halves, with `between` run in the middle. */
+function slowUpload(url: string, token: string, between: () => Promise<void>): Promise<number> {
+  const { hostname, port } = new URL(url);
+  return new Promise((done, fail) => {
+    const req = request(
+      {
+        hostname,
+        port,
+        path: '/v1/releases',
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => done(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', fail);
+    req.write(Buffer.alloc(64 * 1024, 1));
+    void between().then(() => req.end(Buffer.alloc(64 * 1024, 2)), fail);
+  });
+}
+
+describe('the server program', () => {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+
+  it('starts on PGlite, prints the first admin token once, and stops gracefully on SIGTERM', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'clp-main-'));
+    dirs.push(dataDir);
+    const first = await launch({ PORT: '0', CLP_DATA_DIR: dataDir, DATABASE_URL: '' });
+    const out = first.output();
+    expect(out).toContain(`embedded PGlite in ${join(dataDir, 'pglite')}`);
+    expect(out).toContain(`trusted release keys: ${join(dataDir, 'keys')}`);
+    const token = /first admin token[^\n]*\n\s+(clp_adm_\S+)/.exec(out)?.[1];
+    expect(token, out).toBeDefined();
+    expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
+    expect(
+      (await fetch(`${first.url}/v1/tiers`, { headers: { authorization: `Bearer ${token}` } })).status,
+    ).toBe(200);
+    // A request in flight when SIGTERM arrives still gets its answer (a refused archive: 422).
+    const status = await slowUpload(first.url, token!, async () => {
+      first.proc.kill('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+    });
+    expect(status).toBe(422);
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toMatch(/"msg":"shutting down"/);
+
+    // Same data folder: the token is not printed again and still works; CLP_BOOTSTRAP_TOKEN adds one.
+    const second = await launch({
+      PORT: '0',
+      CLP_DATA_DIR: dataDir,
+      CLP_BOOTSTRAP_TOKEN: 'clp_adm_from-the-environment-0123456789',
+    });
+    expect(second.output()).not.toContain('first admin token');
+    expect(second.output()).toContain('CLP_BOOTSTRAP_TOKEN');
+    for (const t of [token!, 'clp_adm_from-the-environment-0123456789']) {
+      expect(
+        (await fetch(`${second.url}/v1/tiers`, { headers: { authorization: `Bearer ${t}` } })).status,
+      ).toBe(200);
+    }
+    second.proc.kill('SIGTERM');
+    expect(await second.exited).toBe(0);
+  });
+
+  it.skipIf(!process.env.DATABASE_URL)('uses PostgreSQL when DATABASE_URL is set', async () => {
+    const db = await createTestDatabase(process.env.DATABASE_URL!);
+    const dataDir = await mkdtemp(join(tmpdir(), 'clp-main-pg-'));
+    dirs.push(dataDir);
+    try {
+      const child = await launch({ PORT: '0', CLP_DATA_DIR: dataDir, DATABASE_URL: db.url });
+      expect(child.output()).toMatch(/database: PostgreSQL at 127\.0\.0\.1:5432\/clp_test_/);
+      const ready = await fetch(`${child.url}/readyz`);
+      expect(await ready.json()).toEqual({ status: 'ready', database: 'postgres' });
+      child.proc.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+    } finally {
+      await db.drop();
+    }
+  });
+
+  it('refuses a PORT that is not a port number', async () => {
+    const proc = spawn(process.execPath, [entry], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', PORT: 'eighty', CLP_DATA_DIR: join(tmpdir(), 'clp-never-made') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    proc.stderr!.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const code = await new Promise<number | null>((done) => proc.once('exit', done));
+    expect(code).toBe(1);
+    expect(err).toContain('PORT=eighty');
+  });
+});
+
+if (!process.env.DATABASE_URL) console.warn('skipped: PostgreSQL (set DATABASE_URL)');
