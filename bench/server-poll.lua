@@ -5,8 +5,8 @@ local machines = tonumber(os.getenv("BENCH_MACHINES") or "100000")
 local body = '{"facts":{"hostname":"bench-host","os":{"id":"vincent","version":"2025.11"},"arch":"x86_64","agentVersion":"0.1.0"},"installed":[]}'
 local threads = {}
 local counter = 0
-local ok = 0
-local bad = 0
+ok = 0
+bad = 0
 
 function setup(thread)
   thread:set("start", #threads * 7919)
