@@ -1,0 +1,51 @@
+import { spawnSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** `docker compose` (plugin) or `docker-compose` (standalone), whichever answers. */
+function composeCommand(): string[] | undefined {
+  for (const cmd of [['docker', 'compose'], ['docker-compose']]) {
+    const probe = spawnSync(cmd[0]!, [...cmd.slice(1), 'version'], { encoding: 'utf8' });
+    if (probe.status === 0) return cmd;
+  }
+  return undefined;
+}
+
+const compose = composeCommand();
+if (!compose) console.warn('skipped: needs docker compose');
+
+describe('docker-compose.yml', () => {
+  it('runs the bundle that the build makes, from a Dockerfile that exists', async () => {
+    const file = await readFile(join(root, 'docker-compose.yml'), 'utf8');
+    const dockerfile = await readFile(join(root, 'apps/server/Dockerfile'), 'utf8');
+    const build = await readFile(join(root, 'scripts/build.mjs'), 'utf8');
+    expect(file).toMatch(/dockerfile: apps\/server\/Dockerfile/);
+    expect(build).toContain("outfile: 'apps/server/dist/server.mjs'");
+    expect(dockerfile).toContain('CMD ["node", "apps/server/dist/server.mjs"]');
+    expect(dockerfile).toMatch(/^FROM node:24/m);
+    for (const name of ['PORT', 'DATABASE_URL', 'CLP_DATA_DIR', 'CLP_TRUSTED_KEYS', 'CLP_BOOTSTRAP_TOKEN']) {
+      expect(file).toContain(`${name}:`);
+    }
+  });
+
+  it.skipIf(!compose)('is valid for docker compose config', () => {
+    const [cmd, ...args] = compose!;
+    const env = { ...process.env, POSTGRES_PASSWORD: 'secret-pw', CLP_PORT: '18080' };
+    delete env.CLP_BOOTSTRAP_TOKEN;
+    const res = spawnSync(cmd!, [...args, '-f', join(root, 'docker-compose.yml'), 'config'], {
+      cwd: root,
+      encoding: 'utf8',
+      env,
+    });
+    expect(res.status, res.stderr).toBe(0);
+    const out = res.stdout;
+    expect(out).toMatch(/postgres:\/\/clp:secret-pw@postgres:5432\/clp/);
+    expect(out).toMatch(/18080/);
+    expect(out).toMatch(/\/data/);
+    expect(out).toMatch(/condition: service_healthy/);
+  });
+});
