@@ -2,10 +2,10 @@
 // built server as its own process, a seeded fleet, nginx as the peer, wrk as the load generator.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
@@ -173,7 +173,12 @@ http {
 /** The credential of bench machine i (1-based); only its sha256 is stored, as the server does. */
 export const credentialOf = (i) => `clp_mch_bench_${i}`;
 
-export const FACTS = { hostname: 'bench-host', os: { id: 'vincent', version: '2025.11' }, arch: 'x86_64', agentVersion: '0.1.0' };
+export const FACTS = {
+  hostname: 'bench-host',
+  os: { id: 'vincent', version: '2025.11' },
+  arch: 'x86_64',
+  agentVersion: '0.1.0',
+};
 
 /**
  * Inserts `machines` enrolled machines straight into the database (one INSERT … SELECT, not
@@ -197,7 +202,15 @@ export async function seedFleet(server, { machines, rollouts }) {
     for (let k = 1; k <= rollouts; k++) {
       const name = `CLP1${String(2511 * 100 + k).padStart(6, '0')}`;
       const id = createHash('sha256').update(`bench-release-${k}`).digest('hex');
-      const meta = { name, version: '1', architecture: 'any', series: `CLP${name.slice(-6)}`, systems: [], actions: [], dialect: 'xml' };
+      const meta = {
+        name,
+        version: '1',
+        architecture: 'any',
+        series: `CLP${name.slice(-6)}`,
+        systems: [],
+        actions: [],
+        dialect: 'xml',
+      };
       await db`
         insert into releases (id, sha256, name, series, version, arch, meta, signer_key_id, size, uploaded_by, uploaded_at)
         values (${id}, ${id}, ${name}, ${meta.series}, '1', 'any', ${db.json(meta)}::jsonb, 'bench', ${40_000 + k}, 'bench', now())`;
@@ -206,7 +219,9 @@ export async function seedFleet(server, { machines, rollouts }) {
   } finally {
     await db.end({ timeout: 5 });
   }
-  log(`inserted ${machines} machines and ${rollouts} releases in ${Math.round(performance.now() - started)} ms`);
+  log(
+    `inserted ${machines} machines and ${rollouts} releases in ${Math.round(performance.now() - started)} ms`,
+  );
   const tiers = ['edge', 'beta', 'stable'];
   const ids = [];
   for (let k = 1; k <= rollouts; k++) {
@@ -241,8 +256,18 @@ export async function seedFleet(server, { machines, rollouts }) {
  */
 export function runWrk({ url, script, threads = 1, connections = 64, seconds = 20, env = {} }) {
   return new Promise((done, fail) => {
-    const args = [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', ...(script ? ['-s', script] : []), url];
-    const proc = spawn('wrk', args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = [
+      `-t${threads}`,
+      `-c${connections}`,
+      `-d${seconds}s`,
+      '--latency',
+      ...(script ? ['-s', script] : []),
+      url,
+    ];
+    const proc = spawn('wrk', args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     proc.stdout.on('data', (c) => {
       out += c;
@@ -265,16 +290,30 @@ export function machineInfo() {
   // nginx -v writes its version to stderr.
   nginx = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim();
   try {
-    wrk = execFileSync('wrk', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0].trim();
+    wrk = execFileSync('wrk', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .split('\n')[0]
+      .trim();
   } catch (error) {
-    wrk = String(error.stdout ?? '').split('\n')[0].trim();
+    wrk = String(error.stdout ?? '')
+      .split('\n')[0]
+      .trim();
   }
   try {
     pg = execFileSync('psql', ['--version'], { encoding: 'utf8' }).trim();
   } catch {
     pg = 'unknown';
   }
-  return { cpus: c.length, cpu: c[0]?.model ?? 'unknown', node: process.version, nginx, wrk, postgres: pg, at: new Date().toISOString() };
+  return {
+    cpus: c.length,
+    cpu: c[0]?.model ?? 'unknown',
+    node: process.version,
+    nginx,
+    wrk,
+    postgres: pg,
+    // Other work on the machine takes CPU from the server, PostgreSQL and wrk alike.
+    loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
+    at: new Date().toISOString(),
+  };
 }
 
 export async function writeResults(name, json, markdown) {
@@ -294,3 +333,45 @@ export async function withTempDir(prefix, fn) {
 }
 
 export { readFile };
+
+/** CPU seconds (user + system) used so far by these processes, from /proc (Linux). */
+export function cpuSeconds(pids) {
+  const tick = 100; // USER_HZ on Linux
+  let total = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      total += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total / tick;
+}
+
+/** Process ids of the PostgreSQL backends serving clp_bench (empty when PostgreSQL is not on this machine). */
+export async function backendPids() {
+  const db = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  try {
+    const rows =
+      await db`select pid from pg_stat_activity where datname = 'clp_bench' and pid <> pg_backend_pid()`;
+    return rows.map((r) => r.pid).filter((pid) => existsSync(`/proc/${pid}/stat`));
+  } finally {
+    await db.end({ timeout: 5 });
+  }
+}
+
+/** Runs fn while measuring the CPU seconds of the server process and of its PostgreSQL backends. */
+export async function measureCpu(server, fn) {
+  const pg = await backendPids();
+  const before = { server: cpuSeconds([server.pid]), postgres: cpuSeconds(pg) };
+  const value = await fn();
+  return {
+    value,
+    cpu: {
+      serverSeconds: Math.round((cpuSeconds([server.pid]) - before.server) * 100) / 100,
+      postgresSeconds: Math.round((cpuSeconds(pg) - before.postgres) * 100) / 100,
+      postgresBackends: pg.length,
+    },
+  };
+}

@@ -41,9 +41,13 @@ async function randomFile(file) {
 
 /** One curl download to /dev/null: bytes per second and bytes received. */
 function curl(url) {
-  const out = execFileSync('curl', ['-s', '-f', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', url], {
-    encoding: 'utf8',
-  });
+  const out = execFileSync(
+    'curl',
+    ['-s', '-f', '-o', '/dev/null', '-w', '%{speed_download} %{size_download}', url],
+    {
+      encoding: 'utf8',
+    },
+  );
   const [speed, size] = out.trim().split(' ').map(Number);
   return { bytesPerSecond: speed, size };
 }
@@ -80,24 +84,41 @@ await withTempDir('clp-bench-download-', async (dir) => {
     }
     const single = { server: [], nginx: [] };
     for (let i = 0; i < RUNS; i++) {
-      for (const who of i % 2 ? ['nginx', 'server'] : ['server', 'nginx']) single[who].push(curl(urls[who]).bytesPerSecond);
+      for (const who of i % 2 ? ['nginx', 'server'] : ['server', 'nginx'])
+        single[who].push(curl(urls[who]).bytesPerSecond);
     }
-    log(`curl: server ${single.server.map(mb).join(', ')} MB/s; nginx ${single.nginx.map(mb).join(', ')} MB/s`);
+    log(
+      `curl: server ${single.server.map(mb).join(', ')} MB/s; nginx ${single.nginx.map(mb).join(', ')} MB/s`,
+    );
 
     const script = join(REPO, 'bench/server-static.lua');
     const parallel = {};
     for (const who of ['server', 'nginx']) {
       const r = await runWrk({ url: urls[who], script, threads: 1, connections: 4, seconds: SECONDS });
-      parallel[who] = { bytesPerSecond: r.bytes / (r.durationUs / 1e6), downloads: r.requests, non200: r.bad, command: r.args };
+      parallel[who] = {
+        bytesPerSecond: r.bytes / (r.durationUs / 1e6),
+        downloads: r.requests,
+        non200: r.bad,
+        command: r.args,
+      };
     }
-    log(`wrk -c4: server ${mb(parallel.server.bytesPerSecond)} MB/s; nginx ${mb(parallel.nginx.bytesPerSecond)} MB/s`);
+    log(
+      `wrk -c4: server ${mb(parallel.server.bytesPerSecond)} MB/s; nginx ${mb(parallel.nginx.bytesPerSecond)} MB/s`,
+    );
 
     const singleRatio = median(single.server) / median(single.nginx);
     const parallelRatio = parallel.server.bytesPerSecond / parallel.nginx.bytesPerSecond;
     const result = {
       goal: 'P7',
       bar: BAR,
-      setup: { blobMiB: MIB, curlRuns: RUNS, wrkSeconds: SECONDS, wrkConnections: 4, serverProcesses: 1, nginxWorkers: 1 },
+      setup: {
+        blobMiB: MIB,
+        curlRuns: RUNS,
+        wrkSeconds: SECONDS,
+        wrkConnections: 4,
+        serverProcesses: 1,
+        nginxWorkers: 1,
+      },
       singleStream: {
         serverMBps: mb(median(single.server)),
         nginxMBps: mb(median(single.nginx)),
@@ -133,7 +154,7 @@ A ${MIB} MiB random blob stored by the server (GET /v1/blobs/SHA256, one server 
 curl runs, server: ${result.singleStream.serverRunsMBps.join(', ')}; nginx: ${result.singleStream.nginxRunsMBps.join(', ')}.
 Bar: ≥ ${BAR.ratioToNginx} × nginx: **${result.meetsBar ? 'met' : 'not met'}**.
 
-Machine: ${result.machine.cpus} × ${result.machine.cpu}; Node ${result.machine.node}; ${result.machine.nginx}; ${result.machine.wrk}.
+Machine: ${result.machine.cpus} × ${result.machine.cpu} (load average ${result.machine.loadAverage.join(' ')} at the end); Node ${result.machine.node}; ${result.machine.nginx}; ${result.machine.wrk}.
 `;
     await writeResults('server-download', result, md);
     process.stdout.write(md);

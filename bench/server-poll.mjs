@@ -11,6 +11,7 @@ import {
   freshDatabase,
   log,
   machineInfo,
+  measureCpu,
   REPO,
   requireTools,
   runWrk,
@@ -56,13 +57,28 @@ await withTempDir('clp-bench-poll-', async (dir) => {
     const env = { BENCH_MACHINES: String(MACHINES) };
     log(`warm-up: 5 s of polls`);
     await runWrk({ url: server.url, script, threads: THREADS, connections: CONNECTIONS, seconds: 5, env });
-    log(`polls: ${SECONDS} s, ${CONNECTIONS} connections, ${THREADS} wrk thread(s), ${MACHINES} machines in turn`);
-    const polls = await runWrk({ url: server.url, script, threads: THREADS, connections: CONNECTIONS, seconds: SECONDS, env });
+    log(
+      `polls: ${SECONDS} s, ${CONNECTIONS} connections, ${THREADS} wrk thread(s), ${MACHINES} machines in turn`,
+    );
+    const measured = await measureCpu(server, () =>
+      runWrk({ url: server.url, script, threads: THREADS, connections: CONNECTIONS, seconds: SECONDS, env }),
+    );
+    const polls = measured.value;
+    const perPoll = {
+      serverCpuMs: Math.round((measured.cpu.serverSeconds / polls.requests) * 1e6) / 1000,
+      postgresCpuMs: Math.round((measured.cpu.postgresSeconds / polls.requests) * 1e6) / 1000,
+    };
     if (polls.bad > 0 || polls.errors.status > 0) log(`warning: ${polls.bad} polls did not answer 200`);
 
     nginx = await startNginx({ root });
     const staticScript = join(REPO, 'bench/server-static.lua');
-    await runWrk({ url: `${nginx.url}/poll.json`, script: staticScript, threads: THREADS, connections: CONNECTIONS, seconds: 5 });
+    await runWrk({
+      url: `${nginx.url}/poll.json`,
+      script: staticScript,
+      threads: THREADS,
+      connections: CONNECTIONS,
+      seconds: 5,
+    });
     const peer = await runWrk({
       url: `${nginx.url}/poll.json`,
       script: staticScript,
@@ -94,13 +110,22 @@ await withTempDir('clp-bench-poll-', async (dir) => {
         requests: polls.requests,
         non200: polls.bad,
         socketErrors: polls.errors,
-        latencyMs: Object.fromEntries(Object.entries(polls.latencyUs).map(([k, v]) => [k, Math.round(v) / 1000])),
+        latencyMs: Object.fromEntries(
+          Object.entries(polls.latencyUs).map(([k, v]) => [k, Math.round(v) / 1000]),
+        ),
         command: polls.args,
       },
       nginx: {
         requestsPerSecond: Math.round(peerRate),
-        latencyMs: Object.fromEntries(Object.entries(peer.latencyUs).map(([k, v]) => [k, Math.round(v) / 1000])),
+        latencyMs: Object.fromEntries(
+          Object.entries(peer.latencyUs).map(([k, v]) => [k, Math.round(v) / 1000]),
+        ),
         command: peer.args,
+      },
+      cpu: {
+        ...measured.cpu,
+        perPoll,
+        singleProcessCeilingPollsPerSecond: Math.round(1000 / perPoll.serverCpuMs),
       },
       ratioToNginx: Math.round((pollRate / peerRate) * 1000) / 1000,
       meetsBar: pollRate >= BAR.pollsPerSecond && p99Ms <= BAR.p99Ms && polls.bad === 0,
@@ -121,9 +146,12 @@ poll answer as a static file to the same wrk settings.
 | server polls | ${result.server.pollsPerSecond} | ${result.server.latencyMs.p50} | ${result.server.latencyMs.p99} | ${result.server.latencyMs.max} | ${polls.bad} |
 | nginx static file | ${result.nginx.requestsPerSecond} | ${result.nginx.latencyMs.p50} | ${result.nginx.latencyMs.p99} | ${result.nginx.latencyMs.max} | ${peer.bad} |
 
+CPU per poll: server ${perPoll.serverCpuMs} ms, PostgreSQL ${perPoll.postgresCpuMs} ms (${measured.cpu.postgresBackends} backends),
+so one server process can answer at most about ${result.cpu.singleProcessCeilingPollsPerSecond} polls/s on one core of this machine.
+
 Ratio to nginx: ${result.ratioToNginx}. Bar: ≥ ${BAR.pollsPerSecond} polls/s and p99 ≤ ${BAR.p99Ms} ms: **${result.meetsBar ? 'met' : 'not met'}**.
 
-Machine: ${result.machine.cpus} × ${result.machine.cpu}; Node ${result.machine.node}; ${result.machine.postgres}; ${result.machine.nginx}; ${result.machine.wrk}.
+Machine: ${result.machine.cpus} × ${result.machine.cpu} (load average ${result.machine.loadAverage.join(' ')} at the end); Node ${result.machine.node}; ${result.machine.postgres}; ${result.machine.nginx}; ${result.machine.wrk}.
 `;
     await writeResults('server-poll', result, md);
     process.stdout.write(md);

@@ -9,6 +9,7 @@ import {
   freshDatabase,
   log,
   machineInfo,
+  measureCpu,
   REPO,
   requireTools,
   runWrk,
@@ -48,21 +49,31 @@ await withTempDir('clp-bench-reports-', async (dir) => {
     const script = join(REPO, 'bench/server-reports.lua');
     const base = { BENCH_MACHINES: String(MACHINES), BENCH_ROLLOUT_IDS: rolloutIds.join(',') };
     log('warm-up: 5 s of single reports');
-    await runWrk({ url: server.url, script, threads: THREADS, connections: CONNECTIONS, seconds: 5, env: { ...base, BENCH_RUN: '1' } });
+    await runWrk({
+      url: server.url,
+      script,
+      threads: THREADS,
+      connections: CONNECTIONS,
+      seconds: 5,
+      env: { ...base, BENCH_RUN: '1' },
+    });
     const settle = () => new Promise((done) => setTimeout(done, 2000));
     await settle();
     const runs = [];
     for (const [i, batch] of [1, 10].entries()) {
       const before = await countReports();
       log(`reports: ${SECONDS} s, batches of ${batch}, ${CONNECTIONS} connections`);
-      const r = await runWrk({
-        url: server.url,
-        script,
-        threads: THREADS,
-        connections: CONNECTIONS,
-        seconds: SECONDS,
-        env: { ...base, BENCH_BATCH: String(batch), BENCH_RUN: String(i + 2) },
-      });
+      const measured = await measureCpu(server, () =>
+        runWrk({
+          url: server.url,
+          script,
+          threads: THREADS,
+          connections: CONNECTIONS,
+          seconds: SECONDS,
+          env: { ...base, BENCH_BATCH: String(batch), BENCH_RUN: String(i + 2) },
+        }),
+      );
+      const r = measured.value;
       // Requests still in flight when wrk stopped may land after it: wait, then count.
       await settle();
       const after = await countReports();
@@ -78,6 +89,10 @@ await withTempDir('clp-bench-reports-', async (dir) => {
         inFlightAtStop: stored - r.acknowledgedReports,
         lost: Math.max(0, r.acknowledgedReports - stored),
         non200: r.bad,
+        cpuMsPerReport: {
+          server: Math.round((measured.cpu.serverSeconds / r.acknowledgedReports) * 1e6) / 1000,
+          postgres: Math.round((measured.cpu.postgresSeconds / r.acknowledgedReports) * 1e6) / 1000,
+        },
         latencyMs: Object.fromEntries(Object.entries(r.latencyUs).map(([k, v]) => [k, Math.round(v) / 1000])),
         command: r.args,
       });
@@ -86,9 +101,17 @@ await withTempDir('clp-bench-reports-', async (dir) => {
     const result = {
       goal: 'P6',
       bar: BAR,
-      setup: { machines: MACHINES, activeRollouts: ROLLOUTS, database: 'PostgreSQL (database clp_bench)', connections: CONNECTIONS, wrkThreads: THREADS, seconds: SECONDS },
+      setup: {
+        machines: MACHINES,
+        activeRollouts: ROLLOUTS,
+        database: 'PostgreSQL (database clp_bench)',
+        connections: CONNECTIONS,
+        wrkThreads: THREADS,
+        seconds: SECONDS,
+      },
       runs,
-      meetsBar: single.reportsPerSecond >= BAR.reportsPerSecond && runs.every((r) => r.lost === 0 && r.non200 === 0),
+      meetsBar:
+        single.reportsPerSecond >= BAR.reportsPerSecond && runs.every((r) => r.lost === 0 && r.non200 === 0),
       noneLost: runs.every((r) => r.lost === 0 && r.counterDelta === r.stored),
       machine: machineInfo(),
       command: 'npm run build && npx node bench/server-reports.mjs',
@@ -101,14 +124,14 @@ ${MACHINES.toLocaleString('en')} machines, ${ROLLOUTS} active rollouts, PostgreS
 keep-alive connections posting new reports (each with its own id, spread over the rollouts, 2% failures),
 ${SECONDS} s per run after a 5 s warm-up. Afterwards the reports table and the rollout counters are counted.
 
-| reports per request | reports/s | requests/s | p50 ms | p99 ms | acknowledged | stored | in flight at stop | lost | non-200 |
-|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
-${runs.map((r) => `| ${r.batch} | ${r.reportsPerSecond} | ${r.requestsPerSecond} | ${r.latencyMs.p50} | ${r.latencyMs.p99} | ${r.acknowledged} | ${r.stored} | ${r.inFlightAtStop} | ${r.lost} | ${r.non200} |`).join('\n')}
+| reports per request | reports/s | requests/s | p50 ms | p99 ms | acknowledged | stored | in flight at stop | lost | non-200 | CPU ms/report server + PostgreSQL |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+${runs.map((r) => `| ${r.batch} | ${r.reportsPerSecond} | ${r.requestsPerSecond} | ${r.latencyMs.p50} | ${r.latencyMs.p99} | ${r.acknowledged} | ${r.stored} | ${r.inFlightAtStop} | ${r.lost} | ${r.non200} | ${r.cpuMsPerReport.server} + ${r.cpuMsPerReport.postgres} |`).join('\n')}
 
 Rollout counters moved by exactly the stored count: ${runs.every((r) => r.counterDelta === r.stored) ? 'yes' : 'no'}.
 Bar: ≥ ${BAR.reportsPerSecond} reports/s (one report per request), none lost: **${result.meetsBar ? 'met' : 'not met'}**.
 
-Machine: ${result.machine.cpus} × ${result.machine.cpu}; Node ${result.machine.node}; ${result.machine.postgres}; ${result.machine.wrk}.
+Machine: ${result.machine.cpus} × ${result.machine.cpu} (load average ${result.machine.loadAverage.join(' ')} at the end); Node ${result.machine.node}; ${result.machine.postgres}; ${result.machine.wrk}.
 `;
     await writeResults('server-reports', result, md);
     process.stdout.write(md);
