@@ -6,7 +6,7 @@ import { type FileUndo, fileUndo, identityOf, missingDirs, runFileBatch, stageFi
 import { sha256OrNull } from './hash.ts';
 import { asEngineError, type Progress } from './install.ts';
 import { type PackageUndo, undoPackageStep } from './package-managers/index.ts';
-import { interpreterOf, prepareScriptStep, type ScriptUndo } from './script-step.ts';
+import { DEFAULT_SCRIPT_TIMEOUT_MS, interpreterOf, prepareScriptStep, type ScriptUndo } from './script-step.ts';
 import { prepareServiceStep, type ServiceUndo } from './service-step.ts';
 import { withSession } from './session.ts';
 import { appendHistory, patchDirOf, type PatchRecord, readIndex, readPatchRecord } from './state.ts';
@@ -126,9 +126,10 @@ async function buildUninstallSteps(
     const undo: ScriptUndo = {
       script,
       interpreter: await interpreterOf(join(patchDir, script)),
-      timeoutMs: 300_000,
-      undoScript: null,
-      undoInterpreter: null,
+      timeoutMs: DEFAULT_SCRIPT_TIMEOUT_MS,
+      // Taking the uninstall back means the patch is installed again: its install script reruns.
+      undoScript: install.meta.installScript ?? null,
+      undoInterpreter: install.meta.installScript !== undefined ? await interpreterOf(join(patchDir, install.meta.installScript)) : null,
       patchDir,
     };
     const record: StepRecord = { kind: 'script', index: records.length, description: `run ${script}`, undo };

@@ -49,8 +49,8 @@ export async function makeRoot(
 export interface TestPatch {
   name: string;
   actions: Action[];
-  /** Entry name → content (payload files, scripts). */
-  entries?: Record<string, string | { content: string; mode?: number }>;
+  /** Entry name → content (payload files, scripts), or a file to take it from (package files). */
+  entries?: Record<string, string | { content: string; mode?: number } | { file: string }>;
   architecture?: PatchMeta['architecture'];
   systems?: PatchMeta['systems'];
   series?: string;
@@ -71,6 +71,7 @@ export async function buildPatch(dir: string, patch: TestPatch, key: KeyPair | n
   const entries = [
     { name: 'PKGINFO.meta', data: Buffer.from(serializePatchMeta(meta)) },
     ...Object.entries(patch.entries ?? {}).map(([name, spec]) => {
+      if (typeof spec !== 'string' && 'file' in spec) return { name, file: spec.file };
       const s = typeof spec === 'string' ? { content: spec } : spec;
       return { name, data: Buffer.from(s.content), ...(s.mode !== undefined ? { mode: s.mode } : {}) };
     }),
