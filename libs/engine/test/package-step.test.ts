@@ -285,21 +285,29 @@ for (const driver of drivers) {
       expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_HASH_MISMATCH' });
     });
 
-    it('keeps the previous version even when the cache has no file of it, or refuses unless allowed', async () => {
+    it('rebuilds the previous version from the package database when the cache has no file of it', async () => {
       await pm.installFile(v1);
       await copyFile(v2, join(patchDir, 'payload/demo-v2'));
+      await writeFile(join(root, 'etc/demo.conf'), 'conf edited by the admin\n');
+      const step = await preparePackageStep(action('2.0-1', { source: 'payload/demo-v2' }), ctx());
+      expect(step.record.undo).toMatchObject({ action: 'install', fromVersion: '1.0-1' });
+      const kept = (step.record.undo as unknown as PackageUndo).keptFile as string;
+      expect(await pm.inspectFile(kept)).toMatchObject({ name: 'demo', version: '1.0-1' });
+      await step.run();
+      await undoPackageStep(step.record, ctx());
+      expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      expect(await read('usr/share/demo/data')).toBe('data v1\n');
+      expect((await stat(join(root, 'usr/share/demo/data'))).mode & 0o777).toBe(0o640);
+      await expect(stat(join(root, 'usr/share/demo/only-in-v2'))).rejects.toThrow();
+      // The configuration file comes back as the administrator left it.
+      expect(await read('etc/demo.conf')).toBe('conf edited by the admin\n');
+    });
+
+    it('refuses when the previous version can be neither found nor rebuilt, unless allowed as irreversible', async () => {
+      await pm.installFile(v1);
+      await rm(join(root, 'usr/share/demo/data'));
+      await copyFile(v2, join(patchDir, 'payload/demo-v2'));
       const act = action('2.0-1', { source: 'payload/demo-v2' });
-      if (driver.kind === 'dpkg') {
-        // dpkg's database has everything needed to rebuild the installed package, as dpkg-repack does.
-        const step = await preparePackageStep(act, ctx());
-        expect(step.record.undo).toMatchObject({ action: 'install', fromVersion: '1.0-1' });
-        await step.run();
-        await undoPackageStep(step.record, ctx());
-        expect(await pm.installedVersion('demo')).toBe('1.0-1');
-        expect(await read('usr/share/demo/data')).toBe('data v1\n');
-        expect((await stat(join(root, 'usr/share/demo/data'))).mode & 0o777).toBe(0o640);
-        return;
-      }
       const refused = await preparePackageStep(act, ctx()).catch((e: unknown) => e);
       expect(refused).toMatchObject({ code: 'CLP_E_PACKAGE_IRREVERSIBLE' });
       expect(await pm.installedVersion('demo')).toBe('1.0-1');

@@ -237,7 +237,7 @@ export async function preparePackageStep(
     } else {
       throw new PackageError(
         'CLP_E_PACKAGE_IRREVERSIBLE',
-        `cannot keep the installed ${name} ${fromVersion} for undo (${pm.kind} has no package file of it in its cache); put it in the cache or allow an irreversible change`,
+        `cannot keep the installed ${name} ${fromVersion} for undo: ${pm.kind}'s cache (${pm.cacheDir}) has no file of it, and it cannot be rebuilt from the package database (a file it installed is missing); put its package file in the cache, or allow an irreversible change (--allow-irreversible)`,
         { details: { name, installed: fromVersion, packageManager: pm.kind } },
       );
     }

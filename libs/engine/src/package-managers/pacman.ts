@@ -1,7 +1,24 @@
 import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  copyFile,
+  lchown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { PackageError } from './errors.ts';
 import type { InstallOptions, PackageFileInfo, PackageManager } from './package-manager.ts';
 import { runTool, runToolRaw, runToolWaitingForLock } from './run-tool.ts';
@@ -10,6 +27,45 @@ import { runTool, runToolRaw, runToolWaitingForLock } from './run-tool.ts';
 function cacheNamePattern(name: string, version: string): RegExp {
   const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return new RegExp(`^${esc(name)}-${esc(version)}-[^-]+\\.pkg\\.tar(\\.[a-z0-9]+)?$`);
+}
+
+/** Sections of a local database entry (desc) and the .PKGINFO key each one becomes. */
+const PKGINFO_FROM_DESC: ReadonlyArray<readonly [string, string]> = [
+  ['NAME', 'pkgname'],
+  ['BASE', 'pkgbase'],
+  ['VERSION', 'pkgver'],
+  ['DESC', 'pkgdesc'],
+  ['URL', 'url'],
+  ['BUILDDATE', 'builddate'],
+  ['PACKAGER', 'packager'],
+  ['SIZE', 'size'],
+  ['ARCH', 'arch'],
+  ['LICENSE', 'license'],
+  ['GROUPS', 'group'],
+  ['REPLACES', 'replaces'],
+  ['DEPENDS', 'depend'],
+  ['OPTDEPENDS', 'optdepend'],
+  ['CONFLICTS', 'conflict'],
+  ['PROVIDES', 'provides'],
+  ['XDATA', 'xdata'],
+];
+
+/** Parses a pacman local database file (desc, files): `%SECTION%` followed by one value a line. */
+export function parseDbSections(text: string): Map<string, string[]> {
+  const sections = new Map<string, string[]>();
+  let current: string[] | null = null;
+  for (const line of text.split('\n')) {
+    const m = /^%([A-Z0-9]+)%$/.exec(line);
+    if (m?.[1]) {
+      current = [];
+      sections.set(m[1], current);
+    } else if (line === '') {
+      current = null;
+    } else {
+      current?.push(line);
+    }
+  }
+  return sections;
 }
 
 /** Parses the `key = value` lines of a .PKGINFO. */
@@ -128,13 +184,82 @@ export class PacmanManager implements PackageManager {
   async keepInstalledVersion(name: string, destDir: string): Promise<string | null> {
     const version = await this.installedVersion(name);
     if (version === null) return null;
-    // pacman cannot rebuild a package from its database: the cached file is the only way back.
-    const cached = await this.findInCache(name, version);
-    if (cached === null) return null;
     await mkdir(destDir, { recursive: true });
-    const kept = join(destDir, basename(cached));
-    await copyFile(cached, kept);
-    return kept;
+    const cached = await this.findInCache(name, version);
+    if (cached !== null) {
+      const kept = join(destDir, basename(cached));
+      await copyFile(cached, kept);
+      return kept;
+    }
+    return this.repack(name, version, destDir);
+  }
+
+  /**
+   * Rebuilds the installed package from pacman's local database, as bacman does: .PKGINFO from
+   * its desc, .INSTALL from its install script, and its files (content, mode, owner, times) as
+   * they are on disk now. Returns null when that cannot be done faithfully: a listed file other
+   * than a backup (configuration) file is missing.
+   */
+  private async repack(name: string, version: string, destDir: string): Promise<string | null> {
+    const entry = join(this.dbPath, 'local', `${name}-${version}`);
+    const desc = parseDbSections(await readFile(join(entry, 'desc'), 'utf8').catch(() => ''));
+    const files = parseDbSections(await readFile(join(entry, 'files'), 'utf8').catch(() => ''));
+    if (desc.get('NAME')?.[0] !== name || desc.get('VERSION')?.[0] !== version) return null;
+    const backup = new Set((files.get('BACKUP') ?? []).map((line) => line.split('\t')[0] ?? ''));
+    const paths = files.get('FILES') ?? [];
+
+    const work = await mkdtemp(join(destDir, `.repack-${name}-`));
+    try {
+      const tree = join(work, 'tree');
+      await mkdir(tree);
+      const kept: string[] = [];
+      for (const path of paths) {
+        const rel = path.replace(/\/$/, '');
+        const source = join(this.root, rel);
+        const target = join(tree, rel);
+        const st = await lstat(source).catch(() => null);
+        if (st === null) {
+          // A configuration file the administrator deleted is a state pacman itself accepts; any other gap is not.
+          if (backup.has(rel)) continue;
+          return null;
+        }
+        await mkdir(dirname(target), { recursive: true });
+        if (st.isDirectory()) await mkdir(target, { recursive: true });
+        else if (st.isSymbolicLink()) await symlink(await readlink(source), target);
+        else if (st.isFile()) await copyFile(source, target);
+        else return null;
+        await lchown(target, st.uid, st.gid);
+        if (!st.isSymbolicLink()) {
+          await chmod(target, st.mode & 0o7777);
+          await utimes(target, st.atime, st.mtime);
+        }
+        kept.push(rel);
+      }
+      const info: string[] = [`# rebuilt by clpctl from the local database of ${this.root}`];
+      for (const [section, key] of PKGINFO_FROM_DESC)
+        for (const value of desc.get(section) ?? []) info.push(`${key} = ${value}`);
+      if (!desc.has('BASE')) info.push(`pkgbase = ${name}`);
+      for (const b of backup) if (b !== '') info.push(`backup = ${b}`);
+      await writeFile(join(tree, '.PKGINFO'), `${info.join('\n')}\n`);
+      const meta = ['.PKGINFO'];
+      if ((await lstat(join(entry, 'install')).catch(() => null))?.isFile()) {
+        await copyFile(join(entry, 'install'), join(tree, '.INSTALL'));
+        meta.push('.INSTALL');
+      }
+      const arch = desc.get('ARCH')?.[0] ?? 'any';
+      const out = join(destDir, `${name}-${version}-${arch}.pkg.tar.zst`);
+      // Every path listed with --no-recursion: exactly the package's entries, .PKGINFO first as pacman expects.
+      const list = join(work, 'list');
+      await writeFile(list, [...meta, ...kept].map((p) => `${p}\0`).join(''));
+      await runTool(
+        'bsdtar',
+        ['--zstd', '-cf', out, '-C', tree, '--no-recursion', '--null', '-T', list],
+        `rebuild the installed ${name} ${version}`,
+      );
+      return out;
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   }
 
   async inspectFile(file: string): Promise<PackageFileInfo> {
