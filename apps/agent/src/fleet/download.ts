@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReleaseToApply } from '@clp/protocol';
@@ -74,21 +73,6 @@ export function contentRangeStart(header: string | undefined): number | null {
   return match ? Number(match[1]) : null;
 }
 
-/** Stops a body that runs past the size the server announced in the poll answer. */
-function limitTo(maxBytes: number, alreadyHave: number): Transform {
-  let seen = alreadyHave;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      seen += chunk.length;
-      if (seen > maxBytes) {
-        callback(new FleetError('CLP_E_DOWNLOAD_CORRUPT', `the download is larger than the announced ${maxBytes} bytes`));
-        return;
-      }
-      callback(null, chunk);
-    },
-  });
-}
-
 /**
  * Downloads a release to DIR/<sha256>.clp and checks its sha256 before returning. A cut
  * transfer leaves DIR/<sha256>.clp.part behind; the next attempt (now or in the next run)
@@ -132,7 +116,7 @@ export async function downloadRelease(options: DownloadOptions): Promise<Downloa
         }
       } catch (error) {
         if (error instanceof FleetError) throw error;
-        const transient = isTransient(error);
+        const transient = isTransient(error) || error instanceof CutTransfer;
         const reason = error instanceof HTTPError ? `HTTP ${error.response.statusCode}` : describeNetworkError(error);
         client.log(`download ${url}: ${reason} (kept ${await sizeOf(part)} bytes)`);
         failures.push(`${server}: ${reason}`);
@@ -169,6 +153,70 @@ export async function downloadRelease(options: DownloadOptions): Promise<Downloa
   );
 }
 
+/** A body that ended early without an error from the HTTP layer: worth a resume. */
+class CutTransfer extends Error {
+  override name = 'CutTransfer';
+}
+
+/**
+ * Appends the body to the open file as it arrives. The stream flows (no read-ahead buffer that a
+ * failing stream would drop), so after a cut the file holds every byte that arrived; writes
+ * queue in order, and the stream pauses while the disk is behind. Returns the file's length.
+ */
+function writeBody(
+  stream: NodeJS.ReadableStream & { destroy(): void },
+  handle: FileHandle,
+  first: Promise<unknown>,
+  start: number,
+  size: number,
+  url: string,
+): Promise<number> {
+  let have = start;
+  let queued = 0;
+  let writing: Promise<unknown> = first;
+  let failed = false;
+  return new Promise<number>((resolve, reject) => {
+    const fail = (error: unknown) => {
+      if (failed) return;
+      failed = true;
+      stream.destroy();
+      // Whatever was queued still reaches the disk before the caller sees the error.
+      writing.then(
+        () => reject(error),
+        () => reject(error),
+      );
+    };
+    stream.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      have += chunk.length;
+      if (have > size) {
+        fail(new FleetError('CLP_E_DOWNLOAD_CORRUPT', `${url}: the download is larger than the announced ${size} bytes`, { details: { url, size } }));
+        return;
+      }
+      queued++;
+      if (queued > 16) stream.pause();
+      writing = writing.then(async () => {
+        try {
+          await handle.write(chunk);
+        } catch (error) {
+          fail(error);
+          throw error;
+        } finally {
+          queued--;
+          if (queued < 4 && !failed) stream.resume();
+        }
+      });
+    });
+    stream.once('end', () => {
+      writing.then(
+        () => resolve(have),
+        (error: unknown) => reject(error),
+      );
+    });
+    stream.on('error', fail);
+  });
+}
+
 async function fetchInto(
   client: AgentHttpClient,
   url: string,
@@ -184,27 +232,37 @@ async function fetchInto(
     headers.range = `bytes=${offset}-`;
     if (meta?.etag && meta.url === url) headers['if-range'] = meta.etag;
   }
-  const stream = client.streamGot.stream(url, { headers });
-  const response = await new Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined> }>(
-    (resolve, reject) => {
-      stream.once('response', resolve);
-      stream.once('error', reject);
-    },
-  );
-  let start = 0;
-  if (response.statusCode === 206) {
-    const rangeStart = contentRangeStart(response.headers['content-range'] as string | undefined);
-    if (rangeStart !== offset) {
-      stream.destroy();
-      throw new FleetError('CLP_E_DOWNLOAD_FAILED', `${url} answered a range request with the wrong range`, { details: { url } });
+  const handle = await open(part, 'a', 0o600);
+  try {
+    const stream = client.streamGot.stream(url, { headers });
+    const response = await new Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined> }>(
+      (resolve, reject) => {
+        stream.once('response', resolve);
+        stream.once('error', reject);
+      },
+    );
+    let start = 0;
+    if (response.statusCode === 206) {
+      const rangeStart = contentRangeStart(response.headers['content-range'] as string | undefined);
+      if (rangeStart !== offset) {
+        stream.destroy();
+        throw new FleetError('CLP_E_DOWNLOAD_FAILED', `${url} answered a range request with the wrong range`, { details: { url } });
+      }
+      start = offset;
     }
-    start = offset;
+    stream.on('downloadProgress', (progress: { transferred: number }) =>
+      onProgress?.({ received: start + progress.transferred, total: size }),
+    );
+    // A whole body (200) replaces what was there; the ETag is kept for the If-Range of a resume.
+    const etag = response.headers.etag;
+    const first = Promise.all([
+      start === 0 ? handle.truncate(0) : undefined,
+      writeFileAtomic(metaFile, JSON.stringify({ url, ...(typeof etag === 'string' ? { etag } : {}) }), 0o600),
+    ]);
+    const have = await writeBody(stream, handle, first, start, size, url);
+    if (have < size) throw new CutTransfer(`${url}: the transfer ended after ${have} of ${size} bytes`);
+    return { resumed: start > 0 };
+  } finally {
+    await handle.close();
   }
-  const etag = response.headers.etag;
-  await writeFileAtomic(metaFile, JSON.stringify({ url, ...(typeof etag === 'string' ? { etag } : {}) }), 0o600);
-  stream.on('downloadProgress', (progress: { transferred: number }) =>
-    onProgress?.({ received: start + progress.transferred, total: size }),
-  );
-  await pipeline(stream, limitTo(size, start), createWriteStream(part, { flags: start > 0 ? 'a' : 'w', mode: 0o600 }));
-  return { resumed: start > 0 };
 }
