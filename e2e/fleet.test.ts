@@ -207,9 +207,16 @@ describe.skipIf(missing !== undefined)('a fleet of agents against the real serve
     await new Promise((r) => setTimeout(r, 2500)); // the server records polls once a second
     const listed = await server.call('GET', `/v1/machines?installed=${releaseId}&limit=1000`);
     expect(listed.status).toBe(200);
-    expect(new Set(listed.body.machines.map((x: { id: string }) => x.id))).toEqual(
-      new Set([...installed].map((m) => m.machineId)),
-    );
+    // The filter matches the release in any state; the state says whether it applied or failed.
+    const stateOn = (state: string) =>
+      new Set(
+        (listed.body.machines as Array<{ id: string; installed: Array<{ sha256: string; state: string }> }>)
+          .filter((x) => x.installed.some((p) => p.sha256 === releaseId && p.state === state))
+          .map((x) => x.id),
+      );
+    expect(stateOn('installed')).toEqual(new Set([...installed].map((m) => m.machineId)));
+    expect(stateOn('failed')).toEqual(new Set([...everFailed].map((m) => m.machineId)));
+
     // Revert: the machines that have the release take it back at their next update.
     const reverted = await server.call('POST', `/v1/rollouts/${rollout.id}/revert`, { json: { reason: 'e2e' } });
     expect(reverted.status, JSON.stringify(reverted.body)).toBe(200);
