@@ -19,6 +19,8 @@ export interface ServerConfig {
   nextPollSeconds: number;
   /** pino level; `silent` in tests. */
   logLevel: string;
+  /** Express `trust proxy` (e.g. `loopback`, `10.0.0.0/8`, `1`); empty: use the socket address. */
+  trustProxy: string;
 }
 
 export const DEFAULT_PORT = 8080;
@@ -35,6 +37,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     rolloutCacheMs: 1000,
     nextPollSeconds: 86_400,
     logLevel: 'info',
+    trustProxy: '',
     ...overrides,
   };
 }
@@ -56,6 +59,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): { config: S
     trustedKeysDir: resolve(env.CLP_TRUSTED_KEYS || join(dataDir, 'keys')),
     bootstrapToken: env.CLP_BOOTSTRAP_TOKEN ?? '',
     logLevel: env.CLP_LOG_LEVEL || 'info',
+    trustProxy: env.CLP_TRUST_PROXY ?? '',
     ...(maxUpload ? { maxUploadBytes: maxUpload } : {}),
   });
   return { config, port };

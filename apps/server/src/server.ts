@@ -9,7 +9,7 @@ import { authenticate, MachineAuthCache } from './auth.ts';
 import { FolderBlobStore } from './blob-store.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { ServerConfig } from './config.ts';
-import type { AppContext } from './context.ts';
+import type { AppContext, Principal } from './context.ts';
 import { httpStatusFor, ServerError } from './errors.ts';
 import { MachineSeen } from './machine-seen.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -19,6 +19,9 @@ import { ActiveRollouts, advanceRollouts } from './rollout-cache.ts';
 import { ROUTES, type Route } from './routes.ts';
 import { newSecret } from './secrets.ts';
 import { insertAdminToken } from './tokens.ts';
+
+const JSON_LIMIT = '2mb';
+const REPORT_JSON_LIMIT = '10mb';
 
 export interface ServerDeps {
   clock?: Clock;
@@ -104,6 +107,8 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
 
   const app = express();
   app.disable('x-powered-by');
+  // Behind a load balancer, rate limits must see the client's address, not the balancer's.
+  if (config.trustProxy) app.set('trust proxy', config.trustProxy);
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use((req, res, next) => {
@@ -125,14 +130,18 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     });
     next();
   });
-  const json = express.json({ limit: '2mb' });
+  const json = express.json({ limit: JSON_LIMIT });
+  // A full report batch (500 reports with 16 KiB of log each) is larger than any admin body.
+  const reportJson = express.json({ limit: REPORT_JSON_LIMIT });
 
   for (const route of ROUTES) {
     const method = route.method.toLowerCase() as 'get' | 'head' | 'post' | 'put' | 'patch' | 'delete';
     const handlers: express.RequestHandler[] = [];
-    if (route.body && route.body !== 'binary') handlers.push(json);
-    handlers.push(async (req: Request, res: Response) => {
+    // Who is calling is settled before any body is read: a stranger cannot make the server parse
+    // megabytes of JSON, and a refused upload is not received at all.
+    handlers.push(async (req: Request, res: Response, next: NextFunction) => {
       res.locals.route = route;
+      res.setHeader('X-Content-Type-Options', 'nosniff');
       const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
       if (route.access.kind === 'enroll' && !ctx.limits.enroll.hit(ip)) {
         throw new ServerError(
@@ -143,7 +152,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
           },
         );
       }
-      const principal = await authenticate(ctx, route.access, req.headers.authorization, ip);
+      res.locals.principal = await authenticate(ctx, route.access, req.headers.authorization, ip);
       if (route.body === 'binary') {
         const type = req.headers['content-type'] ?? '';
         if (!type.startsWith('application/octet-stream')) {
@@ -153,6 +162,11 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
           );
         }
       }
+      next();
+    });
+    if (route.body && route.body !== 'binary') handlers.push(route.id === 'report' ? reportJson : json);
+    handlers.push(async (req: Request, res: Response) => {
+      const principal = res.locals.principal as Principal;
       const params = parse(route.params, req.params, 'params');
       const query = parse(route.query, req.query ?? {}, 'query');
       const body = route.body && route.body !== 'binary' ? parse(route.body, req.body, 'body') : undefined;
@@ -174,7 +188,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     } else if (bodyParser?.type === 'entity.too.large') {
       err = new ServerError(
         'CLP_E_UPLOAD_TOO_LARGE',
-        'body: larger than the 2 MiB allowed for JSON requests',
+        `body: larger than the ${(res.locals.route as Route | undefined)?.id === 'report' ? REPORT_JSON_LIMIT : JSON_LIMIT} allowed for this JSON request`,
         { field: 'body' },
       );
     } else if (bodyParser?.type && typeof bodyParser.status === 'number' && bodyParser.status < 500) {

@@ -34,7 +34,7 @@ describe('docker-compose.yml', () => {
 
   it.skipIf(!compose)('is valid for docker compose config', () => {
     const [cmd, ...args] = compose!;
-    const env = { ...process.env, POSTGRES_PASSWORD: 'secret-pw', CLP_PORT: '18080' };
+    const env: NodeJS.ProcessEnv = { ...process.env, POSTGRES_PASSWORD: 'secret-pw', CLP_PORT: '18080' };
     delete env.CLP_BOOTSTRAP_TOKEN;
     const res = spawnSync(cmd!, [...args, '-f', join(root, 'docker-compose.yml'), 'config'], {
       cwd: root,
