@@ -1,4 +1,4 @@
-import { chmod, chown, rename, unlink } from 'node:fs/promises';
+import { chmod, chown, lstat, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fsyncDir, linkOrCopy } from './durable.ts';
 
@@ -29,6 +29,15 @@ export async function takeBackup(target: string, backupPath: string): Promise<vo
  */
 export async function restoreBackup(backupPath: string, target: string, identity: FileIdentity, tag: string): Promise<void> {
   const tmp = join(dirname(target), `.clp-restore-${tag}-${basename(target)}`);
+  const [b, t] = await Promise.all([stat(backupPath), lstat(target).catch(() => null)]);
+  if (t !== null && t.dev === b.dev && t.ino === b.ino) {
+    // The target was never replaced (the backup is a hard link of it). rename() between two links
+    // of one inode does nothing and would leave the temporary name behind, so only the identity is set.
+    await unlink(tmp).catch(() => {});
+    await chown(target, identity.uid, identity.gid);
+    await chmod(target, identity.mode);
+    return;
+  }
   await unlink(tmp).catch(() => {});
   await unlink(`${tmp}.part`).catch(() => {});
   await linkOrCopy(backupPath, tmp, true);

@@ -146,6 +146,8 @@ export async function undoFileStep(record: StepRecord, ctx: StepContext): Promis
 }
 
 async function unlinkIfThere(path: string): Promise<void> {
+  // Looked up first: on a read-only filesystem unlink() fails with EROFS even for a missing name.
+  if ((await identityOf(path)) === null) return;
   try {
     await unlink(path);
   } catch (error) {
