@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -60,7 +60,8 @@ export async function signedPatch(
   name: string,
   options: { requires?: string; padding?: number } = {},
 ): Promise<SignedPatch> {
-  const content = `# ${name}\nvalue = ${name.toLowerCase()}\n${'#'.repeat(options.padding ?? 0)}\n`;
+  // Random padding does not compress, so the .clp is about that large (for cut downloads).
+  const content = `# ${name}\nvalue = ${name.toLowerCase()}\n# ${randomBytes(options.padding ?? 0).toString('base64')}\n`;
   const adds = `/etc/fleet-${name.toLowerCase()}.conf`;
   const motd = `motd from ${name}\n`;
   const actions = [
