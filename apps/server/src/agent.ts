@@ -36,6 +36,7 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
       )
       .returning();
     if (!token) return undefined;
+    const [before] = await tx.select({ id: machines.id }).from(machines).where(eq(machines.id, machineId));
     const tags = [...new Set([...token.tags, ...body.tags])].sort();
     const values = {
       credentialHash: hashSecret(credential),
@@ -53,7 +54,7 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
       .insert(machines)
       .values({ id: machineId, ...values })
       .onConflictDoUpdate({ target: machines.id, set: values });
-    return { tier: token.tier, tags };
+    return { tier: token.tier, tags, again: before !== undefined };
   });
   if (!result) {
     throw new ServerError(
@@ -61,7 +62,9 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
       'the enrollment token is unknown, expired, revoked or used up; ask an operator for a new one (POST /v1/enrollment-tokens)',
     );
   }
-  ctx.log.info({ machine: machineId, tier: result.tier }, 'machine enrolled');
+  // The old credential of a machine enrolling again must stop working now, not when its cache entry ends.
+  if (result.again) ctx.machineAuth.clear();
+  ctx.log.info({ machine: machineId, tier: result.tier, again: result.again }, 'machine enrolled');
   return { machineId, credential, tier: result.tier, tags: result.tags };
 }
 

@@ -89,6 +89,10 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
   it('gives a machine that enrolls again a new credential and stops the old one', async () => {
     const t = await enrollmentToken({ tier: 'edge', uses: 2 });
     const first = await enroll(t.token, 'reenroll-machine');
+    // Polled once, so its credential sits in the server's credential cache.
+    expect(
+      (await s.call('POST', '/v1/agent/poll', { token: first.credential, json: { facts: FACTS } })).status,
+    ).toBe(200);
     const second = await enroll(t.token, 'reenroll-machine');
     expect(second.credential).not.toBe(first.credential);
     const old = await s.call('POST', '/v1/agent/poll', { token: first.credential, json: { facts: FACTS } });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES } from '../src/index.ts';
 import { drivers, FACTS, fakeRelease, jsonInspector, type Running, start } from './harness.ts';
@@ -159,6 +160,42 @@ describe.each(drivers())('operations on $name', (driver) => {
     });
     expect(enroll.status).toBe(400);
     expect(enroll.body.error.field).toBe('body.facts.arch');
+  });
+
+  it('checks the credential before reading the body', async () => {
+    s.server.context.limits.authFailures.reset();
+    const res = await s.call('POST', '/v1/agent/reports', {
+      body: '{"reports": [',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(401);
+    const upload = await s.call('POST', '/v1/releases', {
+      token: 'not-a-token',
+      body: Buffer.alloc(1024),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    expect(upload.status).toBe(401);
+    s.server.context.limits.authFailures.reset();
+  });
+
+  it('takes a full batch of reports with long logs', async () => {
+    const token = await s.call('POST', '/v1/enrollment-tokens', { token: s.admin, json: { tier: 'edge' } });
+    s.server.context.limits.enroll.reset();
+    const m = await s.call('POST', '/v1/agent/enroll', {
+      json: { token: token.body.token, facts: FACTS, machineId: 'batch-machine' },
+    });
+    expect(m.status).toBe(201);
+    const reports = Array.from({ length: 500 }, () => ({
+      id: randomUUID(),
+      name: 'CLP1260401',
+      status: 'failed',
+      errorCode: 'CLP_E_HEALTH_CHECK',
+      log: 'x'.repeat(16_384),
+      at: new Date().toISOString(),
+    }));
+    const res = await s.call('POST', '/v1/agent/reports', { token: m.body.credential, json: { reports } });
+    expect(res.status, JSON.stringify(res.body).slice(0, 300)).toBe(200);
+    expect(res.body.accepted).toHaveLength(500);
   });
 
   it('refuses an upload that is not application/octet-stream with 415', async () => {
