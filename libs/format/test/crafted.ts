@@ -46,6 +46,8 @@ export interface ZipEntrySpec {
   rawData?: Buffer;
   /** A different name in the local header only. */
   localName?: string | Buffer;
+  /** Extra fields of the central directory record (see zip64Extra, unicodePathExtra). */
+  extra?: Buffer;
 }
 
 export interface ZipOptions {
@@ -71,6 +73,7 @@ interface Written {
   method: number;
   flags: number;
   externalAttributes: number;
+  extra: Buffer;
 }
 
 const DOS_TIME = (12 << 11) | (0 << 5) | 0; // 12:00:00
@@ -137,6 +140,7 @@ export function buildZip(entries: readonly ZipEntrySpec[], options: ZipOptions =
       method,
       flags,
       externalAttributes,
+      extra: spec.extra ?? Buffer.alloc(0),
     });
   }
 
@@ -154,7 +158,7 @@ export function buildZip(entries: readonly ZipEntrySpec[], options: ZipOptions =
     central.writeUInt32LE(w.compressedSize, 20);
     central.writeUInt32LE(w.uncompressedSize, 24);
     central.writeUInt16LE(w.name.length, 28);
-    central.writeUInt16LE(0, 30);
+    central.writeUInt16LE(w.extra.length, 30);
     central.writeUInt16LE(0, 32);
     central.writeUInt16LE(0, 34);
     central.writeUInt16LE(0, 36);
@@ -162,6 +166,7 @@ export function buildZip(entries: readonly ZipEntrySpec[], options: ZipOptions =
     central.writeUInt32LE(w.offset, 42);
     push(central);
     push(w.name);
+    push(w.extra);
   }
   const centralSize = offset - centralStart;
 
@@ -180,6 +185,33 @@ export function buildZip(entries: readonly ZipEntrySpec[], options: ZipOptions =
   return Buffer.concat(parts);
 }
 
+/** One extra field: id, length, data. */
+export function extraField(id: number, data: Buffer): Buffer {
+  const head = Buffer.alloc(4);
+  head.writeUInt16LE(id, 0);
+  head.writeUInt16LE(data.length, 2);
+  return Buffer.concat([head, data]);
+}
+
+/**
+ * The zip64 extended information field with 64-bit sizes; pair it with uncompressedSize and
+ * compressedSize of 0xffffffff in the spec so a reader looks here.
+ */
+export function zip64Extra(uncompressedSize: bigint, compressedSize: bigint): Buffer {
+  const data = Buffer.alloc(16);
+  data.writeBigUInt64LE(uncompressedSize, 0);
+  data.writeBigUInt64LE(compressedSize, 8);
+  return extraField(0x0001, data);
+}
+
+/** The Info-ZIP Unicode Path field: readers that honour it take `name` instead of the header's name. */
+export function unicodePathExtra(headerName: string, name: string): Buffer {
+  const head = Buffer.alloc(5);
+  head.writeUInt8(1, 0);
+  head.writeUInt32LE(crc32(Buffer.from(headerName, 'utf8')), 1);
+  return extraField(0x7075, Buffer.concat([head, Buffer.from(name, 'utf8')]));
+}
+
 export type TarEntryType =
   | 'file'
   | 'directory'
@@ -195,6 +227,8 @@ export interface TarEntrySpec {
   data?: Buffer;
   mode?: number;
   linkname?: string;
+  /** PAX extended header records; a `path` here overrides the header's name for PAX readers. */
+  pax?: Record<string, string>;
 }
 
 /** Builds a gzip-compressed tar (the historic .clp layout) from entry specs. */
@@ -223,6 +257,7 @@ export async function buildTar(entries: readonly TarEntrySpec[]): Promise<Buffer
       uid: 0,
       gid: 0,
       ...(e.linkname === undefined ? {} : { linkname: e.linkname }),
+      ...(e.pax === undefined ? {} : { pax: e.pax }),
       ...(type === 'character-device' || type === 'block-device' ? { devmajor: 1, devminor: 3 } : {}),
     };
     await new Promise<void>((resolve, reject) => {

@@ -10,7 +10,13 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { type ArchiveLimits, type EntryDigest, isClpError, openPatch } from '../src/index.ts';
+import {
+  type ArchiveLimits,
+  type EntryDigest,
+  FORMAT_ERROR_CODES,
+  isClpError,
+  openPatch,
+} from '../src/index.ts';
 import {
   buildTarGz,
   buildZip,
@@ -29,13 +35,19 @@ import {
   STORE,
   sha256,
   type TarEntrySpec,
+  unicodePathExtra,
   validTarEntries,
   validZipEntries,
   xmlMeta,
   type ZipEntrySpec,
+  zip64Extra,
 } from './crafted.ts';
 
 let sandbox: string;
+/** Every code some case below expects, gathered while the suite is collected. */
+const exercised = new Set<string>();
+/** Codes no archive can cause: they are about a source folder, not a .clp. */
+const NOT_FROM_AN_ARCHIVE = new Set(['CLP_E_SOURCE_DIR']);
 
 beforeEach(async () => {
   sandbox = await mkdtemp(join(tmpdir(), 'clp-hostile-'));
@@ -212,6 +224,28 @@ describe('hostile zip archives, refused when opened', () => {
       names: 'payload/a/a/',
     },
     {
+      title: 'an empty name',
+      build: withZipEntry({ name: '', data: PAYLOAD }),
+      code: 'CLP_E_BAD_PATH',
+      names: '""',
+    },
+    {
+      title: "a name that is just '/'",
+      build: withZipEntry({ name: '/', data: PAYLOAD }),
+      code: 'CLP_E_BAD_PATH',
+      names: '"/"',
+    },
+    {
+      title: "a Unicode Path extra field that renames an innocent entry to '../../evil'",
+      build: withZipEntry({
+        name: 'payload/innocent',
+        data: PAYLOAD,
+        extra: unicodePathExtra('payload/innocent', '../../evil'),
+      }),
+      code: 'CLP_E_PATH_TRAVERSAL',
+      names: '../../evil',
+    },
+    {
       title: 'a symbolic link entry (unix mode 0120777)',
       build: withZipEntry({
         name: 'payload/passwd',
@@ -282,6 +316,31 @@ describe('hostile zip archives, refused when opened', () => {
       build: zip(validZipEntries(), { entryCount: 0xffff }),
       code: 'CLP_E_TOO_MANY_ENTRIES',
       names: 'patch.clp',
+    },
+    {
+      title: '10,001 entries against the default limit of 10,000',
+      build: zip([
+        ...validZipEntries(),
+        ...Array.from({ length: 9_999 }, (_, i) => ({
+          name: `payload/f${i}`,
+          data: Buffer.from('x'),
+          method: STORE,
+        })),
+      ]),
+      code: 'CLP_E_TOO_MANY_ENTRIES',
+      names: 'patch.clp',
+    },
+    {
+      title: 'a zip64 size field claiming 4 EiB',
+      build: withZipEntry({
+        name: 'payload/huge',
+        data: PAYLOAD,
+        uncompressedSize: 0xffffffff,
+        compressedSize: 0xffffffff,
+        extra: zip64Extra(1n << 62n, 29n),
+      }),
+      code: 'CLP_E_TOO_LARGE',
+      names: 'payload/huge',
     },
     {
       title: 'an entry larger than the per-entry limit',
@@ -435,6 +494,24 @@ describe('hostile zip archives, refused when opened', () => {
       names: 'PKGINFO.meta',
     },
     {
+      title: 'PKGINFO.meta spelled in lower case',
+      build: zip([
+        { name: 'pkginfo.meta', data: Buffer.from(xmlMeta()) },
+        { name: PAYLOAD_NAME, data: PAYLOAD },
+      ]),
+      code: 'CLP_E_MISSING_PKGINFO',
+      names: 'PKGINFO.meta',
+    },
+    {
+      title: 'PKGINFO.meta as a folder',
+      build: zip([
+        { name: 'PKGINFO.meta/', method: STORE, mode: S_IFDIR | 0o755 },
+        { name: PAYLOAD_NAME, data: PAYLOAD },
+      ]),
+      code: 'CLP_E_MISSING_PKGINFO',
+      names: 'PKGINFO.meta',
+    },
+    {
       title: 'PKGINFO.meta only in a sub-folder',
       build: zip([
         { name: 'payload/PKGINFO.meta', data: Buffer.from(xmlMeta()) },
@@ -530,6 +607,7 @@ describe('hostile zip archives, refused when opened', () => {
     },
   ];
 
+  for (const c of cases) exercised.add(c.code);
   it.each(cases)('$title → $code', async (c) => {
     await expectRefusedOnOpen(c);
   });
@@ -590,8 +668,22 @@ describe('hostile zip archives, refused when their bytes are read', () => {
       names: 'payload/overrun',
       entry: 'payload/overrun',
     },
+    {
+      title: 'a zip64 compressed size of 1 TiB in a 4 KiB file',
+      build: withZipEntry({
+        name: 'payload/lie',
+        data: PAYLOAD,
+        uncompressedSize: 0xffffffff,
+        compressedSize: 0xffffffff,
+        extra: zip64Extra(BigInt(PAYLOAD.length), 1n << 40n),
+      }),
+      code: 'CLP_E_CORRUPT_ENTRY',
+      names: 'payload/lie',
+      entry: 'payload/lie',
+    },
   ];
 
+  for (const c of cases) exercised.add(c.code);
   it.each(cases)('$title → $code', async (c) => {
     await expectRefusedOnRead(c);
   });
@@ -610,6 +702,23 @@ describe('hostile historic tar.gz archives', () => {
       build: withTarEntry({ name: 'hard', type: 'link', linkname: 'Install-Patch.ps1' }),
       code: 'CLP_E_LINK_ENTRY',
       names: 'hard',
+    },
+    {
+      title: "a PAX header whose path overrides an innocent name with '../../evil'",
+      build: withTarEntry({ name: 'innocent', data: PAYLOAD, pax: { path: '../../evil' } }),
+      code: 'CLP_E_PATH_TRAVERSAL',
+      names: '../../evil',
+    },
+    {
+      title: 'a symbolic link hidden behind a PAX linkpath',
+      build: withTarEntry({
+        name: 'innocent-link',
+        type: 'symlink',
+        linkname: 'x',
+        pax: { linkpath: '/etc/shadow' },
+      }),
+      code: 'CLP_E_LINK_ENTRY',
+      names: 'innocent-link',
     },
     {
       title: "a '../' name",
@@ -651,6 +760,15 @@ describe('hostile historic tar.gz archives', () => {
       title: 'more entries than the limit',
       build: tarGz([...validTarEntries(), ...[1, 2, 3].map((i) => ({ name: `extra-${i}`, data: PAYLOAD }))]),
       limits: { maxEntries: 4 },
+      code: 'CLP_E_TOO_MANY_ENTRIES',
+      names: 'patch.clp',
+    },
+    {
+      title: '10,001 entries against the default limit of 10,000',
+      build: tarGz([
+        ...validTarEntries(),
+        ...Array.from({ length: 9_998 }, (_, i) => ({ name: `f${i}`, data: Buffer.from('x') })),
+      ]),
       code: 'CLP_E_TOO_MANY_ENTRIES',
       names: 'patch.clp',
     },
@@ -714,12 +832,14 @@ describe('hostile historic tar.gz archives', () => {
     },
   ];
 
+  for (const c of cases) exercised.add(c.code);
   it.each(cases)('$title → $code', async (c) => {
     await expectRefusedOnOpen(c);
   });
 });
 
 describe('extracting against a signed manifest', () => {
+  exercised.add('CLP_E_HASH_MISMATCH').add('CLP_E_SIZE_MISMATCH');
   async function openValid(): Promise<{
     archive: Awaited<ReturnType<typeof openPatch>>;
     digests: Map<string, EntryDigest>;
@@ -859,6 +979,18 @@ describe('archives that bend the format but are fine (controls for the suite abo
     expect(await strays()).toEqual([]);
   });
 
+  it('a historic tar.gz entry with setuid and sticky bits is not extracted with them', async () => {
+    const archive = await openPatch(
+      await place(await buildTarGz([...validTarEntries(), { name: 'suid', data: PAYLOAD, mode: 0o7777 }])),
+    );
+    try {
+      await archive.extractTo(outDir());
+      expect((await stat(join(outDir(), 'suid'))).mode & 0o7022).toBe(0);
+    } finally {
+      await archive.close();
+    }
+  });
+
   it('a regular-file mode with setuid bits is not extracted setuid', async () => {
     const bytes = buildZip([
       ...validZipEntries(),
@@ -894,3 +1026,12 @@ function billionLaughs(): string {
   for (let i = 1; i <= 9; i++) defs.push(`<!ENTITY lol${i} "${`&lol${i === 1 ? '' : i - 1};`.repeat(10)}">`);
   return `<?xml version="1.0"?>\n<!DOCTYPE Package [\n${defs.join('\n')}\n]>\n<Package><Name>CLP1251123</Name><Description>&lol9;</Description></Package>\n`;
 }
+
+describe('the suite itself', () => {
+  it('has a crafted archive for every format error code an archive can cause', () => {
+    const missing = FORMAT_ERROR_CODES.filter(
+      (code) => !NOT_FROM_AN_ARCHIVE.has(code) && !exercised.has(code),
+    );
+    expect(missing).toEqual([]);
+  });
+});

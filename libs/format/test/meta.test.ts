@@ -277,6 +277,22 @@ describe('PKGINFO.meta, XML dialect', () => {
       ),
       'CLP_E_BAD_NAME',
     ],
+    [
+      '100,000 nested elements',
+      xml(
+        '',
+        `<Name>CLP1251123</Name><Description>${'<a>'.repeat(100_000)}${'</a>'.repeat(100_000)}</Description>`,
+      ),
+      'CLP_E_XML_MALFORMED',
+    ],
+    [
+      'an element and an attribute named __proto__',
+      xml(
+        '<Service action="reload" unit="a.service" __proto__="x"/>',
+        '<Name>CLP1251123</Name><__proto__>y</__proto__>',
+      ),
+      'CLP_E_XML_MALFORMED',
+    ],
   ])('refuses %s with its XML or name code', (_what, text, code) => {
     const error = codeOf(() => readPatchMeta(text, []));
     expect(error.code).toBe(code);
