@@ -1,6 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openDatabase } from '@clp/db';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROUTES } from '../src/index.ts';
+import { ROUTES, startServer } from '../src/index.ts';
 import { drivers, FACTS, fakeRelease, jsonInspector, type Running, start } from './harness.ts';
 
 describe.each(drivers())('operations on $name', (driver) => {
@@ -212,5 +216,24 @@ describe.each(drivers())('operations on $name', (driver) => {
     const res = await s.call('GET', '/v1/nothing-here');
     expect(res.status).toBe(404);
     expect(res.body.error.message).toContain('/openapi.json');
+  });
+});
+
+describe('readiness', () => {
+  it('answers /readyz 503 while the database is unreachable, and /healthz 200', async () => {
+    const handle = await openDatabase({ dataDir: ':memory:' });
+    const dataDir = await mkdtemp(join(tmpdir(), 'clp-ready-'));
+    const started = await startServer({ dataDir, database: handle, logLevel: 'silent' });
+    try {
+      expect((await fetch(`${started.url}/readyz`)).status).toBe(200);
+      await handle.close();
+      const down = await fetch(`${started.url}/readyz`);
+      expect(down.status).toBe(503);
+      expect(await down.json()).toEqual({ status: 'database unreachable', database: 'pglite' });
+      expect((await fetch(`${started.url}/healthz`)).status).toBe(200);
+    } finally {
+      await started.close().catch(() => undefined);
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
