@@ -51,28 +51,44 @@ function has(tool) {
 /** Runs a command that must succeed (setup, not timed). */
 function run(cmd, args, options = {}) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...options });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().slice(-2000)}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${cmd} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().slice(-2000)}`,
+    );
   return r.stdout;
 }
 
 /** Wall time of one run of a command, in ms; the command must succeed. */
 function timed(cmd, args) {
+  const startedAt = Date.now();
   const start = process.hrtime.bigint();
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(cmd, args, {
+    encoding: 'utf8',
+    maxBuffer: 64 << 20,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().slice(-2000)}`);
-  return ms;
+  if (r.status !== 0)
+    throw new Error(
+      `${cmd} ${args.join(' ')} failed (exit ${r.status}): ${(r.stderr || r.stdout || '').trim().slice(-2000)}`,
+    );
+  return { ms, startedAt, endedAt: Date.now() };
 }
 
 /** Wall time and peak RSS (KiB) of one run: GNU time's maximum resident set size when present, else VmHWM polled from /proc. */
 async function timedWithRss(cmd, args) {
+  const startedAt = Date.now();
   if (existsSync('/usr/bin/time')) {
     const start = process.hrtime.bigint();
-    const r = spawnSync('/usr/bin/time', ['-f', 'CLP_BENCH_MAXRSS=%M', cmd, ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    const r = spawnSync('/usr/bin/time', ['-f', 'CLP_BENCH_MAXRSS=%M', cmd, ...args], {
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    });
     const ms = Number(process.hrtime.bigint() - start) / 1e6;
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${r.stderr.trim().slice(-2000)}`);
+    if (r.status !== 0)
+      throw new Error(`${cmd} ${args.join(' ')} failed (exit ${r.status}): ${r.stderr.trim().slice(-2000)}`);
     const kib = Number(/CLP_BENCH_MAXRSS=(\d+)/.exec(r.stderr)?.[1]);
-    return { ms, rssKiB: kib };
+    return { ms, rssKiB: kib, startedAt, endedAt: Date.now() };
   }
   const start = process.hrtime.bigint();
   const child = spawn(cmd, args, { stdio: 'ignore' });
@@ -86,7 +102,7 @@ async function timedWithRss(cmd, args) {
   clearInterval(poll);
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   if (code !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (exit ${code})`);
-  return { ms, rssKiB: peak };
+  return { ms, rssKiB: peak, startedAt, endedAt: Date.now() };
 }
 
 function stats(samples) {
@@ -96,7 +112,15 @@ function stats(samples) {
   const mean = s.reduce((a, b) => a + b, 0) / s.length;
   const sd = Math.sqrt(s.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, s.length - 1));
   const r = (x) => Math.round(x * 10) / 10;
-  return { median: r(median), mean: r(mean), min: r(s[0]), max: r(s[s.length - 1]), stddev: r(sd), runs: s.length, samples: samples.map(r) };
+  return {
+    median: r(median),
+    mean: r(mean),
+    min: r(s[0]),
+    max: r(s[s.length - 1]),
+    stddev: r(sd),
+    runs: s.length,
+    samples: samples.map(r),
+  };
 }
 
 /**
@@ -106,25 +130,67 @@ function stats(samples) {
 async function measure(cases, runs) {
   const samples = Object.fromEntries(cases.map((c) => [c.name, []]));
   const rss = Object.fromEntries(cases.map((c) => [c.name, []]));
+  const phases = Object.fromEntries(cases.map((c) => [c.name, []]));
   const last = {};
   for (let round = -1; round < runs; round++) {
     for (const c of cases) {
       await c.prepare();
       // The previous run's removed root and the fixtures are written back first, so that no command pays for another's writes.
       run('sync', []);
-      const result = c.rss ? await timedWithRss(c.cmd, c.args) : { ms: timed(c.cmd, c.args) };
+      const result = c.rss ? await timedWithRss(c.cmd, c.args) : timed(c.cmd, c.args);
       last[c.name] = result.ms;
       if (c.check) await c.check();
       if (round >= 0) {
         samples[c.name].push(result.ms);
         if (result.rssKiB !== undefined) rss[c.name].push(result.rssKiB);
+        if (c.phases) phases[c.name].push(await c.phases(result));
       }
     }
-    log(`  round ${round < 0 ? 'warm-up' : round + 1}/${runs}: ${cases.map((c) => `${c.name} ${Math.round(last[c.name])} ms`).join(', ')}`);
+    log(
+      `  round ${round < 0 ? 'warm-up' : round + 1}/${runs}: ${cases.map((c) => `${c.name} ${Math.round(last[c.name])} ms`).join(', ')}`,
+    );
   }
   return Object.fromEntries(
-    cases.map((c) => [c.name, { ...stats(samples[c.name]), ...(rss[c.name].length ? { peakRssMiB: Math.round(Math.max(...rss[c.name]) / 102.4) / 10 } : {}) }]),
+    cases.map((c) => [
+      c.name,
+      {
+        ...stats(samples[c.name]),
+        ...(rss[c.name].length ? { peakRssMiB: Math.round(Math.max(...rss[c.name]) / 102.4) / 10 } : {}),
+        ...(phases[c.name].length ? { phasesMedianMs: medianPhases(phases[c.name]) } : {}),
+      },
+    ]),
   );
+}
+
+/**
+ * Where one clpctl install spent its time, from the timestamps of ROOT/var/log/CLP.log: start-up,
+ * open and signature check up to "verified"; checks up to the transaction's start; extraction and
+ * staging up to the first step run; the steps; bookkeeping and exit.
+ */
+async function installPhases(rootDir, result) {
+  const lines = (await readFile(join(rootDir, 'var/log/CLP.log'), 'utf8')).trim().split('\n');
+  const at = (re) => {
+    const line = lines.find((l) => re.test(l));
+    return line ? Date.parse(line.split(' ')[0]) : null;
+  };
+  const verified = at(/ verified, /);
+  const begin = at(/ \(transaction /);
+  const firstStep = at(/ install: /);
+  const installed = at(/ installed CLP/);
+  if ([verified, begin, firstStep, installed].includes(null)) return null;
+  return {
+    'start-up, open, verify': verified - result.startedAt,
+    checks: begin - verified,
+    'extract and stage': firstStep - begin,
+    'run steps': installed - firstStep,
+    'bookkeeping and exit': result.endedAt - installed,
+  };
+}
+
+function medianPhases(list) {
+  const ok = list.filter(Boolean);
+  if (ok.length === 0) return null;
+  return Object.fromEntries(Object.keys(ok[0]).map((k) => [k, stats(ok.map((p) => p[k])).median]));
 }
 
 // ---------- fixtures ----------
@@ -136,7 +202,10 @@ function smallTree() {
   const files = [];
   for (let i = 0; i < FILES; i++) {
     const dir = `d${String(i % 10).padStart(2, '0')}`;
-    files.push({ path: `usr/share/clp-bench/${dir}/f${String(i).padStart(4, '0')}`, data: randomBytes(4096) });
+    files.push({
+      path: `usr/share/clp-bench/${dir}/f${String(i).padStart(4, '0')}`,
+      data: randomBytes(4096),
+    });
   }
   return files;
 }
@@ -177,7 +246,13 @@ async function buildPatch(work, name, files, keyFile) {
   const dir = join(work, `patch-${name}`);
   await rm(dir, { recursive: true, force: true });
   await writeTree(join(dir, 'payload'), files);
-  await writeFile(join(dir, 'PKGINFO.meta'), patchMeta(name, files.map((f) => ({ path: f.path, sha256: f.sha256 ?? sha256(f.data) }))));
+  await writeFile(
+    join(dir, 'PKGINFO.meta'),
+    patchMeta(
+      name,
+      files.map((f) => ({ path: f.path, sha256: f.sha256 ?? sha256(f.data) })),
+    ),
+  );
   const out = join(work, `${name}.clp`);
   run(NODE, clpctl('create', dir, '-o', out, '--sign', keyFile));
   return out;
@@ -191,7 +266,8 @@ async function clpRoot(root, pubFile) {
 
 async function dpkgRoot(root) {
   await rm(root, { recursive: true, force: true });
-  for (const d of ['info', 'updates', 'triggers']) await mkdir(join(root, 'var/lib/dpkg', d), { recursive: true });
+  for (const d of ['info', 'updates', 'triggers'])
+    await mkdir(join(root, 'var/lib/dpkg', d), { recursive: true });
   await writeFile(join(root, 'var/lib/dpkg/status'), '');
   await writeFile(join(root, 'var/lib/dpkg/available'), '');
   await mkdir(join(root, 'var/log'), { recursive: true });
@@ -199,7 +275,13 @@ async function dpkgRoot(root) {
 
 // --refuse-unsafe-io: dpkg's own default durability (fsync of every unpacked file), even where a
 // container image turned it off in /etc/dpkg/dpkg.cfg.d (Docker's docker-apt-speedup does).
-const dpkgArgs = (root) => ['--refuse-unsafe-io', `--root=${root}`, `--admindir=${root}/var/lib/dpkg`, `--instdir=${root}`, `--log=${root}/var/log/dpkg.log`];
+const dpkgArgs = (root) => [
+  '--refuse-unsafe-io',
+  `--root=${root}`,
+  `--admindir=${root}/var/lib/dpkg`,
+  `--instdir=${root}`,
+  `--log=${root}/var/log/dpkg.log`,
+];
 
 async function pacmanRoot(root) {
   await rm(root, { recursive: true, force: true });
@@ -209,8 +291,21 @@ async function pacmanRoot(root) {
 
 function pacmanArgs(root, conf) {
   return [
-    '--root', root, '--dbpath', `${root}/var/lib/pacman`, '--cachedir', `${root}/var/cache/pacman/pkg`, '--config', conf,
-    '--hookdir', `${root}/etc/pacman.d/hooks`, '--gpgdir', `${root}/etc/pacman.d/gnupg`, '--logfile', `${root}/var/log/pacman.log`, '--noconfirm',
+    '--root',
+    root,
+    '--dbpath',
+    `${root}/var/lib/pacman`,
+    '--cachedir',
+    `${root}/var/cache/pacman/pkg`,
+    '--config',
+    conf,
+    '--hookdir',
+    `${root}/etc/pacman.d/hooks`,
+    '--gpgdir',
+    `${root}/etc/pacman.d/gnupg`,
+    '--logfile',
+    `${root}/var/log/pacman.log`,
+    '--noconfirm',
   ];
 }
 
@@ -219,7 +314,10 @@ async function buildDeb(work, files) {
   await rm(tree, { recursive: true, force: true });
   await writeTree(tree, files);
   await mkdir(join(tree, 'DEBIAN'));
-  await writeFile(join(tree, 'DEBIAN/control'), 'Package: clp-bench\nVersion: 1.0-1\nArchitecture: all\nMaintainer: bench <bench@example.invalid>\nDescription: benchmark package\n');
+  await writeFile(
+    join(tree, 'DEBIAN/control'),
+    'Package: clp-bench\nVersion: 1.0-1\nArchitecture: all\nMaintainer: bench <bench@example.invalid>\nDescription: benchmark package\n',
+  );
   const out = join(work, 'clp-bench_1.0-1_all.deb');
   run('dpkg-deb', ['--root-owner-group', '--build', tree, out]);
   return out;
@@ -230,7 +328,10 @@ async function buildPacman(work, files) {
   await rm(tree, { recursive: true, force: true });
   await writeTree(tree, files);
   const size = files.reduce((a, f) => a + f.data.length, 0);
-  await writeFile(join(tree, '.PKGINFO'), `pkgname = clp-bench\npkgbase = clp-bench\npkgver = 1.0-1\npkgdesc = benchmark package\nbuilddate = 1700000000\npackager = bench\nsize = ${size}\narch = any\n`);
+  await writeFile(
+    join(tree, '.PKGINFO'),
+    `pkgname = clp-bench\npkgbase = clp-bench\npkgver = 1.0-1\npkgdesc = benchmark package\nbuilddate = 1700000000\npackager = bench\nsize = ${size}\narch = any\n`,
+  );
   const out = join(work, 'clp-bench-1.0-1-any.pkg.tar.zst');
   run('bsdtar', ['--zstd', '-cf', out, '.PKGINFO', 'usr'], { cwd: tree });
   const conf = join(work, 'pacman.conf');
@@ -240,7 +341,12 @@ async function buildPacman(work, files) {
 
 function toolVersion(cmd, args) {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.split('\n').find((l) => /\d/.test(l))?.trim() ?? null : null;
+  return r.status === 0
+    ? (r.stdout
+        .split('\n')
+        .find((l) => /\d/.test(l))
+        ?.trim() ?? null)
+    : null;
 }
 
 const ratio = (a, b) => Math.round((a / b) * 100) / 100;
@@ -278,17 +384,27 @@ async function profileInstall(work, root, patch, pubFile) {
 async function syscallsOfInstall(root, patch, pubFile) {
   if (!has('strace')) return null;
   await clpRoot(root, pubFile);
-  const r = spawnSync('strace', ['-f', '-c', '-S', 'time', NODE, ...clpctl('--root', root, 'install', patch)], { encoding: 'utf8' });
-  return r.stderr.split('\n').slice(0, 20).join('\n');
+  const r = spawnSync(
+    'strace',
+    ['-f', '-c', '-S', 'time', NODE, ...clpctl('--root', root, 'install', patch)],
+    { encoding: 'utf8' },
+  );
+  return r.stderr
+    .split('\n')
+    .filter((l) => !l.startsWith('strace:'))
+    .slice(0, 20)
+    .join('\n');
 }
 
 // ---------- main ----------
 
 async function main() {
-  if (Number(process.versions.node.split('.')[0]) < 24) throw new Error(`needs Node 24 (this is ${process.version}); run it as: npm run bench -- engine`);
+  if (Number(process.versions.node.split('.')[0]) < 24)
+    throw new Error(`needs Node 24 (this is ${process.version}); run it as: npm run bench -- engine`);
   if (!existsSync(CLPCTL)) throw new Error(`${CLPCTL} is missing; run npm run build first`);
   const help = spawnSync(NODE, clpctl('install', '--help'), { encoding: 'utf8' });
-  if (help.status !== 0) throw new Error(`this build of clpctl has no install command yet: ${help.stderr.trim()}`);
+  if (help.status !== 0)
+    throw new Error(`this build of clpctl has no install command yet: ${help.stderr.trim()}`);
 
   const work = opts.work ? resolve(opts.work) : await mkdtemp(join(tmpdir(), 'clp-bench-'));
   await mkdir(work, { recursive: true });
@@ -332,15 +448,37 @@ async function main() {
   const checkTree = async () => {
     const probe = files[files.length - 1];
     const got = await readFile(join(root, probe.path)).catch(() => null);
-    if (got === null || !got.equals(probe.data)) throw new Error(`after the run, ${probe.path} is not what the package installs`);
+    if (got === null || !got.equals(probe.data))
+      throw new Error(`after the run, ${probe.path} is not what the package installs`);
   };
 
   if (ONLY.has('P1')) {
     log(`P1: install of ${FILES} × 4 KiB files, ${RUNS} runs each, interleaved`);
-    const cases = [{ name: 'clpctl install', prepare: () => clpRoot(root, pubFile), ...install(root, p1Patch), check: checkTree }];
-    if (deb) cases.push({ name: 'dpkg -i', prepare: () => dpkgRoot(root), cmd: 'dpkg', args: [...dpkgArgs(root), '-i', deb], check: checkTree });
+    const cases = [
+      {
+        name: 'clpctl install',
+        prepare: () => clpRoot(root, pubFile),
+        ...install(root, p1Patch),
+        check: checkTree,
+        phases: (r) => installPhases(root, r),
+      },
+    ];
+    if (deb)
+      cases.push({
+        name: 'dpkg -i',
+        prepare: () => dpkgRoot(root),
+        cmd: 'dpkg',
+        args: [...dpkgArgs(root), '-i', deb],
+        check: checkTree,
+      });
     if (pac) {
-      cases.push({ name: 'pacman -U', prepare: () => pacmanRoot(root), cmd: 'pacman', args: [...pacmanArgs(root, pac.conf), '-U', pac.pkg], check: checkTree });
+      cases.push({
+        name: 'pacman -U',
+        prepare: () => pacmanRoot(root),
+        cmd: 'pacman',
+        args: [...pacmanArgs(root, pac.conf), '-U', pac.pkg],
+        check: checkTree,
+      });
       cases.push({
         name: 'pacman -U + sync',
         prepare: () => pacmanRoot(root),
@@ -354,14 +492,22 @@ async function main() {
     // Durable peers only: dpkg fsyncs what it unpacks; pacman does not, so its durable form is pacman + sync.
     const durablePeers = ['dpkg -i', 'pacman -U + sync'].filter((n) => m[n]);
     const fasterDurable = durablePeers.length ? Math.min(...durablePeers.map((n) => m[n].median)) : null;
-    const fasterAny = Math.min(...Object.entries(m).filter(([n]) => n !== 'clpctl install').map(([, s]) => s.median));
+    const fasterAny = Math.min(
+      ...Object.entries(m)
+        .filter(([n]) => n !== 'clpctl install')
+        .map(([, s]) => s.median),
+    );
     result.P1 = {
       what: `install of ${FILES} files × 4 KiB into a fresh root`,
       bar: '≤ 1.0× the faster peer with the same durability (fsync)',
       results: m,
       ratioVsFasterDurablePeer: fasterDurable === null ? null : ratio(clp, fasterDurable),
       ratioVsFasterPeerAnyDurability: Number.isFinite(fasterAny) ? ratio(clp, fasterAny) : null,
-      ratios: Object.fromEntries(Object.entries(m).filter(([n]) => n !== 'clpctl install').map(([n, s]) => [n, ratio(clp, s.median)])),
+      ratios: Object.fromEntries(
+        Object.entries(m)
+          .filter(([n]) => n !== 'clpctl install')
+          .map(([n, s]) => [n, ratio(clp, s.median)]),
+      ),
     };
     result.P1.pass = result.P1.ratioVsFasterDurablePeer !== null && result.P1.ratioVsFasterDurablePeer <= 1.0;
   }
@@ -369,7 +515,12 @@ async function main() {
   if (ONLY.has('P3')) {
     log(`P3: uninstall of the P1 patch vs its install, ${RUNS} runs each, interleaved`);
     const cases = [
-      { name: 'clpctl install', prepare: () => clpRoot(root, pubFile), ...install(root, p1Patch), check: checkTree },
+      {
+        name: 'clpctl install',
+        prepare: () => clpRoot(root, pubFile),
+        ...install(root, p1Patch),
+        check: checkTree,
+      },
       {
         name: 'clpctl uninstall',
         prepare: async () => {
@@ -379,7 +530,8 @@ async function main() {
         cmd: NODE,
         args: clpctl('--root', root, 'uninstall', PATCH_NAME),
         check: async () => {
-          if (existsSync(join(root, files[0].path))) throw new Error(`after uninstall, ${files[0].path} is still there`);
+          if (existsSync(join(root, files[0].path)))
+            throw new Error(`after uninstall, ${files[0].path} is still there`);
         },
       },
     ];
@@ -416,7 +568,13 @@ async function main() {
     run(NODE, clpctl('create', dir, '-o', bigPatch, '--sign', keyFile));
     const target = join(root, path);
     const cases = [
-      { name: 'clpctl install', prepare: () => clpRoot(root, pubFile), ...install(root, bigPatch), rss: true },
+      {
+        name: 'clpctl install',
+        prepare: () => clpRoot(root, pubFile),
+        ...install(root, bigPatch),
+        rss: true,
+        phases: (r) => installPhases(root, r),
+      },
       {
         name: 'cp + sync',
         prepare: async () => {
@@ -443,7 +601,10 @@ async function main() {
 
   if (opts.profile && p1Patch) {
     log('profiling one P1 install');
-    result.profile = { cpu: await profileInstall(work, root, p1Patch, pubFile), syscalls: await syscallsOfInstall(root, p1Patch, pubFile) };
+    result.profile = {
+      cpu: await profileInstall(work, root, p1Patch, pubFile),
+      syscalls: await syscallsOfInstall(root, p1Patch, pubFile),
+    };
   }
 
   await mkdir(RESULTS, { recursive: true });
@@ -455,22 +616,61 @@ async function main() {
 }
 
 function markdown(r) {
-  const lines = [`# Engine benchmarks (P1–P3)`, '', `Measured ${r.at} with \`${r.command}\` on ${r.machine.cpus} × ${r.machine.cpu}, kernel ${r.machine.kernel}, ${r.machine.filesystem}, Node ${r.machine.node}, ${r.machine.dpkg ?? 'no dpkg'}, ${r.machine.pacman ?? 'no pacman'}. Medians of interleaved runs on fresh roots; wall time of the whole command.`, ''];
+  const lines = [
+    `# Engine benchmarks (P1–P3)`,
+    '',
+    `Measured ${r.at} with \`${r.command}\` on ${r.machine.cpus} × ${r.machine.cpu}, kernel ${r.machine.kernel}, ${r.machine.filesystem}, Node ${r.machine.node}, ${r.machine.dpkg ?? 'no dpkg'}, ${r.machine.pacman ?? 'no pacman'}. Medians of interleaved runs on fresh roots; wall time of the whole command.`,
+    '',
+  ];
   const table = (title, block, extra) => {
-    lines.push(`## ${title}`, '', `${block.what}. Bar: ${block.bar}.`, '', '| command | median ms | min | max | runs | peak RSS MiB |', '|---|---:|---:|---:|---:|---:|');
-    for (const [name, s] of Object.entries(block.results)) lines.push(`| ${name} | ${s.median} | ${s.min} | ${s.max} | ${s.runs} | ${s.peakRssMiB ?? ''} |`);
+    lines.push(
+      `## ${title}`,
+      '',
+      `${block.what}. Bar: ${block.bar}.`,
+      '',
+      '| command | median ms | min | max | runs | peak RSS MiB |',
+      '|---|---:|---:|---:|---:|---:|',
+    );
+    for (const [name, s] of Object.entries(block.results))
+      lines.push(`| ${name} | ${s.median} | ${s.min} | ${s.max} | ${s.runs} | ${s.peakRssMiB ?? ''} |`);
+    for (const [name, s] of Object.entries(block.results)) {
+      if (s.phasesMedianMs)
+        lines.push(
+          '',
+          `${name}, median time per phase (from CLP.log): ${Object.entries(s.phasesMedianMs)
+            .map(([k, v]) => `${k} ${v} ms`)
+            .join('; ')}.`,
+        );
+    }
     lines.push('', ...extra, '');
   };
   if (r.P1) {
     table('P1: 1,000 × 4 KiB files', r.P1, [
-      `Ratio to the faster durable peer: **${r.P1.ratioVsFasterDurablePeer ?? 'n/a'}×** (${r.P1.pass ? 'meets' : 'misses'} the bar). Ratios to each: ${Object.entries(r.P1.ratios).map(([n, x]) => `${n} ${x}×`).join(', ')}.`,
+      `Ratio to the faster durable peer: **${r.P1.ratioVsFasterDurablePeer ?? 'n/a'}×** (${r.P1.pass ? 'meets' : 'misses'} the bar). Ratios to each: ${Object.entries(
+        r.P1.ratios,
+      )
+        .map(([n, x]) => `${n} ${x}×`)
+        .join(', ')}.`,
       'dpkg runs with `--refuse-unsafe-io`, so it fsyncs every file it unpacks (its default; container images often turn that off); pacman does not fsync, so `pacman -U + sync` is its durable form.',
     ]);
   }
-  if (r.P2) table('P2: one large file', r.P2, [`Ratio: **${r.P2.ratio}×**, agent peak RSS **${r.P2.peakRssMiB} MiB** (${r.P2.pass ? 'meets' : 'misses'} the bar).`]);
-  if (r.P3) table('P3: uninstall vs install', r.P3, [`Ratio: **${r.P3.ratio}×** (${r.P3.pass ? 'meets' : 'misses'} the bar).`]);
+  if (r.P2)
+    table('P2: one large file', r.P2, [
+      `Ratio: **${r.P2.ratio}×**, agent peak RSS **${r.P2.peakRssMiB} MiB** (${r.P2.pass ? 'meets' : 'misses'} the bar).`,
+    ]);
+  if (r.P3)
+    table('P3: uninstall vs install', r.P3, [
+      `Ratio: **${r.P3.ratio}×** (${r.P3.pass ? 'meets' : 'misses'} the bar).`,
+    ]);
   if (r.profile) {
-    lines.push('## Profile of one P1 install', '', `CPU profile, ${r.profile.cpu.totalMs} ms sampled; top self time:`, '', '| function | ms | % |', '|---|---:|---:|');
+    lines.push(
+      '## Profile of one P1 install',
+      '',
+      `CPU profile, ${r.profile.cpu.totalMs} ms sampled; top self time:`,
+      '',
+      '| function | ms | % |',
+      '|---|---:|---:|',
+    );
     for (const t of r.profile.cpu.top) lines.push(`| \`${t.fn}\` | ${t.ms} | ${t.share} |`);
     if (r.profile.syscalls) lines.push('', '```', r.profile.syscalls, '```');
     lines.push('');
