@@ -1,6 +1,7 @@
 import { asc, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  createTestDatabase,
   type DatabaseHandle,
   machines,
   migrate,
@@ -156,4 +157,24 @@ describe('openDatabase', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('migrations on PostgreSQL', () => {
+  it.skipIf(!process.env.DATABASE_URL)(
+    'let several server instances migrate one fresh database at the same time',
+    async () => {
+      const test = await createTestDatabase(process.env.DATABASE_URL!);
+      const handles = await Promise.all(
+        Array.from({ length: 3 }, () => openDatabase({ url: test.url, dataDir: ':memory:', poolSize: 2 })),
+      );
+      try {
+        await Promise.all(handles.map((h) => migrate(h)));
+        const rows = await handles[0]!.db.select().from(tiers);
+        expect(rows.map((r) => r.name).sort()).toEqual(['beta', 'edge', 'stable']);
+      } finally {
+        for (const h of handles) await h.close();
+        await test.drop();
+      }
+    },
+  );
 });
