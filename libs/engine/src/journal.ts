@@ -119,11 +119,9 @@ export async function readJournal(stateDir: string): Promise<JournalEntry[] | nu
     try {
       entries.push(JSON.parse(line) as JournalEntry);
     } catch (error) {
-      const lastNonEmpty = lines.slice(i + 1).every((l) => l === '');
-      // A torn final line is expected after a crash; one in the middle means the file is damaged.
-      if (lastNonEmpty || (i < lines.length - 1 && lines.slice(i + 1).every((l) => l === '' || safeParse(l)))) {
-        continue;
-      }
+      // A torn line is what a crash during an append leaves. It is last, or followed only by what
+      // recovery appends after reopening (rollback, end). Anywhere else the file is damaged.
+      if (lines.slice(i + 1).every((l) => l === '' || writtenByRecovery(l))) continue;
       throw new EngineError('CLP_E_JOURNAL_CORRUPT', `the journal ${join(stateDir, JOURNAL_FILE)} is damaged at line ${i + 1}`, {
         cause: error,
       });
@@ -136,10 +134,10 @@ export async function readJournal(stateDir: string): Promise<JournalEntry[] | nu
   return entries;
 }
 
-function safeParse(line: string): boolean {
+function writtenByRecovery(line: string): boolean {
   try {
-    JSON.parse(line);
-    return true;
+    const t = (JSON.parse(line) as { t?: unknown }).t;
+    return t === 'rollback' || t === 'end';
   } catch {
     return false;
   }

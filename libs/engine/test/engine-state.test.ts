@@ -1,0 +1,121 @@
+/** Package steps inside a patch, a failing package manager, the state lock and a damaged journal. */
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { installPatch, listInstalled, recover, uninstallPatch } from '../src/index.ts';
+import { PacmanManager } from '../src/package-managers/pacman.ts';
+import { buildPatch, fileAction, makeRoot, sha256, snapshotRoot, tempDir, trustedKey } from './engine-fixtures.ts';
+import { hasTool, makePacmanPackage } from './package-fixtures.ts';
+
+interface Failure extends Error {
+  code: string;
+}
+
+async function failureOf(p: Promise<unknown>): Promise<Failure> {
+  try {
+    await p;
+  } catch (error) {
+    return error as Failure;
+  }
+  throw new Error('expected a failure');
+}
+
+const withPacman = hasTool('pacman') && hasTool('bsdtar');
+if (!withPacman) console.warn('skipped: needs pacman and bsdtar (package actions inside a patch)');
+const EXCLUDE = ['var/lib/clp', 'var/log/CLP.log', 'var/lib/pacman', 'var/log/pacman.log'];
+
+describe('package actions in a patch (pacman in a temporary root)', () => {
+  let work: string;
+  beforeAll(async () => {
+    work = await tempDir('pkg-patch');
+  });
+
+  async function pacmanRoot(): Promise<string> {
+    const root = await makeRoot({ 'etc/app.conf': 'v1\n' });
+    await mkdir(join(root, 'var/lib/pacman'), { recursive: true });
+    await mkdir(join(root, 'var/cache/pacman/pkg'), { recursive: true });
+    return root;
+  }
+
+  it.skipIf(!withPacman)('installs a package from the patch with the files, and uninstall removes it again', async () => {
+    const root = await pacmanRoot();
+    const key = await trustedKey(root);
+    const pkg = await makePacmanPackage(work, 'clpnew', '3-1', { 'usr/share/clpnew/data': 'data\n' });
+    const before = await snapshotRoot(root, EXCLUDE);
+    const file = await buildPatch(
+      work,
+      {
+        name: 'CLP1251110',
+        actions: [
+          fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n', { expectSha256: sha256('v1\n') }),
+          { type: 'package', action: 'set-version', name: 'clpnew', version: '3-1', source: 'packages/clpnew.pkg.tar.zst' },
+        ],
+        entries: { 'payload/app.conf': 'v2\n', 'packages/clpnew.pkg.tar.zst': { file: pkg } },
+      },
+      key,
+    );
+    const result = await installPatch(file, { root, packageManager: 'pacman' });
+    expect(result.steps.map((s) => s.description)).toEqual(['replace /etc/app.conf', 'set package clpnew (not installed) -> 3-1 (pacman)']);
+    expect(await new PacmanManager(root).installedVersion('clpnew')).toBe('3-1');
+    expect(await readFile(join(root, 'usr/share/clpnew/data'), 'utf8')).toBe('data\n');
+    await uninstallPatch('CLP1251110', { root });
+    expect(await new PacmanManager(root).installedVersion('clpnew')).toBeNull();
+    expect(await snapshotRoot(root, EXCLUDE)).toEqual(before);
+  });
+
+  it.skipIf(!withPacman)('a failing package manager rolls the files back and names the cause', async () => {
+    const root = await pacmanRoot();
+    const key = await trustedKey(root);
+    // A file no package owns is in the way: pacman refuses to overwrite it.
+    await mkdir(join(root, 'usr/share/clpclash'), { recursive: true });
+    await writeFile(join(root, 'usr/share/clpclash/data'), 'not from a package\n');
+    const pkg = await makePacmanPackage(work, 'clpclash', '1-1', { 'usr/share/clpclash/data': 'packaged\n' });
+    const file = await buildPatch(
+      work,
+      {
+        name: 'CLP1251111',
+        actions: [
+          fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n'),
+          { type: 'package', action: 'set-version', name: 'clpclash', version: '1-1', source: 'packages/clpclash.pkg.tar.zst' },
+        ],
+        entries: { 'payload/app.conf': 'v2\n', 'packages/clpclash.pkg.tar.zst': { file: pkg } },
+      },
+      key,
+    );
+    const before = await snapshotRoot(root, EXCLUDE);
+    const error = await failureOf(installPatch(file, { root, packageManager: 'pacman' }));
+    expect(error.code).toBe('CLP_E_PACKAGE_MANAGER_FAILED');
+    expect(error.message).toMatch(/exists in filesystem/);
+    expect(await snapshotRoot(root, EXCLUDE)).toEqual(before);
+    expect(await listInstalled({ root })).toEqual([]);
+  });
+});
+
+describe('state lock and journal', () => {
+  it('a live process holding the lock stops another command with CLP_E_LOCKED; a dead one is taken over', async () => {
+    const root = await makeRoot();
+    const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      await writeFile(join(root, 'var/lib/clp/lock'), `${sleeper.pid}\n`);
+      const error = await failureOf(listInstalled({ root }));
+      expect(error.code).toBe('CLP_E_LOCKED');
+      expect(error.message).toMatch(new RegExp(`pid ${sleeper.pid}`));
+    } finally {
+      sleeper.kill('SIGKILL');
+    }
+    await new Promise((r) => sleeper.once('exit', r));
+    expect(await listInstalled({ root })).toEqual([]);
+  });
+
+  it('a journal damaged in the middle is reported, not guessed at; a torn last line is ignored', async () => {
+    const root = await makeRoot();
+    const begin = JSON.stringify({ t: 'begin', tx: 'x1', op: 'install', at: 'now', steps: [], info: { patch: { name: 'CLP1251123' } } });
+    await writeFile(join(root, 'var/lib/clp/journal'), `${begin}\n{"t":"run","ste\n{"t":"done","steps":[]}\n`);
+    const error = await failureOf(recover({ root }));
+    expect(error.code).toBe('CLP_E_JOURNAL_CORRUPT');
+    expect(error.message).toMatch(/damaged at line 2/);
+    await writeFile(join(root, 'var/lib/clp/journal'), `${begin}\n{"t":"run","ste`);
+    expect(await recover({ root })).toMatchObject({ action: 'rolled-back', patch: 'CLP1251123' });
+  });
+});
