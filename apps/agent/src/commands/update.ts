@@ -31,7 +31,13 @@ export const update: RegisterCommand = (program, globals) =>
     .action(async (options: { retryFailed: boolean }) => {
       const g = globals();
       const bar = downloadBar(process.stderr, !g.json);
+      // SIGTERM (systemctl stop, shutdown): finish the patch being applied, skip the rest, report.
+      const stop = new AbortController();
+      const onSignal = () => stop.abort();
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
       const result = await runUpdate({
+        signal: stop.signal,
         root: g.root,
         engine: localEngine,
         retryFailed: options.retryFailed,
@@ -41,6 +47,8 @@ export const update: RegisterCommand = (program, globals) =>
           if (progress.received >= progress.total) bar.done();
         },
       });
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
       bar.done();
       printResult(g, result, () => describe(result));
       process.exitCode = result.exitCode;

@@ -19,7 +19,8 @@ export interface DaemonOptions {
  * `clpctl daemon`: runs an update at each time the cron schedule names (default daily at 12:00
  * local time), each after a random delay within the configured window so that a fleet does not
  * call the server in the same second. Sends left-over reports when it starts. stop() lets a
- * running update finish (a transaction is never cut) and cancels everything else.
+ * running update finish the release it is applying (a transaction is never cut) and cancels
+ * everything else.
  */
 export class UpdateDaemon {
   readonly #options: DaemonOptions;
@@ -27,6 +28,7 @@ export class UpdateDaemon {
   #delay: { timer: NodeJS.Timeout; resolve: () => void } | null = null;
   #running: Promise<void> | null = null;
   #stopped = false;
+  readonly #abort = new AbortController();
 
   constructor(options: DaemonOptions) {
     this.#options = options;
@@ -76,7 +78,7 @@ export class UpdateDaemon {
         this.#delay = null;
       }
       if (this.#stopped) return;
-      const result = await runUpdate({ root, engine, log });
+      const result = await runUpdate({ root, engine, log, signal: this.#abort.signal });
       const counts = result.actions.map((a) => `${a.name} ${a.outcome}`).join(', ') || 'nothing to do';
       log(`update done (exit ${result.exitCode}): ${counts}${result.error ? `; ${result.error.message}` : ''}`);
       this.#options.onUpdate?.(result);
@@ -89,6 +91,7 @@ export class UpdateDaemon {
   /** Cancels the schedule and a pending random delay; waits for a running update to finish. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#abort.abort();
     this.#job?.cancel();
     this.#job = null;
     if (this.#delay) {

@@ -59,6 +59,8 @@ export interface UpdateOptions {
   onProgress?: (name: string, progress: DownloadProgress) => void;
   /** Offer again the releases that failed here before. */
   retryFailed?: boolean;
+  /** Stops between releases (a running apply is never cut); what is done is still reported. */
+  signal?: AbortSignal;
 }
 
 /** Longest log excerpt sent with a report (the protocol allows 16 KiB). */
@@ -182,8 +184,17 @@ async function updateLocked(
   const servers = preferring(config.servers, server);
   log(`poll ${server}: ${poll.apply.length} to apply, ${poll.revert.length} to revert`);
 
-  for (const order of poll.revert) actions.push(await revertOne(order, options, ledger, spool, log));
+  const stopping = () => {
+    if (!options.signal?.aborted) return false;
+    log('stopping: the remaining releases wait for the next check');
+    return true;
+  };
+  for (const order of poll.revert) {
+    if (stopping()) break;
+    actions.push(await revertOne(order, options, ledger, spool, log));
+  }
   for (const offer of poll.apply) {
+    if (stopping()) break;
     actions.push(await applyOne(offer, { ...options, config, client, servers, downloads, ledger, spool, now, log }));
   }
 
