@@ -8,17 +8,18 @@
 // database clp_fleetsim is dropped and made again on each run.
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Worker } from 'node:worker_threads';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import postgres from 'postgres';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
+  args: isMainThread ? process.argv.slice(2) : [],
   options: {
     agents: { type: 'string', default: '100000' },
     concurrency: { type: 'string', default: '64' },
@@ -61,6 +62,7 @@ const now = () => Number(Atomics.load(clockCell, 0));
 
 // ---------------------------------------------------------------- HTTP with keep-alive
 const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY });
+/** The server's URL, once it listens. */
 let base;
 
 function call(method, path, { token, json, body } = {}) {
@@ -82,7 +84,11 @@ function call(method, path, { token, json, body } = {}) {
       res.on('end', () => {
         const raw = Buffer.concat(chunks);
         const type = res.headers['content-type'] ?? '';
-        resolve({ status: res.statusCode, raw, body: type.includes('json') && raw.length ? JSON.parse(raw) : undefined });
+        resolve({
+          status: res.statusCode,
+          raw,
+          body: type.includes('json') && raw.length ? JSON.parse(raw) : undefined,
+        });
       });
       res.on('error', reject);
     });
@@ -93,7 +99,8 @@ function call(method, path, { token, json, body } = {}) {
 
 async function must(method, path, options, expected = 200) {
   const r = await call(method, path, options);
-  if (r.status !== expected) throw new Error(`${method} ${path}: ${r.status} ${r.raw.toString().slice(0, 500)}`);
+  if (r.status !== expected)
+    throw new Error(`${method} ${path}: ${r.status} ${r.raw.toString().slice(0, 500)}`);
   return r.body;
 }
 
@@ -118,7 +125,8 @@ const cohortBucket = (machineId, rolloutId) =>
 const brokenMachine = (machineId) =>
   createHash('sha256').update(`broken\u0000${machineId}`).digest().readUInt32BE(0) / 2 ** 32 < FAILURE_RATE;
 
-const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0);
+const quantile = (sorted, q) =>
+  sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : 0;
 
 // ---------------------------------------------------------------- setup
 async function freshDatabase() {
@@ -178,219 +186,320 @@ function waitFor(worker, type) {
   });
 }
 
-// ---------------------------------------------------------------- main
-const work = await mkdtemp(join(tmpdir(), 'clp-fleetsim-'));
-const keysDir = join(work, 'keys');
-await mkdir(keysDir, { recursive: true });
-const release = await buildRelease(work);
-await writeFile(join(keysDir, 'fleetsim.pub'), await readFile(release.pub));
-const databaseUrl = await freshDatabase();
-const adminToken = `clp_adm_sim${randomBytes(16).toString('hex')}`;
-const worker = new Worker(new URL('./fleet-sim-server.mjs', import.meta.url), {
-  workerData: { clock: clockBuffer, dataDir: join(work, 'data'), databaseUrl, keysDir, adminToken },
-});
-base = (await waitFor(worker, 'listening')).url;
-const admin = { token: adminToken };
-log(`fleet simulation: ${AGENTS} agents, ${CONCURRENCY} concurrent requests, server ${base}, PostgreSQL database ${DB_NAME}`);
-
-// Enrollment: one token per lane, so that enrollments do not queue on one token row.
-const t0 = performance.now();
-const tokens = [];
-for (let i = 0; i < Math.min(CONCURRENCY, AGENTS); i++) {
-  const t = await must('POST', '/v1/enrollment-tokens', { ...admin, json: { tier: 'stable', uses: Math.ceil(AGENTS / CONCURRENCY) + 1 } }, 201);
-  tokens.push(t.token);
-}
-const fleet = Array.from({ length: AGENTS }, (_, i) => ({
-  id: `fleetsim-${String(i).padStart(6, '0')}`,
-  credential: '',
-  installed: [],
-  broken: false,
-  bucket: 0,
-  appliedDay: -1,
-  failedDay: -1,
-}));
-const facts = { hostname: 'sim', os: { id: 'vincent', version: '2025.11' }, arch: 'x86_64', agentVersion: '0.1.0' };
-let enrolled = 0;
-await lanes(AGENTS, async (i) => {
-  const m = fleet[i];
-  const r = await must('POST', '/v1/agent/enroll', { json: { token: tokens[i % tokens.length], machineId: m.id, facts: { ...facts, hostname: m.id } } }, 201);
-  m.credential = r.credential;
-  if (++enrolled % 20_000 === 0) log(`  enrolled ${enrolled}`);
-});
-const enrollSeconds = (performance.now() - t0) / 1000;
-log(`enrolled ${AGENTS} machines in ${enrollSeconds.toFixed(1)} s (${Math.round(AGENTS / enrollSeconds)}/s)`);
-
-const uploaded = await must('POST', '/v1/releases', { ...admin, body: await readFile(release.file) }, 201);
-const rollout = await must(
-  'POST',
-  '/v1/rollouts',
-  { ...admin, json: { releaseId: uploaded.id, tier: 'stable', stages: STAGES, failureThreshold: THRESHOLD } },
-  201,
-);
-for (const m of fleet) {
-  m.bucket = cohortBucket(m.id, rollout.id);
-  // The fault is injected only into the machines that join in stage 2.
-  m.broken = m.bucket >= STAGES[0].percent * 100 && m.bucket < STAGES[1].percent * 100 && brokenMachine(m.id);
-}
-log(`release ${uploaded.name} (${uploaded.size} bytes), rollout ${rollout.id}: stages ${STAGES.map((s) => `${s.percent} %`).join(' → ')}, a day each`);
-
-const days = [];
-const violations = [];
-// Offers on the days after a day that ended with the rollout halted (must be none).
-let offersWhileHalted = 0;
-let knownHalted = false;
-for (let day = 0; day < DAYS; day++) {
-  // Each agent polls once a day at 12:00 plus a random delay within the window.
-  const dayStart = START + day * DAY_MS;
-  // Between two days real time passes too: let the server's one-second rollout cache expire,
-  // as it would overnight, so that the first polls of the day see the day's stage.
-  setClock(dayStart);
-  await new Promise((resolve) => setTimeout(resolve, 1100));
-  const schedule = fleet.map((m) => ({ m, at: dayStart + 12 * 3_600_000 + Math.floor(Math.random() * WINDOW_MS) }));
-  schedule.sort((a, b) => a.at - b.at);
-  const stats = { day, polls: 0, offers: 0, applied: 0, failed: 0, downloads: 0, reports: 0, errors: 0 };
-  const latencies = [];
-  const started = performance.now();
-  await lanes(schedule.length, async (i) => {
-    const { m, at } = schedule[i];
-    setClock(at);
-    const t = performance.now();
-    const r = await call('POST', '/v1/agent/poll', { token: m.credential, json: { facts: { ...facts, hostname: m.id }, installed: m.installed } });
-    latencies.push(performance.now() - t);
-    stats.polls++;
-    if (r.status !== 200) {
-      stats.errors++;
-      return;
-    }
-    for (const offer of r.body.apply) {
-      stats.offers++;
-      if (offer.rolloutId === rollout.id && knownHalted) offersWhileHalted++;
-      const blob = await call('GET', offer.url);
-      stats.downloads++;
-      const ok = blob.status === 200 && createHash('sha256').update(blob.raw).digest('hex') === offer.sha256;
-      const failed = !ok || m.broken;
-      const report = {
-        id: randomUUID(),
-        releaseId: offer.releaseId,
-        rolloutId: offer.rolloutId,
-        name: offer.name,
-        sha256: offer.sha256,
-        status: failed ? 'failed' : 'applied',
-        ...(failed ? { errorCode: ok ? 'CLP_E_HEALTH_CHECK' : 'CLP_E_DOWNLOAD_CORRUPT', log: 'injected failure (fleet simulation)' } : {}),
-        at: new Date(now()).toISOString(),
-      };
-      if (failed) {
-        m.failedDay = day;
-        m.installed = [{ name: offer.name, sha256: offer.sha256, series: offer.series, state: 'failed' }];
-        stats.failed++;
-      } else {
-        m.appliedDay = day;
-        m.installed = [{ name: offer.name, sha256: offer.sha256, series: offer.series, state: 'installed' }];
-        stats.applied++;
-      }
-      const sent = await call('POST', '/v1/agent/reports', { token: m.credential, json: { reports: [report] } });
-      if (sent.status !== 200 || sent.body.accepted.length !== 1) stats.errors++;
-      stats.reports++;
+// ---------------------------------------------------------------- the server (worker thread)
+/**
+ * The real server in a worker thread of this process, so that it has a core of its own. Its clock
+ * reads the virtual time (ms since the epoch) from memory shared with the load generator.
+ */
+async function serve() {
+  const { createServer, defaultConfig } = await import('@clp/server');
+  const cell = new BigInt64Array(workerData.clock);
+  const clock = { now: () => new Date(Number(Atomics.load(cell, 0))) };
+  const config = defaultConfig({
+    dataDir: workerData.dataDir,
+    databaseUrl: workerData.databaseUrl,
+    trustedKeysDir: workerData.keysDir,
+    bootstrapToken: workerData.adminToken,
+    logLevel: 'warn',
+    rateLimits: { enrollPerMinute: 10_000_000, authFailuresPerMinute: 10_000_000 },
+  });
+  const server = await createServer(config, { clock });
+  const { url } = await server.listen(0, '127.0.0.1');
+  parentPort.postMessage({ type: 'listening', url });
+  parentPort.on('message', async (message) => {
+    if (message.type === 'flush') {
+      // Poll bookkeeping is written once a second; make it visible now.
+      await server.context.seen.flush();
+      parentPort.postMessage({ type: 'flushed' });
+    } else if (message.type === 'close') {
+      await server.close();
+      parentPort.postMessage({ type: 'closed' });
     }
   });
-  const seconds = (performance.now() - started) / 1000;
-  const state = await must('GET', `/v1/rollouts/${rollout.id}`, admin);
-  if (state.state === 'halted') knownHalted = true;
-  latencies.sort((a, b) => a - b);
-  const entry = {
-    ...stats,
-    seconds: Number(seconds.toFixed(2)),
-    pollsPerSecond: Math.round(stats.polls / seconds),
-    pollMs: { p50: Number(quantile(latencies, 0.5).toFixed(2)), p99: Number(quantile(latencies, 0.99).toFixed(2)) },
-    rolloutAfter: { state: state.state, stage: state.currentStage + 1, percent: state.percent, counters: state.counters },
-  };
-  days.push(entry);
+}
+
+// ---------------------------------------------------------------- the simulation (main thread)
+async function simulate() {
+  const work = await mkdtemp(join(tmpdir(), 'clp-fleetsim-'));
+  const keysDir = join(work, 'keys');
+  await mkdir(keysDir, { recursive: true });
+  const release = await buildRelease(work);
+  await writeFile(join(keysDir, 'fleetsim.pub'), await readFile(release.pub));
+  const databaseUrl = await freshDatabase();
+  const adminToken = `clp_adm_sim${randomBytes(16).toString('hex')}`;
+  const worker = new Worker(new URL(import.meta.url), {
+    workerData: { clock: clockBuffer, dataDir: join(work, 'data'), databaseUrl, keysDir, adminToken },
+  });
+  base = (await waitFor(worker, 'listening')).url;
+  const admin = { token: adminToken };
   log(
-    `day ${day}: ${stats.polls} polls in ${seconds.toFixed(1)} s (${entry.pollsPerSecond}/s, p50 ${entry.pollMs.p50} ms, p99 ${entry.pollMs.p99} ms), ` +
-      `${stats.offers} offers, ${stats.applied} applied, ${stats.failed} failed, ${stats.errors} errors; rollout ${state.state} at stage ${entry.rolloutAfter.stage} (${state.percent} %)`,
+    `fleet simulation: ${AGENTS} agents, ${CONCURRENCY} concurrent requests, server ${base}, PostgreSQL database ${DB_NAME}`,
   );
-}
 
-// ---------------------------------------------------------------- checks
-worker.postMessage({ type: 'flush' });
-await waitFor(worker, 'flushed');
-const final = await must('GET', `/v1/rollouts/${rollout.id}`, admin);
-const audit = (await must('GET', `/v1/rollouts/${rollout.id}/audit`, admin)).entries;
-const halt = audit.find((e) => e.action === 'halt');
-const reachedPercent = STAGES[final.currentStage].percent;
-const appliedMachines = fleet.filter((m) => m.appliedDay >= 0);
-const failedMachines = fleet.filter((m) => m.failedDay >= 0);
-for (const m of [...appliedMachines, ...failedMachines]) {
-  const day = Math.max(m.appliedDay, m.failedDay);
-  // Stage k (0-based) is in force from day k on; a machine may only be patched inside the cohort of the stage of its day.
-  const allowed = STAGES[Math.min(day, final.currentStage)].percent * 100;
-  if (m.bucket >= allowed) violations.push({ machine: m.id, bucket: m.bucket, day, allowedBelow: allowed });
-}
-// The server's own view: machines whose polls say the release is installed.
-const serverInstalled = new Set();
-for (let offset = 0; ; offset += 1000) {
-  const page = await must('GET', `/v1/machines?installed=${uploaded.id}&limit=1000&offset=${offset}`, admin);
-  for (const m of page.machines) if (m.installed.some((p) => p.sha256 === uploaded.id && p.state === 'installed')) serverInstalled.add(m.id);
-  if (page.machines.length < 1000) break;
-}
-const simInstalled = new Set(appliedMachines.map((m) => m.id));
-const serverAgrees = serverInstalled.size === simInstalled.size && [...simInstalled].every((id) => serverInstalled.has(id));
-const outsideOnServer = [...serverInstalled].filter((id) => cohortBucket(id, rollout.id) >= reachedPercent * 100);
+  // Enrollment: one token per lane, so that enrollments do not queue on one token row.
+  const t0 = performance.now();
+  const tokens = [];
+  for (let i = 0; i < Math.min(CONCURRENCY, AGENTS); i++) {
+    const t = await must(
+      'POST',
+      '/v1/enrollment-tokens',
+      { ...admin, json: { tier: 'stable', uses: Math.ceil(AGENTS / CONCURRENCY) + 1 } },
+      201,
+    );
+    tokens.push(t.token);
+  }
+  const fleet = Array.from({ length: AGENTS }, (_, i) => ({
+    id: `fleetsim-${String(i).padStart(6, '0')}`,
+    credential: '',
+    installed: [],
+    broken: false,
+    bucket: 0,
+    appliedDay: -1,
+    failedDay: -1,
+  }));
+  const facts = {
+    hostname: 'sim',
+    os: { id: 'vincent', version: '2025.11' },
+    arch: 'x86_64',
+    agentVersion: '0.1.0',
+  };
+  let enrolled = 0;
+  await lanes(AGENTS, async (i) => {
+    const m = fleet[i];
+    const r = await must(
+      'POST',
+      '/v1/agent/enroll',
+      { json: { token: tokens[i % tokens.length], machineId: m.id, facts: { ...facts, hostname: m.id } } },
+      201,
+    );
+    m.credential = r.credential;
+    if (++enrolled % 20_000 === 0) log(`  enrolled ${enrolled}`);
+  });
+  const enrollSeconds = (performance.now() - t0) / 1000;
+  log(
+    `enrolled ${AGENTS} machines in ${enrollSeconds.toFixed(1)} s (${Math.round(AGENTS / enrollSeconds)}/s)`,
+  );
 
-const result = {
-  goal: 'P8',
-  date: new Date().toISOString(),
-  machine: { cpus: cpus().length, node: process.version, loadAverageAtStart: LOAD_AT_START, loadAverageAtEnd: loadavg().map((x) => Number(x.toFixed(1))) },
-  agents: AGENTS,
-  concurrency: CONCURRENCY,
-  pollWindowMinutes: WINDOW_MS / 60_000,
-  stages: STAGES,
-  failureThreshold: THRESHOLD,
-  injectedFailure: `${FAILURE_RATE * 100} % of the machines that join in stage 2`,
-  enrollSeconds: Number(enrollSeconds.toFixed(1)),
-  days,
-  rollout: {
-    state: final.state,
-    haltedInStage: final.state === 'halted' ? final.currentStage + 1 : null,
-    haltReason: final.haltReason,
-    haltedAtVirtual: halt?.at ?? null,
-    haltedBy: halt?.actor ?? null,
-    counters: final.counters,
-  },
-  checks: {
-    haltedInStage2ByItself: final.state === 'halted' && final.currentStage === 1 && halt?.actor === 'system',
-    machinesOutsideCohortPatched: violations.length,
-    machinesOutsideReachedStageOnServer: outsideOnServer.length,
-    serverInstalledMatchesSimulation: serverAgrees,
-    countersMatchReports: final.counters.applied === appliedMachines.length && final.counters.failed === failedMachines.length,
-    offersOnDaysAfterHalt: offersWhileHalted,
-    requestErrors: days.reduce((s, d) => s + d.errors, 0),
-  },
-};
-const pass =
-  result.checks.haltedInStage2ByItself &&
-  result.checks.machinesOutsideCohortPatched === 0 &&
-  result.checks.machinesOutsideReachedStageOnServer === 0 &&
-  result.checks.serverInstalledMatchesSimulation &&
-  result.checks.countersMatchReports &&
-  result.checks.offersOnDaysAfterHalt === 0 &&
-  result.checks.requestErrors === 0;
-result.pass = pass;
-log(JSON.stringify(result.checks));
-log(`P8 ${pass ? 'PASS' : 'FAIL'}: rollout ${final.state} in stage ${final.currentStage + 1} (${final.haltReason ?? 'no halt'})`);
+  const uploaded = await must('POST', '/v1/releases', { ...admin, body: await readFile(release.file) }, 201);
+  const rollout = await must(
+    'POST',
+    '/v1/rollouts',
+    {
+      ...admin,
+      json: { releaseId: uploaded.id, tier: 'stable', stages: STAGES, failureThreshold: THRESHOLD },
+    },
+    201,
+  );
+  for (const m of fleet) {
+    m.bucket = cohortBucket(m.id, rollout.id);
+    // The fault is injected only into the machines that join in stage 2.
+    m.broken =
+      m.bucket >= STAGES[0].percent * 100 && m.bucket < STAGES[1].percent * 100 && brokenMachine(m.id);
+  }
+  log(
+    `release ${uploaded.name} (${uploaded.size} bytes), rollout ${rollout.id}: stages ${STAGES.map((s) => `${s.percent} %`).join(' → ')}, a day each`,
+  );
 
-if (OUT) {
-  await mkdir(dirname(OUT), { recursive: true });
-  await writeFile(`${OUT}.json`, `${JSON.stringify(result, null, 2)}\n`);
-  const rows = days
-    .map(
-      (d) =>
-        `| ${d.day} | ${d.polls} | ${d.seconds} | ${d.pollsPerSecond} | ${d.pollMs.p50} / ${d.pollMs.p99} | ${d.offers} | ${d.applied} | ${d.failed} | ${d.rolloutAfter.state}, stage ${d.rolloutAfter.stage} (${d.rolloutAfter.percent} %) |`,
-    )
-    .join('\n');
-  await writeFile(
-    `${OUT}.md`,
-    `# P8: fleet simulation (${AGENTS.toLocaleString('en')} agents)
+  const days = [];
+  const violations = [];
+  // Offers on the days after a day that ended with the rollout halted (must be none).
+  let offersWhileHalted = 0;
+  let knownHalted = false;
+  for (let day = 0; day < DAYS; day++) {
+    // Each agent polls once a day at 12:00 plus a random delay within the window.
+    const dayStart = START + day * DAY_MS;
+    // Between two days real time passes too: let the server's one-second rollout cache expire,
+    // as it would overnight, so that the first polls of the day see the day's stage.
+    setClock(dayStart);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const schedule = fleet.map((m) => ({
+      m,
+      at: dayStart + 12 * 3_600_000 + Math.floor(Math.random() * WINDOW_MS),
+    }));
+    schedule.sort((a, b) => a.at - b.at);
+    const stats = { day, polls: 0, offers: 0, applied: 0, failed: 0, downloads: 0, reports: 0, errors: 0 };
+    const latencies = [];
+    const started = performance.now();
+    await lanes(schedule.length, async (i) => {
+      const { m, at } = schedule[i];
+      setClock(at);
+      const t = performance.now();
+      const r = await call('POST', '/v1/agent/poll', {
+        token: m.credential,
+        json: { facts: { ...facts, hostname: m.id }, installed: m.installed },
+      });
+      latencies.push(performance.now() - t);
+      stats.polls++;
+      if (r.status !== 200) {
+        stats.errors++;
+        return;
+      }
+      for (const offer of r.body.apply) {
+        stats.offers++;
+        if (offer.rolloutId === rollout.id && knownHalted) offersWhileHalted++;
+        const blob = await call('GET', offer.url);
+        stats.downloads++;
+        const ok =
+          blob.status === 200 && createHash('sha256').update(blob.raw).digest('hex') === offer.sha256;
+        const failed = !ok || m.broken;
+        const report = {
+          id: randomUUID(),
+          releaseId: offer.releaseId,
+          rolloutId: offer.rolloutId,
+          name: offer.name,
+          sha256: offer.sha256,
+          status: failed ? 'failed' : 'applied',
+          ...(failed
+            ? {
+                errorCode: ok ? 'CLP_E_HEALTH_CHECK' : 'CLP_E_DOWNLOAD_CORRUPT',
+                log: 'injected failure (fleet simulation)',
+              }
+            : {}),
+          at: new Date(now()).toISOString(),
+        };
+        if (failed) {
+          m.failedDay = day;
+          m.installed = [{ name: offer.name, sha256: offer.sha256, series: offer.series, state: 'failed' }];
+          stats.failed++;
+        } else {
+          m.appliedDay = day;
+          m.installed = [
+            { name: offer.name, sha256: offer.sha256, series: offer.series, state: 'installed' },
+          ];
+          stats.applied++;
+        }
+        const sent = await call('POST', '/v1/agent/reports', {
+          token: m.credential,
+          json: { reports: [report] },
+        });
+        if (sent.status !== 200 || sent.body.accepted.length !== 1) stats.errors++;
+        stats.reports++;
+      }
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const state = await must('GET', `/v1/rollouts/${rollout.id}`, admin);
+    if (state.state === 'halted') knownHalted = true;
+    latencies.sort((a, b) => a - b);
+    const entry = {
+      ...stats,
+      seconds: Number(seconds.toFixed(2)),
+      pollsPerSecond: Math.round(stats.polls / seconds),
+      pollMs: {
+        p50: Number(quantile(latencies, 0.5).toFixed(2)),
+        p99: Number(quantile(latencies, 0.99).toFixed(2)),
+      },
+      rolloutAfter: {
+        state: state.state,
+        stage: state.currentStage + 1,
+        percent: state.percent,
+        counters: state.counters,
+      },
+    };
+    days.push(entry);
+    log(
+      `day ${day}: ${stats.polls} polls in ${seconds.toFixed(1)} s (${entry.pollsPerSecond}/s, p50 ${entry.pollMs.p50} ms, p99 ${entry.pollMs.p99} ms), ` +
+        `${stats.offers} offers, ${stats.applied} applied, ${stats.failed} failed, ${stats.errors} errors; rollout ${state.state} at stage ${entry.rolloutAfter.stage} (${state.percent} %)`,
+    );
+  }
+
+  // ---------------------------------------------------------------- checks
+  worker.postMessage({ type: 'flush' });
+  await waitFor(worker, 'flushed');
+  const final = await must('GET', `/v1/rollouts/${rollout.id}`, admin);
+  const audit = (await must('GET', `/v1/rollouts/${rollout.id}/audit`, admin)).entries;
+  const halt = audit.find((e) => e.action === 'halt');
+  const reachedPercent = STAGES[final.currentStage].percent;
+  const appliedMachines = fleet.filter((m) => m.appliedDay >= 0);
+  const failedMachines = fleet.filter((m) => m.failedDay >= 0);
+  for (const m of [...appliedMachines, ...failedMachines]) {
+    const day = Math.max(m.appliedDay, m.failedDay);
+    // Stage k (0-based) is in force from day k on; a machine may only be patched inside the cohort of the stage of its day.
+    const allowed = STAGES[Math.min(day, final.currentStage)].percent * 100;
+    if (m.bucket >= allowed) violations.push({ machine: m.id, bucket: m.bucket, day, allowedBelow: allowed });
+  }
+  // The server's own view: machines whose polls say the release is installed.
+  const serverInstalled = new Set();
+  for (let offset = 0; ; offset += 1000) {
+    const page = await must(
+      'GET',
+      `/v1/machines?installed=${uploaded.id}&limit=1000&offset=${offset}`,
+      admin,
+    );
+    for (const m of page.machines)
+      if (m.installed.some((p) => p.sha256 === uploaded.id && p.state === 'installed'))
+        serverInstalled.add(m.id);
+    if (page.machines.length < 1000) break;
+  }
+  const simInstalled = new Set(appliedMachines.map((m) => m.id));
+  const serverAgrees =
+    serverInstalled.size === simInstalled.size && [...simInstalled].every((id) => serverInstalled.has(id));
+  const outsideOnServer = [...serverInstalled].filter(
+    (id) => cohortBucket(id, rollout.id) >= reachedPercent * 100,
+  );
+
+  const result = {
+    goal: 'P8',
+    date: new Date().toISOString(),
+    machine: {
+      cpus: cpus().length,
+      node: process.version,
+      loadAverageAtStart: LOAD_AT_START,
+      loadAverageAtEnd: loadavg().map((x) => Number(x.toFixed(1))),
+    },
+    agents: AGENTS,
+    concurrency: CONCURRENCY,
+    pollWindowMinutes: WINDOW_MS / 60_000,
+    stages: STAGES,
+    failureThreshold: THRESHOLD,
+    injectedFailure: `${FAILURE_RATE * 100} % of the machines that join in stage 2`,
+    enrollSeconds: Number(enrollSeconds.toFixed(1)),
+    days,
+    rollout: {
+      state: final.state,
+      haltedInStage: final.state === 'halted' ? final.currentStage + 1 : null,
+      haltReason: final.haltReason,
+      haltedAtVirtual: halt?.at ?? null,
+      haltedBy: halt?.actor ?? null,
+      counters: final.counters,
+    },
+    checks: {
+      haltedInStage2ByItself:
+        final.state === 'halted' && final.currentStage === 1 && halt?.actor === 'system',
+      machinesOutsideCohortPatched: violations.length,
+      machinesOutsideReachedStageOnServer: outsideOnServer.length,
+      serverInstalledMatchesSimulation: serverAgrees,
+      countersMatchReports:
+        final.counters.applied === appliedMachines.length && final.counters.failed === failedMachines.length,
+      offersOnDaysAfterHalt: offersWhileHalted,
+      requestErrors: days.reduce((s, d) => s + d.errors, 0),
+    },
+  };
+  const pass =
+    result.checks.haltedInStage2ByItself &&
+    result.checks.machinesOutsideCohortPatched === 0 &&
+    result.checks.machinesOutsideReachedStageOnServer === 0 &&
+    result.checks.serverInstalledMatchesSimulation &&
+    result.checks.countersMatchReports &&
+    result.checks.offersOnDaysAfterHalt === 0 &&
+    result.checks.requestErrors === 0;
+  result.pass = pass;
+  log(JSON.stringify(result.checks));
+  log(
+    `P8 ${pass ? 'PASS' : 'FAIL'}: rollout ${final.state} in stage ${final.currentStage + 1} (${final.haltReason ?? 'no halt'})`,
+  );
+
+  if (OUT) {
+    await mkdir(dirname(OUT), { recursive: true });
+    await writeFile(`${OUT}.json`, `${JSON.stringify(result, null, 2)}\n`);
+    const rows = days
+      .map(
+        (d) =>
+          `| ${d.day} | ${d.polls} | ${d.seconds} | ${d.pollsPerSecond} | ${d.pollMs.p50} / ${d.pollMs.p99} | ${d.offers} | ${d.applied} | ${d.failed} | ${d.rolloutAfter.state}, stage ${d.rolloutAfter.stage} (${d.rolloutAfter.percent} %) |`,
+      )
+      .join('\n');
+    await writeFile(
+      `${OUT}.md`,
+      `# P8: fleet simulation (${AGENTS.toLocaleString('en')} agents)
 
 Measured ${result.date} on ${result.machine.cpus} cores (load average ${result.machine.loadAverageAtStart[0]} at the start, ${result.machine.loadAverageAtEnd[0]} at the end: other work shared the machine), Node ${result.machine.node}, PostgreSQL (database \`${DB_NAME}\`).
 Command: \`npm run build && npx node bench/fleet-sim.mjs\` (see bench/README.md).
@@ -414,13 +523,17 @@ installed: ${serverInstalled.size} (the simulation applied it on ${simInstalled.
 reached stage's cohort: ${outsideOnServer.length}. Rollout counters: ${final.counters.applied} applied, ${final.counters.failed} failed
 (the simulation sent ${appliedMachines.length} and ${failedMachines.length}). Offers on the days after the halt: ${offersWhileHalted}.
 `,
-  );
-  log(`wrote ${OUT}.json and ${OUT}.md`);
+    );
+    log(`wrote ${OUT}.json and ${OUT}.md`);
+  }
+
+  worker.postMessage({ type: 'close' });
+  await waitFor(worker, 'closed');
+  await worker.terminate();
+  agent.destroy();
+  await rm(work, { recursive: true, force: true });
+  process.exitCode = pass ? 0 : 1;
 }
 
-worker.postMessage({ type: 'close' });
-await waitFor(worker, 'closed');
-await worker.terminate();
-agent.destroy();
-await rm(work, { recursive: true, force: true });
-process.exitCode = pass ? 0 : 1;
+if (isMainThread) await simulate();
+else await serve();

@@ -17,7 +17,11 @@ export function clpctl(args: readonly string[], options: { timeoutMs?: number } 
     execFile(
       NODE,
       [CLPCTL, ...args],
-      { timeout: options.timeoutMs ?? 60_000, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1' } },
+      {
+        timeout: options.timeoutMs ?? 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+        env: { ...process.env, NO_COLOR: '1' },
+      },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
         resolve({ code, stdout, stderr });
@@ -30,7 +34,9 @@ export function clpctl(args: readonly string[], options: { timeoutMs?: number } 
 export async function clpctlOk(args: readonly string[], expected = 0): Promise<RunResult> {
   const r = await clpctl(args);
   if (r.code !== expected) {
-    throw new Error(`clpctl ${args.join(' ')} exited ${r.code} (expected ${expected})\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    throw new Error(
+      `clpctl ${args.join(' ')} exited ${r.code} (expected ${expected})\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
   }
   return r;
 }
@@ -84,7 +90,9 @@ export class Machine {
   async enroll(url: string, token: string): Promise<void> {
     const r = await this.run(['--json', 'enroll', url, token]);
     if (r.code !== 0) throw new Error(`${this.name}: enroll exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-    const config = JSON.parse(await readFile(join(this.root, 'etc', 'clp', 'agent.json'), 'utf8')) as { machineId: string };
+    const config = JSON.parse(await readFile(join(this.root, 'etc', 'clp', 'agent.json'), 'utf8')) as {
+      machineId: string;
+    };
     this.machineId = config.machineId;
   }
 
@@ -97,7 +105,8 @@ export class Machine {
       ['http.backoffMaxMs', '400'],
     ] as const) {
       const r = await this.run(['config', 'set', key, value]);
-      if (r.code !== 0) throw new Error(`${this.name}: config set ${key} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
+      if (r.code !== 0)
+        throw new Error(`${this.name}: config set ${key} exited ${r.code}\n${r.stdout}\n${r.stderr}`);
     }
   }
 
@@ -114,7 +123,15 @@ export class Machine {
 export async function buildRelease(
   name: string,
   blobBytes = 512 * 1024,
-): Promise<{ file: string; pub: string; key: string; bytes: Buffer; conf: string; blob: Buffer; newMotd: string }> {
+): Promise<{
+  file: string;
+  pub: string;
+  key: string;
+  bytes: Buffer;
+  conf: string;
+  blob: Buffer;
+  newMotd: string;
+}> {
   const dir = await mkdtemp(join(tmpdir(), 'clp-e2e-release-'));
   await clpctlOk(['keygen', '--name', 'e2e-release', '--out', dir]);
   const key = join(dir, 'e2e-release.key');
@@ -150,7 +167,9 @@ export async function buildRelease(
 
 /** The documented cohort rule (DESIGN.md § 4): bucket = first 4 bytes of sha256(rollout id NUL machine id) mod 10000. */
 export function cohortBucket(machineId: string, rolloutId: string): number {
-  return createHash('sha256').update(`${rolloutId}\u0000${machineId}`, 'utf8').digest().readUInt32BE(0) % 10_000;
+  return (
+    createHash('sha256').update(`${rolloutId}\u0000${machineId}`, 'utf8').digest().readUInt32BE(0) % 10_000
+  );
 }
 
 export const inStage = (bucket: number, percent: number): boolean => bucket < Math.round(percent * 100);

@@ -100,7 +100,9 @@ export class FaultProxy {
       entry.status = fault.status;
       req.resume();
       res.writeHead(fault.status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { code: 'CLP_E_PROXY_FAULT', message: 'injected by the test proxy' } }));
+      res.end(
+        JSON.stringify({ error: { code: 'CLP_E_PROXY_FAULT', message: 'injected by the test proxy' } }),
+      );
       return;
     }
     if (fault.kind === 'delay') await new Promise((r) => setTimeout(r, fault.ms));

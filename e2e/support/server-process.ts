@@ -21,7 +21,11 @@ export interface ServerProcess {
   keysDir: string;
   /** Everything the process printed, for failure messages. */
   output(): string;
-  call(method: string, path: string, options?: { json?: unknown; body?: Buffer; token?: string }): Promise<CallResult>;
+  call(
+    method: string,
+    path: string,
+    options?: { json?: unknown; body?: Buffer; token?: string },
+  ): Promise<CallResult>;
   stop(): Promise<void>;
 }
 
