@@ -146,4 +146,34 @@ describe('crash at every journal step, then recover', () => {
       }
     }
   });
+
+  it.skipIf(process.getuid?.() !== 0)('a failing install killed during its own rollback is rolled back by recover', async () => {
+    const root0 = await makeRoot({ 'etc/app.conf': { content: 'config v1\n', mode: 0o640, uid: 33, gid: 33 } });
+    const key = await trustedKey(root0);
+    const failing = await buildPatch(
+      join(work, 'failing'),
+      {
+        name: 'CLP1251124',
+        actions: [
+          fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'config v2\n'),
+          fileAction('add', '/opt/x/y/new.conf', 'payload/new.conf', 'new\n'),
+          { type: 'script', when: 'post', path: 'fail.sh' },
+        ],
+        entries: { 'payload/app.conf': 'config v2\n', 'payload/new.conf': 'new\n', 'fail.sh': '#!/bin/sh\nexit 4\n' },
+      },
+      key,
+    );
+    const before = await snapshotRoot(root0, EXCLUDE);
+    // begin, run+done of the files, run of the script, then rollback and end.
+    const writes = 6;
+    for (let n = 1; n <= writes + 1; n++) {
+      const root = join(work, `failing-kill-${n}`);
+      copyTree(root0, root);
+      const killed = clpctl(['--root', root, 'install', failing], { CLP_TEST_KILL_AT_STEP: String(n) });
+      if (n <= writes) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
+      else expect(killed.stderr).toMatch(/^error CLP_E_SCRIPT_FAILED: fail.sh exited with status 4/);
+      expect(clpctl(['--root', root, 'recover']).status).toBe(0);
+      expect(await snapshotRoot(root, EXCLUDE), `kill point ${n}`).toEqual(before);
+    }
+  });
 });
