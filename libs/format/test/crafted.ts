@@ -48,6 +48,12 @@ export interface ZipEntrySpec {
   localName?: string | Buffer;
   /** Extra fields of the central directory record (see zip64Extra, unicodePathExtra). */
   extra?: Buffer;
+  /**
+   * Writes no local header or data: the central record points at the local header of the
+   * entry at this index instead, with its sizes and CRC (overlapping entries, as in
+   * Fifield's zip bombs).
+   */
+  overlapWith?: number;
 }
 
 export interface ZipOptions {
@@ -95,6 +101,12 @@ export function buildZip(entries: readonly ZipEntrySpec[], options: ZipOptions =
 
   const written: Written[] = [];
   for (const spec of entries) {
+    if (spec.overlapWith !== undefined) {
+      const target = written[spec.overlapWith];
+      if (!target) throw new Error(`overlapWith ${spec.overlapWith}: no such earlier entry`);
+      written.push({ ...target, spec, name: bytes(spec.name) });
+      continue;
+    }
     const data = spec.data ?? Buffer.alloc(0);
     const method = spec.method ?? DEFLATE;
     const body = spec.rawData ?? (method === DEFLATE ? deflateRawSync(data) : data);
@@ -268,6 +280,17 @@ export async function buildTar(entries: readonly TarEntrySpec[]): Promise<Buffer
   p.finalize();
   await done;
   return Buffer.concat(chunks);
+}
+
+/** Deterministic bytes: zeros with one pseudo-random byte every `every` bytes (deflates about every/3 : 1). */
+export function sparseNoise(length: number, every: number, seed = 1): Buffer {
+  const out = Buffer.alloc(length);
+  let x = seed >>> 0 || 1;
+  for (let i = 0; i < length; i += every) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
 }
 
 export function sha256(data: Buffer | string): string {

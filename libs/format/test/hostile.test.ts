@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
+import type { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -34,6 +35,7 @@ import {
   S_IFSOCK,
   STORE,
   sha256,
+  sparseNoise,
   type TarEntrySpec,
   unicodePathExtra,
   validTarEntries,
@@ -109,7 +111,12 @@ interface Case {
 /** The archive is refused by openPatch itself: nothing can be read or written from it. */
 async function expectRefusedOnOpen(c: Case): Promise<void> {
   const file = await place(await c.build());
-  const error = await caught(openPatch(file, c.limits ? { limits: c.limits } : {}));
+  const error = await caught(
+    openPatch(file, c.limits ? { limits: c.limits } : {}).then(async (archive) => {
+      await archive.close();
+      throw new Error(`openPatch accepted it, listing ${archive.entries.length} entries`);
+    }),
+  );
   expect(isClpError(error), `${error}`).toBe(true);
   expect(error).toMatchObject({ code: c.code });
   expect(error.message).toContain(typeof c.names === 'function' ? c.names() : c.names);
@@ -117,9 +124,21 @@ async function expectRefusedOnOpen(c: Case): Promise<void> {
   expect(existsSync(outDir())).toBe(false);
 }
 
+/** Opens an entry stream and reads it to its end, returning the error either step failed with. */
+async function streamError(open: () => Promise<Readable>): Promise<Error & { code?: string }> {
+  return caught(
+    (async () => {
+      for await (const _ of await open()) {
+        // drain
+      }
+    })(),
+  );
+}
+
 /**
- * The archive's headers pass, but its bytes do not: hashing and extracting must both fail with
- * the code, and the bad entry must not be left behind in the extraction folder.
+ * The archive's headers pass, but its bytes do not: every way of reading the entry (hashing,
+ * extracting, readEntry, openEntryStream) must fail with the code, and the bad entry must not be
+ * left behind in the extraction folder.
  */
 async function expectRefusedOnRead(c: Case & { entry: string }): Promise<void> {
   const file = await place(await c.build());
@@ -133,6 +152,12 @@ async function expectRefusedOnRead(c: Case & { entry: string }): Promise<void> {
     expect(extractError).toMatchObject({ code: c.code });
     expect(extractError.message).toContain(names);
     expect(existsSync(join(outDir(), ...c.entry.split('/')))).toBe(false);
+    const readError = await caught(archive.readEntry(c.entry, 64 * 1024 * 1024));
+    expect(readError).toMatchObject({ code: c.code });
+    expect(readError.message).toContain(names);
+    const streamed = await streamError(() => archive.openEntryStream(c.entry));
+    expect(streamed).toMatchObject({ code: c.code });
+    expect(streamed.message).toContain(names);
   } finally {
     await archive.close();
   }
@@ -364,6 +389,20 @@ describe('hostile zip archives, refused when opened', () => {
       build: withZipEntry({ name: 'payload/zeros.bin', data: ZEROS, method: DEFLATE }),
       code: 'CLP_E_ZIP_BOMB',
       names: 'payload/zeros.bin',
+    },
+    {
+      title: "overlapping entries: 50 central records sharing one 1.1 MiB body (Fifield's zip bomb)",
+      build: () => {
+        const base = validZipEntries();
+        const body = { name: 'payload/kernel', data: sparseNoise(1100 * 1024, 250) };
+        const copies = Array.from({ length: 50 }, (_, i) => ({
+          name: `payload/copy-${i}`,
+          overlapWith: base.length,
+        }));
+        return buildZip([...base, body, ...copies]);
+      },
+      code: 'CLP_E_ZIP_BOMB',
+      names: 'patch.clp',
     },
     {
       title: 'a ZipCrypto-encrypted entry (flag bit 0, 12-byte encryption header)',
