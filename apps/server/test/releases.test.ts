@@ -5,10 +5,13 @@ import { openPatch } from '@clp/format';
 import { loadPrivateKey, signPatch, writeKeyPair } from '@clp/trust';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  buildTarGz,
   buildZip,
   PAYLOAD,
   PAYLOAD_NAME,
+  S_IFLNK,
   STORE,
+  validTarEntries,
   validZipEntries,
   xmlMeta,
   type ZipEntrySpec,
@@ -222,6 +225,54 @@ describe.each(drivers())('release uploads on $name', (driver) => {
         ),
       /^CLP_E_XML_(DTD|ENTITY)$/,
     ],
+    [
+      'a symbolic link entry',
+      async () =>
+        buildZip([
+          ...validZipEntries(),
+          { name: 'payload/passwd', data: Buffer.from('/etc/passwd'), method: STORE, mode: S_IFLNK | 0o777 },
+        ]),
+      /^CLP_E_LINK_ENTRY$/,
+    ],
+    [
+      'a historic tar.gz with a symbolic link',
+      async () =>
+        buildTarGz([
+          ...validTarEntries(),
+          { name: 'Install-Patch.d/evil', type: 'symlink', linkname: '/etc/shadow' },
+        ]),
+      /^CLP_E_LINK_ENTRY$/,
+    ],
+    [
+      'the same entry twice',
+      async () =>
+        buildZip([...validZipEntries(), { name: PAYLOAD_NAME, data: Buffer.from('PermitRootLogin yes\n') }]),
+      /^CLP_E_DUPLICATE_ENTRY$/,
+    ],
+    [
+      'an encrypted entry',
+      async () =>
+        buildZip([...validZipEntries(), { name: 'payload/secret', data: Buffer.from('x'), flags: 0x0801 }]),
+      /^CLP_E_ENCRYPTED_ENTRY$/,
+    ],
+    [
+      'a signed archive cut in half',
+      async () => {
+        const bytes = await signed('CLP1251205', validZipEntries(xmlMeta({ name: 'CLP1251205' })));
+        return bytes.subarray(0, Math.floor(bytes.length / 2));
+      },
+      /^CLP_E_(TRUNCATED|NOT_AN_ARCHIVE)$/,
+    ],
+    [
+      'PKGINFO.meta with a bad CRC',
+      async () =>
+        buildZip([
+          { name: 'PKGINFO.meta', data: Buffer.from(xmlMeta()), crc: 0xdeadbeef },
+          { name: PAYLOAD_NAME, data: PAYLOAD },
+        ]),
+      /^CLP_E_CORRUPT_ENTRY$/,
+    ],
+    ['an unsigned historic tar.gz', async () => buildTarGz(validTarEntries()), /^CLP_E_UNSIGNED$/],
     [
       'an unsigned archive',
       async () => buildZip(validZipEntries(xmlMeta({ name: 'CLP1251130' }))),
