@@ -11,6 +11,7 @@ import {
   readFile,
   readlink,
   rm,
+  stat,
   symlink,
   utimes,
   writeFile,
@@ -18,7 +19,7 @@ import {
 import { join, resolve } from 'node:path';
 import { PackageError } from './errors.ts';
 import type { PackageFileInfo, PackageManager } from './package-manager.ts';
-import { runTool, runToolRaw, runToolWaitingForLock } from './run-tool.ts';
+import { runTool, runToolRaw, runToolWaitingForLock, waitUntil } from './run-tool.ts';
 
 /** One stanza of dpkg's status file: field name → value (continuation lines joined with '\n'). */
 export type ControlStanza = Map<string, string>;
@@ -68,6 +69,40 @@ const CONTROL_FILES = [
   'shlibs',
   'symbols',
 ];
+
+/**
+ * Whether a process holds a lock on any of these files, from /proc/locks (dpkg locks with fcntl,
+ * which a process that died no longer holds). Files that do not exist are not held.
+ */
+async function anyLockHeld(files: string[]): Promise<boolean> {
+  const inodes = new Set<string>();
+  for (const f of files) {
+    const st = await stat(f).catch(() => null);
+    if (st) inodes.add(`${major(st.dev)}:${minor(st.dev)}:${st.ino}`);
+  }
+  if (inodes.size === 0) return false;
+  const table = await readFile('/proc/locks', 'utf8').catch(() => '');
+  for (const line of table.split('\n')) {
+    // "1: POSIX  ADVISORY  WRITE 1234 fd:01:5678 0 EOF": the device is in hex.
+    const m = /\s([0-9a-f]+):([0-9a-f]+):(\d+)\s/.exec(line);
+    if (
+      m?.[1] &&
+      m[2] &&
+      m[3] &&
+      inodes.has(`${Number.parseInt(m[1], 16)}:${Number.parseInt(m[2], 16)}:${m[3]}`)
+    )
+      return true;
+  }
+  return false;
+}
+
+/** The major and minor numbers of a Linux dev_t. */
+function major(dev: number): number {
+  return Number((BigInt(dev) >> 8n) & 0xfffn) | Number((BigInt(dev) >> 32n) & ~0xfffn);
+}
+function minor(dev: number): number {
+  return Number(BigInt(dev) & 0xffn) | Number((BigInt(dev) >> 12n) & ~0xffn);
+}
 
 async function md5(file: string): Promise<string> {
   const hash = createHash('md5');
@@ -283,6 +318,15 @@ export class DpkgManager implements PackageManager {
 
   async remove(name: string): Promise<void> {
     await this.runLocked([...(await this.rootArgs()), '--purge', name], `remove ${name}`);
+  }
+
+  async waitIdle(timeoutMs = 120_000): Promise<void> {
+    const locks = [join(this.adminDir, 'lock-frontend'), join(this.adminDir, 'lock')];
+    await waitUntil(
+      async () => !(await anyLockHeld(locks)),
+      timeoutMs,
+      `dpkg is still running on ${this.root} (${locks.join(', ')} held)`,
+    );
   }
 
   /** dpkg's locks are fcntl locks, freed when their process dies: a locked database is one in use, so wait. */

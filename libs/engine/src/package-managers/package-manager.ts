@@ -27,6 +27,11 @@ export interface PackageManager {
   inspectFile(file: string): Promise<PackageFileInfo>;
   /** Installs a package file, allowing a downgrade. */
   installFile(file: string, options?: InstallOptions): Promise<void>;
+  /**
+   * Waits until no other process is changing this root's package database (after a crash of
+   * clpctl, the package manager it started may still be running); clears a lock a killed one left.
+   */
+  waitIdle(timeoutMs?: number): Promise<void>;
   /** Removes an installed package (the undo of installing one that was not there). */
   remove(name: string): Promise<void>;
 }

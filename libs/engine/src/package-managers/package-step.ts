@@ -310,6 +310,8 @@ export async function undoPackageStep(
 ): Promise<void> {
   const undo = readUndo(record);
   const pm = ctx.packageManager ?? createPackageManager(undo.packageManager, ctx.root);
+  // After a crash the package manager this step started may still be finishing: read the version only once it is done.
+  await pm.waitIdle();
   const now = await pm.installedVersion(undo.name);
   if (now === undo.fromVersion) return;
   switch (undo.action) {

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PackageError } from './errors.ts';
 import type { InstallOptions, PackageFileInfo, PackageManager } from './package-manager.ts';
-import { runTool, runToolRaw, runToolWaitingForLock } from './run-tool.ts';
+import { runTool, runToolRaw, runToolWaitingForLock, waitUntil } from './run-tool.ts';
 
 /** A package file name as pacman's cache writes it: NAME-PKGVER-PKGREL-ARCH.pkg.tar[.EXT]. */
 function cacheNamePattern(name: string, version: string): RegExp {
@@ -301,6 +301,17 @@ export class PacmanManager implements PackageManager {
       isLocked: (r) => /unable to lock database/i.test(r.stderr),
       beforeRetry: () => this.clearStaleLock(),
     });
+  }
+
+  async waitIdle(timeoutMs = 120_000): Promise<void> {
+    await waitUntil(
+      async () => {
+        await this.clearStaleLock();
+        return (await stat(join(this.dbPath, 'db.lck')).catch(() => null)) === null;
+      },
+      timeoutMs,
+      `pacman is still running on ${this.root} (lock ${join(this.dbPath, 'db.lck')})`,
+    );
   }
 
   /**

@@ -115,3 +115,24 @@ function runToolFailed(tool: string, args: readonly string[], what: string, resu
     },
   );
 }
+
+/** Polls `ready` until it says yes; after timeoutMs, fails with `busy` as the reason. */
+export async function waitUntil(
+  ready: () => Promise<boolean>,
+  timeoutMs: number,
+  busy: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delay = 50; !(await ready()); delay = Math.min(delay * 2, 1_000)) {
+    if (Date.now() > deadline) {
+      throw new PackageError(
+        'CLP_E_PACKAGE_MANAGER_FAILED',
+        `${busy} after ${Math.round(timeoutMs / 1000)} s; wait for it to finish, then run 'clpctl recover'`,
+        {
+          details: { busy },
+        },
+      );
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
