@@ -57,7 +57,7 @@ describe.skipIf(missing !== undefined)('agents through network faults', () => {
     await proxy.up();
     const token = await server.call('POST', '/v1/enrollment-tokens', { json: { tier: 'stable', uses: 10 } });
     expect(token.status).toBe(201);
-    for (let i = 0; i < 5; i++) machines.push(await Machine.create(`net${i + 1}`, release.pub));
+    for (let i = 0; i < 6; i++) machines.push(await Machine.create(`net${i + 1}`, release.pub));
     await Promise.all(machines.map((m) => m.enroll(proxy.url, token.body.token)));
     // Short time limits and back-off, written the way `clpctl config set http.*` writes them.
     for (const m of machines) {
@@ -86,15 +86,35 @@ describe.skipIf(missing !== undefined)('agents through network faults', () => {
     await server?.stop();
   }, 60_000);
 
-  it('retries polls answered with 5xx, with back-off, and then applies', async () => {
+  it('retries polls answered with 5xx, with growing back-off, and then applies', async () => {
     const m = machines[0]!;
+    const before = proxy.log.length;
     let polls = 0;
     proxy.setRule((req) =>
-      req.url === '/v1/agent/poll' && ++polls <= 2 ? { kind: 'status', status: 503 } : { kind: 'pass' },
+      req.url === '/v1/agent/poll' && ++polls <= 3 ? { kind: 'status', status: 503 } : { kind: 'pass' },
     );
     const r = await m.update();
     expect(r.code, show(r)).toBe(0);
-    expect(polls).toBeGreaterThanOrEqual(3);
+    const seen = proxy.log.slice(before).filter((x) => x.url === '/v1/agent/poll');
+    expect(seen.map((x) => x.status)).toEqual([503, 503, 503, 200]);
+    // Equal-jitter back-off from 100 ms: at least 50, 100 and 200 ms between the attempts.
+    const gaps = seen.slice(1).map((x, i) => x.at - seen[i]!.at);
+    expect(gaps[0]).toBeGreaterThanOrEqual(45);
+    expect(gaps[1]).toBeGreaterThanOrEqual(95);
+    expect(gaps[2]).toBeGreaterThanOrEqual(195);
+    await expectPatched(m);
+  });
+
+  it('falls back to the next server when the first one refuses connections', async () => {
+    const m = machines[5]!;
+    proxy.passAll();
+    // Port 9 (discard) on loopback: nothing listens, so connections are refused.
+    const set = await m.run(['config', 'set', 'servers', `http://127.0.0.1:9,${proxy.url}`]);
+    expect(set.code, show(set)).toBe(0);
+    const before = proxy.log.length;
+    const r = await m.update();
+    expect(r.code, show(r)).toBe(0);
+    expect(proxy.log.slice(before).some((x) => x.url === '/v1/agent/poll' && x.status === 200)).toBe(true);
     await expectPatched(m);
   });
 

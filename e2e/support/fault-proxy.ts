@@ -22,6 +22,8 @@ export interface SeenRequest {
   range: string | undefined;
   fault: Fault['kind'];
   status: number | undefined;
+  /** performance.now() when the request arrived. */
+  at: number;
 }
 
 export type FaultRule = (req: IncomingMessage) => Fault;
@@ -94,6 +96,7 @@ export class FaultProxy {
       range: req.headers.range,
       fault: fault.kind,
       status: undefined,
+      at: performance.now(),
     };
     this.log.push(entry);
     if (fault.kind === 'status') {
