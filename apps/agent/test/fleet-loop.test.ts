@@ -173,6 +173,11 @@ describe('the fleet loop against the real server', () => {
     const reports = await reportsOf(machineId!);
     expect(reports.map((r) => r.status).sort()).toEqual(['applied', 'downloading']);
     expect(reports.find((r) => r.status === 'applied')?.log).toContain('installed CLP1260305');
+    // The machine's log tells the same story: the fleet's lines beside the engine's, once each.
+    const machineLog = await readFile(join(root, 'var/log/CLP.log'), 'utf8');
+    expect(machineLog).toMatch(/fleet: poll .*: 1 to apply, 0 to revert/);
+    expect(machineLog).toMatch(/fleet: downloaded CLP1260305 .*resumed at byte/);
+    expect(machineLog.match(/installed CLP1260305/g)).toHaveLength(1);
     // The download is not kept once applied; a second check has nothing to do.
     expect(await readdir(join(root, 'var/lib/clp/spool/downloads'))).toEqual([]);
     const again = await update(root);

@@ -10,6 +10,7 @@ import { FleetError } from './errors.ts';
 import { AgentHttpClient } from './http-client.ts';
 import { readMachineFacts } from './machine-facts.ts';
 import type { PatchEngine } from './engine-port.ts';
+import { fleetLog } from './fleet-log.ts';
 import { FLEET_STATE_DIR, ReleaseLedger } from './release-ledger.ts';
 import { type FlushResult, ReportSpool } from './spool.ts';
 import { acquireUpdateLock } from './update-lock.ts';
@@ -123,9 +124,24 @@ async function installedForPoll(root: string, engine: PatchEngine, ledger: Relea
  * to the spool on disk first and are sent until the server has them.
  */
 export async function runUpdate(options: UpdateOptions): Promise<UpdateResult> {
-  const { root, engine } = options;
+  const { root } = options;
   const now = options.now ?? (() => new Date());
-  const log = options.log ?? (() => {});
+  const echo = options.log ?? (() => {});
+  const file = fleetLog(root, echo);
+  try {
+    return await updateWithLog(options, now, file.log, echo);
+  } finally {
+    await file.flush();
+  }
+}
+
+async function updateWithLog(
+  options: UpdateOptions,
+  now: () => Date,
+  log: (line: string) => void,
+  echo: (line: string) => void,
+): Promise<UpdateResult> {
+  const { root } = options;
   const config = await loadConfig(root);
   if (config.mode === 'off') {
     log("mode is 'off': no check made (clpctl config set mode normal)");
@@ -134,7 +150,7 @@ export async function runUpdate(options: UpdateOptions): Promise<UpdateResult> {
   const enrolled = requireEnrolled(root, config);
   const release = await acquireUpdateLock(underRoot(root, join(FLEET_STATE_DIR, 'update.lock')));
   try {
-    return await updateLocked(options, enrolled, now, log);
+    return await updateLocked(options, enrolled, now, log, echo);
   } finally {
     await release();
   }
@@ -145,6 +161,7 @@ async function updateLocked(
   config: EnrolledConfig,
   now: () => Date,
   log: (line: string) => void,
+  echo: (line: string) => void,
 ): Promise<UpdateResult> {
   const { root, engine } = options;
   const client = new AgentHttpClient({ servers: config.servers, credential: config.credential, http: config.http, log });
@@ -191,11 +208,11 @@ async function updateLocked(
   };
   for (const order of poll.revert) {
     if (stopping()) break;
-    actions.push(await revertOne(order, options, ledger, spool, log));
+    actions.push(await revertOne(order, options, ledger, spool, log, echo));
   }
   for (const offer of poll.apply) {
     if (stopping()) break;
-    actions.push(await applyOne(offer, { ...options, config, client, servers, downloads, ledger, spool, now, log }));
+    actions.push(await applyOne(offer, { ...options, config, client, servers, downloads, ledger, spool, now, log, echo }));
   }
 
   const late = await spool.flush(client, servers);
@@ -212,11 +229,17 @@ async function revertOne(
   ledger: ReleaseLedger,
   spool: ReportSpool,
   log: (line: string) => void,
+  echo: (line: string) => void,
 ): Promise<UpdateAction> {
   const lines: string[] = [];
   const say = (line: string) => {
     lines.push(line);
     log(line);
+  };
+  // The engine writes its own lines to CLP.log; they are kept for the report and shown only.
+  const heard = (line: string) => {
+    lines.push(line);
+    echo(line);
   };
   const base = { name: order.name, releaseId: order.releaseId, sha256: order.sha256 };
   const report = { releaseId: order.releaseId, rolloutId: order.rolloutId, name: order.name, sha256: order.sha256 };
@@ -229,7 +252,7 @@ async function revertOne(
   }
   say(`revert ${order.name}: the server ordered it taken back`);
   try {
-    await options.engine.uninstall(order.name, { root: options.root, log: say });
+    await options.engine.uninstall(order.name, { root: options.root, log: heard });
   } catch (error) {
     if (codeOf(error) !== 'CLP_E_NOT_INSTALLED') {
       say(`revert ${order.name} failed: ${codeOf(error)}: ${messageOf(error)}`);
@@ -252,7 +275,10 @@ interface ApplyContext extends UpdateOptions {
   ledger: ReleaseLedger;
   spool: ReportSpool;
   now: () => Date;
+  /** Fleet lines: to CLP.log and the caller. */
   log: (line: string) => void;
+  /** Engine lines (already in CLP.log): to the caller only. */
+  echo: (line: string) => void;
 }
 
 async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<UpdateAction> {
@@ -260,6 +286,10 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
   const say = (line: string) => {
     lines.push(line);
     ctx.log(line);
+  };
+  const heard = (line: string) => {
+    lines.push(line);
+    ctx.echo(line);
   };
   const base = { name: offer.name, releaseId: offer.releaseId, sha256: offer.sha256 };
   const report = { releaseId: offer.releaseId, rolloutId: offer.rolloutId, name: offer.name, sha256: offer.sha256 };
@@ -298,7 +328,7 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
 
   if (ctx.config.mode === 'check-only') {
     try {
-      const checked = await ctx.engine.check(file, { root: ctx.root, log: say });
+      const checked = await ctx.engine.check(file, { root: ctx.root, log: heard });
       const message =
         checked.problems.length === 0 ? 'verified; would apply' : `verified; would not apply: ${checked.problems.join('; ')}`;
       say(`check-only ${offer.name}: ${message}`);
@@ -317,7 +347,7 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
     rolloutId: offer.rolloutId,
   };
   try {
-    await ctx.engine.install(file, { root: ctx.root, log: say });
+    await ctx.engine.install(file, { root: ctx.root, log: heard });
   } catch (error) {
     const code = codeOf(error);
     if (code === 'CLP_E_ALREADY_INSTALLED') {
