@@ -6,6 +6,7 @@
  *
  * Set CLP_FUZZ_SEED to replay a failing run; CLP_FUZZ_RUNS to run longer.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
@@ -47,8 +48,20 @@ beforeAll(async () => {
   sandbox = await mkdtemp(join(tmpdir(), 'clp-fuzz-'));
 });
 
+/** Top-level names an absolute entry from the generators below could create at '/'. */
+const ROOT_PROBES = ['payload', 'a', 'PKGINFO.meta', 'Install-Patch.ps1', 'é', ' ', 'evil'].map((n) =>
+  join('/', n),
+);
+let rootBefore: boolean[];
+
+beforeAll(() => {
+  rootBefore = ROOT_PROBES.map((p) => existsSync(p));
+});
+
 afterAll(async () => {
   await rm(sandbox, { recursive: true, force: true });
+  // An absolute name that got through would have landed at the root of the filesystem.
+  expect(ROOT_PROBES.filter((p, i) => existsSync(p) && !rootBefore[i])).toEqual([]);
 });
 
 async function walk(dir: string): Promise<string[]> {
@@ -78,7 +91,9 @@ function withTimeout<T>(promise: Promise<T>, what: string): Promise<T> {
  */
 async function readAsAgentWould(bytes: Uint8Array): Promise<void> {
   const caseDir = join(sandbox, `case-${++caseNo}`);
-  const out = join(caseDir, 'deep', 'out');
+  // Deep enough that a name climbing with up to five '..' still lands inside caseDir, where it is seen.
+  const ancestors = ['1', '2', '3', '4', '5'].map((_, i, all) => join(caseDir, ...all.slice(0, i + 1)));
+  const out = join(ancestors.at(-1) as string, 'out');
   await mkdir(caseDir, { recursive: true });
   const file = join(caseDir, 'patch.clp');
   await writeFile(file, bytes);
@@ -106,7 +121,7 @@ async function readAsAgentWould(bytes: Uint8Array): Promise<void> {
     }
   }
   const strays = (await walk(caseDir))
-    .filter((p) => p !== file && p !== join(caseDir, 'deep') && p !== out && !p.startsWith(out + sep))
+    .filter((p) => p !== file && !ancestors.includes(p) && p !== out && !p.startsWith(out + sep))
     .map((p) => relative(sandbox, p));
   if (strays.length > 0) throw new Error(`written outside the extraction folder: ${strays.join(', ')}`);
   const escaped = (await readdir(sandbox)).filter((n) => !n.startsWith('case-'));

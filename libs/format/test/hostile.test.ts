@@ -1067,6 +1067,15 @@ function billionLaughs(): string {
 }
 
 describe('the suite itself', () => {
+  it('notices a file that lands beside the extraction folder or in the sandbox', async () => {
+    await mkdir(outDir(), { recursive: true });
+    await writeFile(join(outDir(), 'fine'), 'x');
+    expect(await strays()).toEqual([]);
+    await writeFile(join(sandbox, 'x', 'evil'), 'x');
+    await writeFile(join(sandbox, 'abs-evil'), 'x');
+    expect((await strays()).sort()).toEqual(['abs-evil', join('x', 'evil')]);
+  });
+
   it('has a crafted archive for every format error code an archive can cause', () => {
     const missing = FORMAT_ERROR_CODES.filter(
       (code) => !NOT_FROM_AN_ARCHIVE.has(code) && !exercised.has(code),

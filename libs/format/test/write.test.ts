@@ -136,7 +136,8 @@ describe('writePatch', () => {
       ]),
     );
     expect(error.message).not.toContain('did not settle');
-    expect(error).toMatchObject({ code: 'ENOENT' });
+    expect(error).toMatchObject({ code: 'CLP_E_NOT_FOUND' });
+    expect(error.message).toContain(join(dir, 'does-not-exist'));
     expect(await readFile(file, 'utf8')).toBe('previous archive');
     expect(await readdir(dir)).toEqual(['out.clp']);
   });
