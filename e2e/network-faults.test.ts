@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRelease, GOOD_MOTD, Machine } from './support/agents.ts';
@@ -46,6 +46,12 @@ describe.skipIf(missing !== undefined)('agents through network faults', () => {
     expect(await m.read('/etc/clp-e2e.conf'), m.name).toBeUndefined();
     expect(await m.read('/opt/clp-e2e/blob.bin'), m.name).toBeUndefined();
     expect(await m.read('/etc/motd'), m.name).toBe(GOOD_MOTD);
+  };
+  /** The reports waiting in the machine's spool (one JSON file each). */
+  const spooled = async (m: Machine): Promise<Report[]> => {
+    const dir = join(m.root, 'var', 'lib', 'clp', 'spool');
+    const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+    return Promise.all(names.map(async (n) => JSON.parse(await readFile(join(dir, n), 'utf8')) as Report));
   };
   const show = (r: { code: number; stdout: string; stderr: string }) =>
     `exit ${r.code}\n${r.stdout}\n${r.stderr}`;
@@ -181,6 +187,8 @@ describe.skipIf(missing !== undefined)('agents through network faults', () => {
     const first = await m.update();
     await expectPatched(m);
     expect(await reportsOf(m), show(first)).toEqual([]);
+    const waiting = await spooled(m);
+    expect(waiting.map((x) => x.status)).toContain('applied');
 
     // The server is down: connections are refused.
     await proxy.down();
@@ -202,6 +210,9 @@ describe.skipIf(missing !== undefined)('agents through network faults', () => {
     const stored = await reportsOf(m);
     expect(new Set(stored.map((x) => x.id)).size).toBe(stored.length);
     expect(stored.filter((x) => x.status === 'applied')).toHaveLength(1);
+    // Exactly the reports that waited in the spool reached the server, and the spool is empty.
+    expect(new Set(stored.map((x) => x.id))).toEqual(new Set(waiting.map((x) => x.id)));
+    expect(await spooled(m)).toEqual([]);
   });
 
   it('counts every machine once in the rollout, whatever the network did', async () => {
