@@ -86,7 +86,13 @@ export const CheckAction = z
   .refine((c) => c.command !== undefined || c.unit !== undefined, 'a check needs a command or a unit');
 export type CheckAction = z.infer<typeof CheckAction>;
 
-export const Action = z.union([FileAction, PackageAction, ServiceAction, ScriptAction, CheckAction]);
+export const Action = z.discriminatedUnion('type', [
+  FileAction,
+  PackageAction,
+  ServiceAction,
+  ScriptAction,
+  CheckAction,
+]);
 export type Action = z.infer<typeof Action>;
 
 export const TargetSystem = z.object({

@@ -259,10 +259,16 @@ class OpenedPatch implements PatchArchive {
         }
         await mkdir(dirname(target), { recursive: true });
         const guard = guardFor(this.file, entry, expected?.get(entry.name));
+        const out = createWriteStream(target, { flags: 'wx', mode: entry.mode & 0o755 });
+        let created = false;
+        out.on('open', () => {
+          created = true;
+        });
         try {
-          await pipeline(data, guard, createWriteStream(target, { flags: 'wx', mode: entry.mode & 0o755 }));
+          await pipeline(data, guard, out);
         } catch (error) {
-          await rm(target, { force: true });
+          // Only what this call created is removed: 'wx' refuses to touch a file that was there.
+          if (created) await rm(target, { force: true });
           // Filesystem errors (ENOSPC, EACCES, …) keep their errno code: the caller knows the context.
           throw error;
         }

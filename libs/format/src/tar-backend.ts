@@ -12,7 +12,7 @@ import type { ArchiveLimits } from './limits.ts';
 /** Room for tar headers and padding on top of the entries' own bytes. */
 const TAR_OVERHEAD = 1024 * 1024;
 
-function tarError(error: unknown, archive: string, entry?: string): FormatError {
+function tarError(error: unknown, archive: string, entry?: string, sawHeader = true): FormatError {
   if (isClpError(error)) return error as FormatError;
   const message = error instanceof Error ? error.message : String(error);
   const where = entry === undefined ? archive : `${archive}: entry ${entry}`;
@@ -23,7 +23,10 @@ function tarError(error: unknown, archive: string, entry?: string): FormatError 
       details,
     });
   }
-  if (/header check|not in gzip format|unknown compression/i.test(message)) {
+  if (
+    /header check|not in gzip format|unknown compression/i.test(message) ||
+    (!sawHeader && /invalid tar header/i.test(message))
+  ) {
     return new FormatError(
       'CLP_E_NOT_AN_ARCHIVE',
       `${where} is not a gzip-compressed tar archive (${message})`,
@@ -95,16 +98,18 @@ async function scanTar(file: string, limits: ArchiveLimits, visit: TarVisit): Pr
   const source = createReadStream(file);
   const extract = tar.extract();
   let failure: unknown;
+  let sawHeader = false;
   pipeline(source, createGunzip(), new InflationGuard(file, compressedSize, limits), extract, (error) => {
     if (error && !failure) failure = error;
   });
   try {
     for await (const entry of extract) {
+      sawHeader = true;
       const verdict = await visit(entry.header as TarEntryHeader, entry as unknown as Readable);
       if (verdict === 'stop') break;
     }
   } catch (error) {
-    throw tarError(failure ?? error, file);
+    throw tarError(failure ?? error, file, undefined, sawHeader);
   } finally {
     source.destroy();
     extract.destroy();

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import yazl from 'yazl';
 import { checkEntryName, EntryNameSet } from './entry-name.ts';
-import { FormatError } from './errors.ts';
+import { ClpError, FormatError } from './errors.ts';
 
 export interface EntrySource {
   /** The entry name inside the archive ('/'-separated, relative). */
@@ -43,6 +43,9 @@ export async function writePatch(file: string, entries: readonly EntrySource[]):
       throw new TypeError(`writePatch: entry ${entry.name} needs exactly one of file or data`);
     }
   }
+  for (const entry of entries) {
+    if (entry.file !== undefined) await requireRegularFile(entry.file, entry.name);
+  }
   const zip = new yazl.ZipFile();
   for (const entry of entries) {
     const options = {
@@ -51,7 +54,7 @@ export async function writePatch(file: string, entries: readonly EntrySource[]):
       compress: !ALREADY_COMPRESSED.test(entry.name),
     };
     if (entry.data !== undefined) zip.addBuffer(entry.data, entry.name, options);
-    else zip.addFile(entry.file!, entry.name, options);
+    else zip.addReadStreamLazy(entry.name, options, (done) => done(null, createReadStream(entry.file!)));
   }
   zip.end();
   const temp = join(dirname(file), `.${basename(file)}.${randomBytes(6).toString('hex')}.part`);
@@ -67,5 +70,26 @@ export async function writePatch(file: string, entries: readonly EntrySource[]):
   } catch (error) {
     await rm(temp, { force: true });
     throw error;
+  }
+}
+
+async function requireRegularFile(file: string, name: string): Promise<void> {
+  let regular = false;
+  try {
+    regular = (await stat(file)).isFile();
+  } catch (error) {
+    throw new ClpError(
+      'CLP_E_NOT_FOUND',
+      `${file} (for entry ${name}) cannot be read: ${(error as Error).message}`,
+      {
+        cause: error,
+        details: { file, entry: name },
+      },
+    );
+  }
+  if (!regular) {
+    throw new ClpError('CLP_E_NOT_FOUND', `${file} (for entry ${name}) is not a regular file`, {
+      details: { file, entry: name },
+    });
   }
 }

@@ -51,7 +51,12 @@ export function zipError(error: unknown, archive: string, entry?: string): Forma
 export async function openZip(file: string, limits: ArchiveLimits): Promise<ArchiveBackend> {
   let zip: yauzl.ZipFile;
   try {
-    zip = await yauzl.openPromise(file, { autoClose: false, decodeStrings: false, validateEntrySizes: true });
+    // Entry sizes are enforced by EntryGuard while reading, with coded errors naming the entry.
+    zip = await yauzl.openPromise(file, {
+      autoClose: false,
+      decodeStrings: false,
+      validateEntrySizes: false,
+    });
   } catch (error) {
     throw zipError(error, file);
   }
@@ -77,11 +82,17 @@ async function readCentralDirectory(
   const entries: ZipRawEntry[] = [];
   const names = new EntryNameSet(file);
   const tally = new LimitTally(file, limits);
+  const extents: Extent[] = [];
   let count = 0;
   for await (const e of zip.eachEntry()) {
     if (++count > limits.maxEntries) tooMany(file, count, limits);
     const raw = yauzl.getFileNameLowLevel(e.generalPurposeBitFlag, e.fileNameRaw, e.extraFields, true);
     const name = checkEntryName(raw, file);
+    extents.push({
+      name,
+      start: e.relativeOffsetOfLocalHeader,
+      end: e.relativeOffsetOfLocalHeader + LOCAL_HEADER_SIZE + e.fileNameLength + e.compressedSize,
+    });
     const unixMode = e.versionMadeBy >> 8 === UNIX ? e.externalFileAttributes >>> 16 : 0;
     const type = unixMode & S_IFMT;
     const details = { archive: file, entry: name };
@@ -121,6 +132,13 @@ async function readCentralDirectory(
         { details: { ...details, method: e.compressionMethod } },
       );
     }
+    if (e.compressionMethod === STORED && e.compressedSize !== e.uncompressedSize) {
+      throw new FormatError(
+        'CLP_E_CORRUPT_ENTRY',
+        `${file}: entry ${name} is stored uncompressed but declares ${e.compressedSize} stored and ${e.uncompressedSize} real bytes`,
+        { details },
+      );
+    }
     names.addFile(name);
     checkEntrySize(file, name, e.uncompressedSize, e.compressedSize, limits);
     tally.add(name, e.uncompressedSize);
@@ -133,7 +151,33 @@ async function readCentralDirectory(
       zipEntry: e,
     });
   }
+  checkNoOverlap(file, extents);
   return entries;
+}
+
+const LOCAL_HEADER_SIZE = 30;
+
+interface Extent {
+  name: string;
+  start: number;
+  /** A lower bound: the local header's extra field is not counted. */
+  end: number;
+}
+
+/** Entries sharing bytes let a small archive expand many times over (the overlapping zip bomb). */
+function checkNoOverlap(file: string, extents: Extent[]): void {
+  const sorted = [...extents].sort((a, b) => a.start - b.start);
+  for (let i = 1; i < sorted.length; i++) {
+    const previous = sorted[i - 1]!;
+    const current = sorted[i]!;
+    if (current.start < previous.end) {
+      throw new FormatError(
+        'CLP_E_ZIP_BOMB',
+        `${file}: entries ${previous.name} and ${current.name} share bytes in the archive; overlapping entries are refused as a zip bomb`,
+        { details: { archive: file, entry: current.name, overlaps: previous.name } },
+      );
+    }
+  }
 }
 
 function tooMany(file: string, count: number, limits: ArchiveLimits): never {
@@ -184,7 +228,12 @@ class ZipBackend implements ArchiveBackend {
 /** Passes a stream through, turning its errors into coded ones; destroying it stops the source. */
 export function mapStreamErrors(source: Readable, map: (error: unknown) => Error): Readable {
   const out = new PassThrough();
-  source.on('error', (error) => out.destroy(map(error)));
+  source.on('error', (error) => {
+    if (!out.destroyed) out.destroy(map(error));
+  });
+  // The error may come before the consumer attaches its pipeline; the stream keeps it as its
+  // `errored` state, which pipeline() and finished() report, so this listener loses nothing.
+  out.on('error', () => {});
   out.on('close', () => {
     source.unpipe(out);
     if (!source.destroyed) source.destroy();
