@@ -19,6 +19,7 @@ export interface InstallInfo {
   [key: string]: unknown;
   patch: InstalledPatch;
   meta: PatchMeta;
+  root?: string;
 }
 
 export interface UninstallInfo {
@@ -26,6 +27,7 @@ export interface UninstallInfo {
   patch: { name: string };
   /** The uninstall's own tx dir is separate from the patch's folder. */
   patchDir: string;
+  root?: string;
   /** Folders the install created, top first; removed when empty once the files are gone. */
   removeDirs?: string[];
 }
@@ -55,7 +57,12 @@ export async function finishInstall(stateDir: string, tx: string, steps: StepRec
     await rename(txDir, dest);
     await fsyncDir(join(stateDir, PATCHES_DIR));
   }
-  await writePatchRecord(stateDir, { summary: info.patch, meta: info.meta, steps: moveRecords(steps, txDir, dest) });
+  await writePatchRecord(stateDir, {
+    summary: info.patch,
+    meta: info.meta,
+    steps: moveRecords(steps, txDir, dest),
+    ...(info.root !== undefined ? { root: info.root } : {}),
+  });
   const index = await readIndex(stateDir);
   index.installed = [...index.installed.filter((p) => p.name !== name), info.patch].sort((a, b) => a.name.localeCompare(b.name));
   index.failed = index.failed.filter((f) => f.name !== name);

@@ -169,7 +169,7 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
     files: fileRecords.length,
     steps: records.length,
   };
-  const info: InstallInfo = { patch: summary, meta };
+  const info: InstallInfo = { patch: summary, meta, root };
   const transaction = new Transaction('install', ctx, tx);
   try {
     await transaction.prepare(records, info, () => stageFiles(fileRecords));

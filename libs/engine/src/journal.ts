@@ -11,6 +11,8 @@ export type TransactionOp = 'install' | 'uninstall';
 export interface TransactionInfo {
   /** The patch summary to record (install) or to forget (uninstall). */
   patch: { name: string };
+  /** The root the step records were made under (see rebase.ts). */
+  root?: string;
   [key: string]: unknown;
 }
 

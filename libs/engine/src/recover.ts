@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { finishInstall, finishUninstall, type InstallInfo, type UninstallInfo } from './bookkeeping.ts';
 import { EngineError } from './errors.ts';
 import { Journal, readJournal } from './journal.ts';
+import { rebasePath, rebaseRecords } from './rebase.ts';
 import { acquireLock } from './lock.ts';
 import { makeLogger } from './log.ts';
 import { stateDirOf } from './paths.ts';
@@ -51,6 +52,10 @@ export async function recoverLocked(root: string, log: (line: string) => void): 
     return { action: 'nothing' };
   }
   const name = begin.info.patch.name;
+  // The records (and the bookkeeping's paths) may have been made under this root at another path.
+  const from = begin.info.root;
+  const steps = rebaseRecords(begin.steps, from, root);
+  const info = { ...begin.info, root, ...(Array.isArray(begin.info.removeDirs) && from !== undefined ? { removeDirs: (begin.info.removeDirs as string[]).map((d) => rebasePath(d, from, root)) } : {}) };
   const ended = entries.some((e) => e.t === 'end');
   const committed = entries.some((e) => e.t === 'commit');
   const rollingBack = entries.some((e) => e.t === 'rollback');
@@ -63,8 +68,8 @@ export async function recoverLocked(root: string, log: (line: string) => void): 
     }
     if (committed && !rollingBack) {
       log(`recover: ${begin.op} of ${name} (transaction ${begin.tx}) passed its commit point; finishing it`);
-      if (begin.op === 'install') await finishInstall(stateDir, begin.tx, begin.steps, begin.info as unknown as InstallInfo);
-      else await finishUninstall(stateDir, begin.tx, begin.info as unknown as UninstallInfo);
+      if (begin.op === 'install') await finishInstall(stateDir, begin.tx, steps, info as unknown as InstallInfo);
+      else await finishUninstall(stateDir, begin.tx, info as unknown as UninstallInfo);
       await journal.append({ t: 'end', result: 'committed' });
       await journal.remove();
       await removeOrphanTxDirs(stateDir, null);
@@ -73,7 +78,7 @@ export async function recoverLocked(root: string, log: (line: string) => void): 
     log(`recover: ${begin.op} of ${name} (transaction ${begin.tx}) was interrupted before its commit point; rolling it back`);
     if (!rollingBack) await journal.append({ t: 'rollback', reason: 'interrupted (recovery)' });
     const ctx: StepContext = { root, stateDir, txDir, log };
-    await undoSteps(begin.steps, startedSteps(entries), ctx);
+    await undoSteps(steps, startedSteps(entries), ctx);
     await rm(txDir, { recursive: true, force: true });
     await appendHistory(stateDir, {
       at: new Date().toISOString(),

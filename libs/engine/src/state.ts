@@ -39,6 +39,8 @@ export interface PatchRecord {
   meta: PatchMeta;
   /** The install's step records; their backups live in patches/NAME/backup. */
   steps: StepRecord[];
+  /** The root the records' paths are under (see rebase.ts). */
+  root?: string;
 }
 
 export interface HistoryEntry {

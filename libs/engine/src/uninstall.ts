@@ -4,6 +4,7 @@ import { finishUninstall, type UninstallInfo } from './bookkeeping.ts';
 import { EngineError } from './errors.ts';
 import { type FileUndo, fileUndo, identityOf, missingDirs, runFileBatch, stageFiles, stagePathFor } from './file-step.ts';
 import { sha256OrNull } from './hash.ts';
+import { rebaseRecords } from './rebase.ts';
 import { asEngineError, type Progress } from './install.ts';
 import { type PackageUndo, undoPackageStep } from './package-managers/index.ts';
 import { DEFAULT_SCRIPT_TIMEOUT_MS, interpreterOf, prepareScriptStep, type ScriptUndo } from './script-step.ts';
@@ -59,7 +60,8 @@ export async function findDrift(record: PatchRecord): Promise<Drift[]> {
 export async function uninstallPatch(name: string, options: UninstallOptions = {}): Promise<UninstallResult> {
   return withSession(options.root, options.log, async ({ root, stateDir, log }) => {
     const index = await readIndex(stateDir);
-    const record = index.installed.some((p) => p.name === name) ? await readPatchRecord(stateDir, name) : null;
+    const stored = index.installed.some((p) => p.name === name) ? await readPatchRecord(stateDir, name) : null;
+    const record = stored === null ? null : { ...stored, steps: rebaseRecords(stored.steps, stored.root, root), root };
     if (record === null) {
       throw new EngineError('CLP_E_NOT_INSTALLED', `${name} is not installed under ${root}; 'clpctl list' shows what is`, { details: { name } });
     }
@@ -89,7 +91,7 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
       },
     }));
     const removeDirs = record.steps.filter((s) => s.kind === 'file').flatMap((s) => fileUndo(s).createdDirs);
-    const info: UninstallInfo = { patch: { name }, patchDir: installDir, removeDirs };
+    const info: UninstallInfo = { patch: { name }, patchDir: installDir, removeDirs, root };
     log(`uninstall ${name} (transaction ${tx})`);
     const transaction = new Transaction('uninstall', ctx, tx);
     try {

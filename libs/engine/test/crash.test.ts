@@ -5,7 +5,7 @@
  * after it (patch listed as installed, or gone for an uninstall) past it.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PacmanManager } from '../src/package-managers/pacman.ts';
@@ -91,9 +91,12 @@ describe('crash at every journal step, then recover', () => {
     const lastWrite = commitAt + 1;
     const outcomes: string[] = [];
     for (let n = 1; n <= lastWrite + 1; n++) {
-      const root = join(work, `install-kill-${n}`);
-      copyTree(template, root);
-      const killed = clpctl(['--root', root, 'install', '--package-manager', 'pacman', patch], { CLP_TEST_KILL_AT_STEP: String(n) });
+      const killedRoot = join(work, `install-kill-${n}`);
+      copyTree(template, killedRoot);
+      const killed = clpctl(['--root', killedRoot, 'install', '--package-manager', 'pacman', patch], { CLP_TEST_KILL_AT_STEP: String(n) });
+      // Recovery also works where the root is found under another path (a prepared image, booted).
+      const root = `${killedRoot}-moved`;
+      await rename(killedRoot, root);
       if (n <= lastWrite) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
       else expect(killed.status, `no kill at ${n}: ${killed.stderr}`).toBe(0);
       const journal = await readFile(join(root, 'var/lib/clp/journal'), 'utf8').catch(() => '');

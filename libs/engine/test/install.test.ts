@@ -1,4 +1,4 @@
-import { lstat, readFile, stat, writeFile } from 'node:fs/promises';
+import { lstat, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { KeyPair } from '@clp/trust';
@@ -155,5 +155,15 @@ describe('install and uninstall of files', () => {
     expect(explanation.applies).toBe(false);
     expect(explanation.refusals.map((r) => r.rule).sort()).toEqual(['architecture', 'os', 'precondition', 'trust']);
     expect(await snapshotRoot(root, [])).toEqual(before);
+  });
+  it('a root used under another path later (prepared with --root, then moved) still uninstalls', async () => {
+    const { root, key } = await setup();
+    const before = await snapshotRoot(root);
+    await installPatch(await buildPatch(out, mainPatch('CLP1251129'), key), { root, ...quiet });
+    const moved = `${root}-moved`;
+    await rename(root, moved);
+    expect((await listInstalled({ root: moved })).map((p) => p.name)).toEqual(['CLP1251129']);
+    await uninstallPatch('CLP1251129', { root: moved });
+    expect(await snapshotRoot(moved)).toEqual(before);
   });
 });
