@@ -319,6 +319,9 @@ async function simulate() {
     schedule.sort((a, b) => a.at - b.at);
     const stats = { day, polls: 0, offers: 0, applied: 0, failed: 0, downloads: 0, reports: 0, errors: 0 };
     const latencies = [];
+    // Event-loop time of the server thread (its busy time, PostgreSQL excluded) and of this one.
+    const serverLoop = worker.performance.eventLoopUtilization();
+    const generatorLoop = performance.eventLoopUtilization();
     const started = performance.now();
     await lanes(schedule.length, async (i) => {
       const { m, at } = schedule[i];
@@ -377,6 +380,8 @@ async function simulate() {
       }
     });
     const seconds = (performance.now() - started) / 1000;
+    const serverBusy = worker.performance.eventLoopUtilization(serverLoop);
+    const generatorBusy = performance.eventLoopUtilization(generatorLoop);
     const state = await must('GET', `/v1/rollouts/${rollout.id}`, admin);
     if (state.state === 'halted') knownHalted = true;
     latencies.sort((a, b) => a - b);
@@ -384,6 +389,9 @@ async function simulate() {
       ...stats,
       seconds: Number(seconds.toFixed(2)),
       pollsPerSecond: Math.round(stats.polls / seconds),
+      serverBusySeconds: Number((serverBusy.active / 1000).toFixed(1)),
+      serverLoopUtilization: Number(serverBusy.utilization.toFixed(2)),
+      generatorLoopUtilization: Number(generatorBusy.utilization.toFixed(2)),
       pollMs: {
         p50: Number(quantile(latencies, 0.5).toFixed(2)),
         p99: Number(quantile(latencies, 0.99).toFixed(2)),
@@ -397,7 +405,7 @@ async function simulate() {
     };
     days.push(entry);
     log(
-      `day ${day}: ${stats.polls} polls in ${seconds.toFixed(1)} s (${entry.pollsPerSecond}/s, p50 ${entry.pollMs.p50} ms, p99 ${entry.pollMs.p99} ms), ` +
+      `day ${day}: ${stats.polls} polls in ${seconds.toFixed(1)} s (server busy ${entry.serverBusySeconds} s; ${entry.pollsPerSecond}/s, p50 ${entry.pollMs.p50} ms, p99 ${entry.pollMs.p99} ms), ` +
         `${stats.offers} offers, ${stats.applied} applied, ${stats.failed} failed, ${stats.errors} errors; rollout ${state.state} at stage ${entry.rolloutAfter.stage} (${state.percent} %)`,
     );
   }
@@ -494,7 +502,7 @@ async function simulate() {
     const rows = days
       .map(
         (d) =>
-          `| ${d.day} | ${d.polls} | ${d.seconds} | ${d.pollsPerSecond} | ${d.pollMs.p50} / ${d.pollMs.p99} | ${d.offers} | ${d.applied} | ${d.failed} | ${d.rolloutAfter.state}, stage ${d.rolloutAfter.stage} (${d.rolloutAfter.percent} %) |`,
+          `| ${d.day} | ${d.polls} | ${d.seconds} | ${d.serverBusySeconds} (${Math.round(d.serverLoopUtilization * 100)} %) | ${d.pollsPerSecond} | ${d.pollMs.p50} / ${d.pollMs.p99} | ${d.offers} | ${d.applied} | ${d.failed} | ${d.rolloutAfter.state}, stage ${d.rolloutAfter.stage} (${d.rolloutAfter.percent} %) |`,
       )
       .join('\n');
     await writeFile(
@@ -510,10 +518,12 @@ plus a random delay within ${result.pollWindowMinutes} minutes, downloads and ch
 Rollout: ${STAGES.map((s) => `${s.percent} %`).join(' → ')}, one day minimum per stage, halt at a failure rate of
 ${THRESHOLD.maxFailureRate * 100} % (at least ${THRESHOLD.minReports} reports). Injected: ${result.injectedFailure}.
 
-Enrollment of the fleet: ${result.enrollSeconds} s.
+Enrollment of the fleet: ${result.enrollSeconds} s. *Wall s* is the real time one simulated day took; *server busy s*
+is the time the server's thread was running (its event loop was not idle; PostgreSQL's work is not in it),
+with its share of the wall time.
 
-| day | polls | wall s | polls/s | poll ms p50 / p99 | offers | applied | failed | rollout after the day |
-|-----|-------|--------|---------|-------------------|--------|---------|--------|-----------------------|
+| day | polls | wall s | server busy s | polls/s | poll ms p50 / p99 | offers | applied | failed | rollout after the day |
+|-----|-------|--------|---------------|---------|-------------------|--------|---------|--------|-----------------------|
 ${rows}
 
 Result: **${pass ? 'pass' : 'FAIL'}**. The rollout is ${final.state} in stage ${final.currentStage + 1} (${final.haltReason ?? 'no halt'}),
