@@ -3,7 +3,15 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, saveConfig } from '../src/fleet/config.ts';
-import { deadUrl, enrollmentToken, FAST_HTTP, newRoot, removeAll, type Running, start } from './fleet-harness.ts';
+import {
+  deadUrl,
+  enrollmentToken,
+  FAST_HTTP,
+  newRoot,
+  type Running,
+  removeAll,
+  start,
+} from './fleet-harness.ts';
 
 const REPO = resolve(import.meta.dirname, '../../..');
 const BUNDLE = join(REPO, 'apps/agent/dist/clpctl.mjs');
@@ -49,7 +57,11 @@ describe.skipIf(missing)('clpctl enroll, config, update and daemon as processes'
     const token = await enrollmentToken(s, 'stable', 1);
     const enrolled = await clpctl(['enroll', s.url, token, '--tag', 'site=lab', '--root', root, '--json']);
     expect(enrolled.code, enrolled.stderr).toBe(0);
-    expect(JSON.parse(enrolled.stdout)).toMatchObject({ tier: 'stable', tags: ['site=lab'], servers: [s.url] });
+    expect(JSON.parse(enrolled.stdout)).toMatchObject({
+      tier: 'stable',
+      tags: ['site=lab'],
+      servers: [s.url],
+    });
 
     const set = await clpctl(['config', 'set', 'minAgeDays', '2', '--root', root]);
     expect(set.code, set.stderr).toBe(0);
@@ -77,14 +89,17 @@ describe.skipIf(missing)('clpctl enroll, config, update and daemon as processes'
   it('the daemon runs on its schedule and SIGTERM stops it with exit 0', async () => {
     const config = await loadConfig(root);
     await saveConfig(root, { ...config, schedule: { cron: '* * * * * *', randomDelayMinutes: 0 } });
-    const child: ChildProcess = spawn(NODE, [BUNDLE, 'daemon', '--root', root], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child: ChildProcess = spawn(NODE, [BUNDLE, 'daemon', '--root', root], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr?.on('data', (d: Buffer) => {
       stderr += d;
     });
     const exited = new Promise<number | null>((done) => child.on('close', done));
     const deadline = Date.now() + 15_000;
-    while (!stderr.includes('update done') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    while (!stderr.includes('update done') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
     expect(stderr).toContain('daemon started: schedule "* * * * * *"');
     expect(stderr).toMatch(/update done \(exit 0\)/);
     child.kill('SIGTERM');

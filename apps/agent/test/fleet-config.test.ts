@@ -1,11 +1,11 @@
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { getConfigValue, redactConfig, setConfigValue } from '../src/fleet/config-keys.ts';
-import { configFile, loadConfig, saveConfig } from '../src/fleet/config.ts';
-import { cutoffReason } from '../src/fleet/cutoff.ts';
-import { FleetError } from '../src/fleet/errors.ts';
 import { exitCodeFor } from '../src/exit-codes.ts';
+import { configFile, loadConfig, saveConfig } from '../src/fleet/config.ts';
+import { getConfigValue, redactConfig, setConfigValue } from '../src/fleet/config-keys.ts';
+import { cutoffReason } from '../src/fleet/cutoff.ts';
+import type { FleetError } from '../src/fleet/errors.ts';
 import { removeAll, tempDir } from './fleet-harness.ts';
 
 const roots: string[] = [];
@@ -71,9 +71,15 @@ describe('agent configuration', () => {
     const config = await loadConfig(r);
     expect(codeOf(() => setConfigValue(r, config, 'colour', 'blue'))).toBe('CLP_E_CONFIG_KEY');
     expect(codeOf(() => setConfigValue(r, config, 'minAgeDays', 'soon'))).toBe('CLP_E_CONFIG_KEY');
-    expect(codeOf(() => setConfigValue(r, config, 'servers', 'ftp://x.example.org'))).toBe('CLP_E_CONFIG_INVALID');
-    expect(codeOf(() => setConfigValue(r, config, 'schedule.cron', 'every day'))).toBe('CLP_E_CONFIG_INVALID');
-    expect(codeOf(() => setConfigValue(r, config, 'releasedBefore', 'yesterday'))).toBe('CLP_E_CONFIG_INVALID');
+    expect(codeOf(() => setConfigValue(r, config, 'servers', 'ftp://x.example.org'))).toBe(
+      'CLP_E_CONFIG_INVALID',
+    );
+    expect(codeOf(() => setConfigValue(r, config, 'schedule.cron', 'every day'))).toBe(
+      'CLP_E_CONFIG_INVALID',
+    );
+    expect(codeOf(() => setConfigValue(r, config, 'releasedBefore', 'yesterday'))).toBe(
+      'CLP_E_CONFIG_INVALID',
+    );
     expect(codeOf(() => setConfigValue(r, config, 'mode', 'sometimes'))).toBe('CLP_E_CONFIG_INVALID');
     expect(codeOf(() => setConfigValue(r, config, 'credential', 'x'))).toBe('CLP_E_CONFIG_KEY');
     expect(exitCodeFor('CLP_E_CONFIG_KEY')).toBe(2);
@@ -84,7 +90,10 @@ describe('agent configuration', () => {
     await mkdir(join(r, 'etc/clp'), { recursive: true });
     await writeFile(configFile(r), '{"servers": ');
     await expect(loadConfig(r)).rejects.toMatchObject({ code: 'CLP_E_CONFIG_INVALID' });
-    await writeFile(configFile(r), JSON.stringify({ servers: ['https://a.example.org'], schedule: { randomDelayMinutes: -1 } }));
+    await writeFile(
+      configFile(r),
+      JSON.stringify({ servers: ['https://a.example.org'], schedule: { randomDelayMinutes: -1 } }),
+    );
     const error = (await loadConfig(r).catch((e: unknown) => e)) as FleetError;
     expect(error.code).toBe('CLP_E_CONFIG_INVALID');
     expect(error.message).toContain('schedule.randomDelayMinutes');
@@ -93,7 +102,11 @@ describe('agent configuration', () => {
 
   it('the credential is masked when the whole configuration is shown', async () => {
     const r = await root();
-    await saveConfig(r, { ...(await loadConfig(r)), credential: 'clp_mch_secret', machineId: 'machine-0001' });
+    await saveConfig(r, {
+      ...(await loadConfig(r)),
+      credential: 'clp_mch_secret',
+      machineId: 'machine-0001',
+    });
     expect(JSON.stringify(redactConfig(await loadConfig(r)))).not.toContain('clp_mch_secret');
     expect(await readFile(configFile(r), 'utf8')).toContain('clp_mch_secret');
   });
@@ -102,9 +115,15 @@ describe('agent configuration', () => {
     const release = { name: 'CLP1260301', releasedAt: '2026-03-01T00:00:00Z' };
     const none = { minAgeDays: null, releasedBefore: null };
     expect(cutoffReason(release, none, new Date('2026-03-01T00:00:01Z'))).toBeNull();
-    expect(cutoffReason(release, { ...none, minAgeDays: 7 }, new Date('2026-03-07T23:59:59Z'))).toContain('minAgeDays=7');
+    expect(cutoffReason(release, { ...none, minAgeDays: 7 }, new Date('2026-03-07T23:59:59Z'))).toContain(
+      'minAgeDays=7',
+    );
     expect(cutoffReason(release, { ...none, minAgeDays: 7 }, new Date('2026-03-08T00:00:00Z'))).toBeNull();
-    expect(cutoffReason(release, { ...none, releasedBefore: '2026-03-01' }, new Date('2026-06-01'))).toContain('releasedBefore');
-    expect(cutoffReason(release, { ...none, releasedBefore: '2026-03-02' }, new Date('2026-06-01'))).toBeNull();
+    expect(
+      cutoffReason(release, { ...none, releasedBefore: '2026-03-01' }, new Date('2026-06-01')),
+    ).toContain('releasedBefore');
+    expect(
+      cutoffReason(release, { ...none, releasedBefore: '2026-03-02' }, new Date('2026-06-01')),
+    ).toBeNull();
   });
 });

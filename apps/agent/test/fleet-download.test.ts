@@ -1,11 +1,21 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fakeRelease, jsonInspector } from '../../server/test/harness.ts';
 import { HttpConfig } from '../src/fleet/config.ts';
 import { downloadRelease } from '../src/fleet/download.ts';
 import { AgentHttpClient } from '../src/fleet/http-client.ts';
-import { deadUrl, FAST_HTTP, type FaultProxy, faultProxy, removeAll, type Running, sha256, start, tempDir } from './fleet-harness.ts';
-import { fakeRelease, jsonInspector } from '../../server/test/harness.ts';
+import {
+  deadUrl,
+  FAST_HTTP,
+  type FaultProxy,
+  faultProxy,
+  type Running,
+  removeAll,
+  sha256,
+  start,
+  tempDir,
+} from './fleet-harness.ts';
 
 describe('release downloads against the real server', () => {
   let s: Running;
@@ -27,7 +37,12 @@ describe('release downloads against the real server', () => {
       headers: { 'content-type': 'application/octet-stream' },
     });
     expect(res.status).toBe(201);
-    release = { name: 'CLP1260310', sha256: sha256(body), size: body.length, url: `/v1/blobs/${sha256(body)}` };
+    release = {
+      name: 'CLP1260310',
+      sha256: sha256(body),
+      size: body.length,
+      url: `/v1/blobs/${sha256(body)}`,
+    };
     expect(res.body.sha256).toBe(release.sha256);
   });
 
@@ -75,7 +90,9 @@ describe('release downloads against the real server', () => {
   it('corrupted bytes are rejected by sha256 and nothing is kept', async () => {
     const dir = join(work, 'corrupt');
     proxy.fault = () => 'corrupt';
-    const error = await downloadRelease({ client: client([proxy.url]), release, dir }).catch((e: unknown) => e);
+    const error = await downloadRelease({ client: client([proxy.url]), release, dir }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: 'CLP_E_DOWNLOAD_CORRUPT' });
     expect((error as Error).message).toContain(release.sha256);
     expect(await readdir(dir)).toEqual([]);

@@ -12,7 +12,13 @@ import { type Running, start } from '../../server/test/harness.ts';
 export { type Running, start };
 
 /** Settings that keep retries in the tests short. */
-export const FAST_HTTP = { timeoutMs: 3_000, retries: 2, backoffMs: 20, backoffMaxMs: 100, maxRetryAfterMs: 1_000 };
+export const FAST_HTTP = {
+  timeoutMs: 3_000,
+  retries: 2,
+  backoffMs: 20,
+  backoffMaxMs: 100,
+  maxRetryAfterMs: 1_000,
+};
 
 export function sha256(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -23,7 +29,9 @@ export async function tempDir(prefix: string): Promise<string> {
 }
 
 /** A machine root with os-release, passwd/group (owners resolve), a hostname and a machine-id. */
-export async function newRoot(options: { hostname?: string; machineId?: string; pubFile?: string } = {}): Promise<string> {
+export async function newRoot(
+  options: { hostname?: string; machineId?: string; pubFile?: string } = {},
+): Promise<string> {
   const root = await tempDir('clp-fleet-root-');
   await mkdir(join(root, 'etc/clp/keys.d'), { recursive: true });
   await writeFile(join(root, 'etc/os-release'), 'NAME="Vincent OS"\nID=vincent\nVERSION_ID="2025.11"\n');
@@ -35,7 +43,12 @@ export async function newRoot(options: { hostname?: string; machineId?: string; 
   return root;
 }
 
-export async function enrollmentToken(s: Running, tier = 'stable', uses = 10, tags: string[] = []): Promise<string> {
+export async function enrollmentToken(
+  s: Running,
+  tier = 'stable',
+  uses = 10,
+  tags: string[] = [],
+): Promise<string> {
   const res = await s.call('POST', '/v1/enrollment-tokens', { token: s.admin, json: { tier, uses, tags } });
   expect(res.status).toBe(201);
   return res.body.token as string;
@@ -109,7 +122,12 @@ export async function upload(s: Running, file: string): Promise<string> {
   return res.body.id as string;
 }
 
-export async function rollout(s: Running, releaseId: string, tier = 'stable', percent = 100): Promise<string> {
+export async function rollout(
+  s: Running,
+  releaseId: string,
+  tier = 'stable',
+  percent = 100,
+): Promise<string> {
   const res = await s.call('POST', '/v1/rollouts', {
     token: s.admin,
     json: { releaseId, tier, stages: [{ percent, minDurationSeconds: 0 }] },
@@ -158,7 +176,12 @@ export async function faultProxy(target: string): Promise<FaultProxy> {
   };
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const index = proxy.seen.length;
-    proxy.seen.push({ method: req.method ?? 'GET', url: req.url ?? '/', range: req.headers.range, at: Date.now() });
+    proxy.seen.push({
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      range: req.headers.range,
+      at: Date.now(),
+    });
     const fault = proxy.fault(req, index);
     if (fault === 'refuse') {
       req.socket.destroy();

@@ -17,7 +17,12 @@ async function scripted(script: Array<{ status: number; retryAfter?: number; bod
     res.statusCode = step.status;
     res.setHeader('content-type', 'application/json');
     if (step.retryAfter !== undefined) res.setHeader('retry-after', String(step.retryAfter));
-    res.end(JSON.stringify(step.body ?? (step.status < 400 ? { ok: true } : { error: { code: 'X', message: `status ${step.status}` } })));
+    res.end(
+      JSON.stringify(
+        step.body ??
+          (step.status < 400 ? { ok: true } : { error: { code: 'X', message: `status ${step.status}` } }),
+      ),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -33,7 +38,11 @@ afterEach(async () => {
 const Ok = z.object({ ok: z.literal(true) });
 
 function client(urls: string[], http: Partial<HttpConfig> = {}, lines: string[] = []) {
-  return new AgentHttpClient({ servers: urls, http: HttpConfig.parse({ ...FAST_HTTP, ...http }), log: (l) => lines.push(l) });
+  return new AgentHttpClient({
+    servers: urls,
+    http: HttpConfig.parse({ ...FAST_HTTP, ...http }),
+    log: (l) => lines.push(l),
+  });
 }
 
 describe('agent HTTP: retries, back-off and fallback', () => {
@@ -52,7 +61,11 @@ describe('agent HTTP: retries, back-off and fallback', () => {
   it('retries 503 and 500 with growing delays and succeeds when the server recovers', async () => {
     const fake = await scripted([{ status: 503 }, { status: 500 }, { status: 200 }]);
     const lines: string[] = [];
-    const answer = await client([fake.url], { backoffMs: 80, backoffMaxMs: 1000 }, lines).postJson('/x', {}, Ok);
+    const answer = await client([fake.url], { backoffMs: 80, backoffMaxMs: 1000 }, lines).postJson(
+      '/x',
+      {},
+      Ok,
+    );
     expect(answer.value.ok).toBe(true);
     expect(fake.times).toHaveLength(3);
     const first = fake.times[1]! - fake.times[0]!;
@@ -71,8 +84,12 @@ describe('agent HTTP: retries, back-off and fallback', () => {
   });
 
   it('does not retry a 4xx: the server has decided, and the error names its message', async () => {
-    const fake = await scripted([{ status: 403, body: { error: { code: 'CLP_E_FORBIDDEN', message: 'machine revoked' } } }]);
-    const error = await client([fake.url]).postJson('/x', {}, Ok).catch((e: unknown) => e);
+    const fake = await scripted([
+      { status: 403, body: { error: { code: 'CLP_E_FORBIDDEN', message: 'machine revoked' } } },
+    ]);
+    const error = await client([fake.url])
+      .postJson('/x', {}, Ok)
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'CLP_E_SERVER_REJECTED' });
     expect((error as Error).message).toContain('machine revoked');
     expect(fake.times).toHaveLength(1);
@@ -91,7 +108,9 @@ describe('agent HTTP: retries, back-off and fallback', () => {
   it('when no server answers, the error is CLP_E_SERVER_UNREACHABLE listing each one', async () => {
     const down = await deadUrl();
     const failing = await scripted([{ status: 503 }]);
-    const error = await client([down, failing.url], { retries: 1 }).postJson('/x', {}, Ok).catch((e: unknown) => e);
+    const error = await client([down, failing.url], { retries: 1 })
+      .postJson('/x', {}, Ok)
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'CLP_E_SERVER_UNREACHABLE' });
     expect((error as Error).message).toContain(down);
     expect((error as Error).message).toContain('HTTP 503');
@@ -105,7 +124,9 @@ describe('agent HTTP: retries, back-off and fallback', () => {
     await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
     const url = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
     const started = Date.now();
-    const error = await client([url], { timeoutMs: 200, retries: 1 }).postJson('/x', {}, Ok).catch((e: unknown) => e);
+    const error = await client([url], { timeoutMs: 200, retries: 1 })
+      .postJson('/x', {}, Ok)
+      .catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'CLP_E_SERVER_UNREACHABLE' });
     expect((error as Error).message).toMatch(/ETIMEDOUT/);
     expect(Date.now() - started).toBeLessThan(3000);

@@ -15,10 +15,10 @@ import {
   type FaultProxy,
   faultProxy,
   newRoot,
+  type Running,
   releaseKey,
   removeAll,
   rollout,
-  type Running,
   type SignedPatch,
   signedPatch,
   start,
@@ -66,13 +66,18 @@ describe('the fleet loop against the real server', () => {
     return root;
   }
 
-  async function reportsOf(machineId: string): Promise<Array<{ id: string; status: string; errorCode: string | null; log: string | null }>> {
+  async function reportsOf(
+    machineId: string,
+  ): Promise<Array<{ id: string; status: string; errorCode: string | null; log: string | null }>> {
     const res = await s.call('GET', `/v1/reports?machine=${machineId}`, { token: s.admin });
     expect(res.status).toBe(200);
     return res.body.reports;
   }
 
-  async function update(root: string, extra: Partial<Parameters<typeof runUpdate>[0]> = {}): Promise<UpdateResult> {
+  async function update(
+    root: string,
+    extra: Partial<Parameters<typeof runUpdate>[0]> = {},
+  ): Promise<UpdateResult> {
     return runUpdate({ root, engine: localEngine, ...extra });
   }
 
@@ -97,8 +102,12 @@ describe('the fleet loop against the real server', () => {
     expect(JSON.stringify(shown.body)).toContain('db-7');
     expect(JSON.stringify(shown.body)).toContain('vincent');
     // Enrolling again needs --force; a spent token is the server's refusal, with its message.
-    await expect(enrollMachine({ root, url: s.url, token: 'x' })).rejects.toMatchObject({ code: 'CLP_E_ALREADY_ENROLLED' });
-    const spent = await enrollMachine({ root, url: s.url, token: 'clp_enr_unknown', force: true }).catch((e: unknown) => e);
+    await expect(enrollMachine({ root, url: s.url, token: 'x' })).rejects.toMatchObject({
+      code: 'CLP_E_ALREADY_ENROLLED',
+    });
+    const spent = await enrollMachine({ root, url: s.url, token: 'clp_enr_unknown', force: true }).catch(
+      (e: unknown) => e,
+    );
     expect(spent).toMatchObject({ code: 'CLP_E_SERVER_REJECTED' });
     expect((spent as Error).message).toContain('enrollment token');
   });
@@ -115,7 +124,11 @@ describe('the fleet loop against the real server', () => {
     const spool = new ReportSpool(join(root, config.spoolDir));
     const sent = await Promise.all(
       ['applied', 'failed', 'reverted'].map((status) =>
-        spool.add({ name: 'CLP1260301', status: status as 'applied', errorCode: status === 'failed' ? 'CLP_E_PRECONDITION' : undefined }),
+        spool.add({
+          name: 'CLP1260301',
+          status: status as 'applied',
+          errorCode: status === 'failed' ? 'CLP_E_PRECONDITION' : undefined,
+        }),
       ),
     );
     const client = (servers: string[]) =>
@@ -191,7 +204,9 @@ describe('the fleet loop against the real server', () => {
     const bad = await update(root);
     proxy.fault = () => 'pass';
     expect(bad.exitCode).toBe(8);
-    expect(bad.actions).toEqual([expect.objectContaining({ outcome: 'download-failed', code: 'CLP_E_DOWNLOAD_CORRUPT' })]);
+    expect(bad.actions).toEqual([
+      expect.objectContaining({ outcome: 'download-failed', code: 'CLP_E_DOWNLOAD_CORRUPT' }),
+    ]);
     await expect(stat(join(root, patch.adds))).rejects.toMatchObject({ code: 'ENOENT' });
     const { machineId } = await loadConfig(root);
     expect((await reportsOf(machineId!)).filter((r) => r.status === 'failed')).toEqual([]);
@@ -212,12 +227,16 @@ describe('the fleet loop against the real server', () => {
     const checker = await machine({ tier: 'apply-tier' });
     await saveConfig(checker, { ...(await loadConfig(checker)), mode: 'check-only' });
     const checked = await update(checker);
-    expect(checked.actions).toEqual([expect.objectContaining({ outcome: 'verified', message: 'verified; would apply' })]);
+    expect(checked.actions).toEqual([
+      expect.objectContaining({ outcome: 'verified', message: 'verified; would apply' }),
+    ]);
     await expect(stat(join(checker, patch.adds))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
   it('a failed precondition is rolled back, reported with its code and log, exits 6, and is not retried', async () => {
-    const needy = await signedPatch(work, key.keyFile, 'CLP1260306', { requires: 'the motd some machines have\n' });
+    const needy = await signedPatch(work, key.keyFile, 'CLP1260306', {
+      requires: 'the motd some machines have\n',
+    });
     const releaseId = await upload(s, needy.file);
     const lucky = await machine({ tier: 'precondition-tier' });
     await writeFile(join(lucky, 'etc/motd'), 'the motd some machines have\n');
@@ -231,7 +250,9 @@ describe('the fleet loop against the real server', () => {
 
     const failed = await update(unlucky);
     expect(failed.exitCode).toBe(6);
-    expect(failed.actions).toEqual([expect.objectContaining({ outcome: 'failed', code: 'CLP_E_PRECONDITION' })]);
+    expect(failed.actions).toEqual([
+      expect.objectContaining({ outcome: 'failed', code: 'CLP_E_PRECONDITION' }),
+    ]);
     expect(await readFile(join(unlucky, 'etc/motd'), 'utf8')).toBe('something else\n');
     await expect(stat(join(unlucky, needy.adds))).rejects.toMatchObject({ code: 'ENOENT' });
     const { machineId } = await loadConfig(unlucky);
@@ -241,15 +262,21 @@ describe('the fleet loop against the real server', () => {
     // The server no longer offers it to this machine; --retry-failed asks again.
     expect((await update(unlucky)).actions).toEqual([]);
     await writeFile(join(unlucky, 'etc/motd'), 'the motd some machines have\n');
-    expect((await update(unlucky, { retryFailed: true })).actions).toEqual([expect.objectContaining({ outcome: 'applied' })]);
+    expect((await update(unlucky, { retryFailed: true })).actions).toEqual([
+      expect.objectContaining({ outcome: 'applied' }),
+    ]);
   });
 
   it('a reverted rollout makes the machine take the patch back and report it', async () => {
     const root = await machine({ tier: 'revert-tier' });
-    const releaseId = (await s.call('GET', `/v1/rollouts/${rolloutId}`, { token: s.admin })).body.releaseId as string;
+    const releaseId = (await s.call('GET', `/v1/rollouts/${rolloutId}`, { token: s.admin })).body
+      .releaseId as string;
     const id = await rollout(s, releaseId, 'revert-tier');
     expect((await update(root)).actions).toEqual([expect.objectContaining({ outcome: 'applied' })]);
-    const res = await s.call('POST', `/v1/rollouts/${id}/revert`, { token: s.admin, json: { reason: 'test' } });
+    const res = await s.call('POST', `/v1/rollouts/${id}/revert`, {
+      token: s.admin,
+      json: { reason: 'test' },
+    });
     expect(res.status).toBe(200);
     const result = await update(root);
     expect(result.exitCode).toBe(0);
@@ -280,12 +307,20 @@ describe('the fleet loop against the real server', () => {
   it('the daemon flushes the spool on start, runs updates on its schedule, and stops cleanly', async () => {
     const root = await machine({ tier: 'daemon-tier' });
     const config = await loadConfig(root);
-    const early = await new ReportSpool(join(root, config.spoolDir)).add({ name: 'CLP1260305', status: 'skipped' });
+    const early = await new ReportSpool(join(root, config.spoolDir)).add({
+      name: 'CLP1260305',
+      status: 'skipped',
+    });
     // Every second, no random delay: the test does not wait for noon.
     await saveConfig(root, { ...config, schedule: { cron: '* * * * * *', randomDelayMinutes: 0 } });
     const results: Array<UpdateResult | Error> = [];
     const lines: string[] = [];
-    const daemon = new UpdateDaemon({ root, engine: localEngine, log: (l) => lines.push(l), onUpdate: (r) => results.push(r) });
+    const daemon = new UpdateDaemon({
+      root,
+      engine: localEngine,
+      log: (l) => lines.push(l),
+      onUpdate: (r) => results.push(r),
+    });
     const next = await daemon.start();
     expect(next).toBeInstanceOf(Date);
     expect((await reportsOf(config.machineId!)).map((r) => r.id)).toContain(early.id);
@@ -307,10 +342,17 @@ describe('the fleet loop against the real server', () => {
     const lines: string[] = [];
     const results: unknown[] = [];
     // random() = 0.5 → 30 s into a 1-minute window; stop() cancels the wait without updating.
-    const daemon = new UpdateDaemon({ root, engine: localEngine, log: (l) => lines.push(l), random: () => 0.5, onUpdate: (r) => results.push(r) });
+    const daemon = new UpdateDaemon({
+      root,
+      engine: localEngine,
+      log: (l) => lines.push(l),
+      random: () => 0.5,
+      onUpdate: (r) => results.push(r),
+    });
     await daemon.start();
     const deadline = Date.now() + 5_000;
-    while (!lines.some((l) => l.includes('random delay')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (!lines.some((l) => l.includes('random delay')) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     await daemon.stop();
     expect(lines.find((l) => l.includes('random delay'))).toContain('update in 30 s');
     expect(results).toEqual([]);

@@ -6,7 +6,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeAll, tempDir } from './fleet-harness.ts';
 
 const PACKAGING = resolve(import.meta.dirname, '../../../packaging');
-const UNITS = ['core-livepatch-update.service', 'core-livepatch-update.timer', 'core-livepatch-server.service'];
+const UNITS = [
+  'core-livepatch-update.service',
+  'core-livepatch-update.timer',
+  'core-livepatch-server.service',
+];
 
 function has(program: string): boolean {
   return spawnSync('sh', ['-c', `command -v ${program}`]).status === 0;
@@ -29,7 +33,8 @@ function parseIni(text: string): Map<string, Map<string, string[]>> {
       continue;
     }
     const pair = /^([A-Za-z]+)\s*=\s*(.*)$/.exec(line);
-    if (!pair || !current) throw new Error(`line ${index + 1} is neither a [Section] nor KEY = VALUE: ${raw}`);
+    if (!pair || !current)
+      throw new Error(`line ${index + 1} is neither a [Section] nor KEY = VALUE: ${raw}`);
     current.set(pair[1]!, [...(current.get(pair[1]!) ?? []), pair[2]!]);
   }
   return sections;
@@ -44,29 +49,32 @@ describe('packaging', () => {
     await removeAll(work);
   });
 
-  it.skipIf(noAnalyze)('systemd-analyze verify accepts the units (binaries replaced by shims that exist)', async () => {
-    const dir = join(work, 'units');
-    await mkdir(dir, { recursive: true });
-    const shim = join(work, 'shim');
-    await writeFile(shim, '#!/bin/sh\nexit 0\n');
-    await chmod(shim, 0o755);
-    for (const unit of UNITS) {
-      const text = await readFile(join(PACKAGING, unit), 'utf8');
-      // verify requires ExecStart's program to exist on this machine; the rest stays as shipped.
-      await writeFile(join(dir, unit), text.replace(/^ExecStart=\S+/m, `ExecStart=${shim}`));
-    }
-    const result = spawnSync('systemd-analyze', ['verify', '--man=no', ...UNITS.map((u) => join(dir, u))], {
-      encoding: 'utf8',
-      env: { ...process.env, SYSTEMD_LOG_LEVEL: 'notice' },
-    });
-    const complaints = `${result.stdout}${result.stderr}`
-      .split('\n')
-      .filter((l) => l.trim() !== '')
-      // Messages about units of this machine that the temporary ones do not name.
-      .filter((l) => UNITS.some((u) => l.includes(u)));
-    expect(complaints, complaints.join('\n')).toEqual([]);
-    expect(result.status, `${result.stdout}${result.stderr}`).toBe(0);
-  });
+  it.skipIf(noAnalyze)(
+    'systemd-analyze verify accepts the units (binaries replaced by shims that exist)',
+    async () => {
+      const dir = join(work, 'units');
+      await mkdir(dir, { recursive: true });
+      const shim = join(work, 'shim');
+      await writeFile(shim, '#!/bin/sh\nexit 0\n');
+      await chmod(shim, 0o755);
+      for (const unit of UNITS) {
+        const text = await readFile(join(PACKAGING, unit), 'utf8');
+        // verify requires ExecStart's program to exist on this machine; the rest stays as shipped.
+        await writeFile(join(dir, unit), text.replace(/^ExecStart=\S+/m, `ExecStart=${shim}`));
+      }
+      const result = spawnSync('systemd-analyze', ['verify', '--man=no', ...UNITS.map((u) => join(dir, u))], {
+        encoding: 'utf8',
+        env: { ...process.env, SYSTEMD_LOG_LEVEL: 'notice' },
+      });
+      const complaints = `${result.stdout}${result.stderr}`
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        // Messages about units of this machine that the temporary ones do not name.
+        .filter((l) => UNITS.some((u) => l.includes(u)));
+      expect(complaints, complaints.join('\n')).toEqual([]);
+      expect(result.status, `${result.stdout}${result.stderr}`).toBe(0);
+    },
+  );
 
   it('the timer runs daily at 12:00, catches up after downtime, and spreads the fleet', async () => {
     const timer = parseIni(await readFile(join(PACKAGING, 'core-livepatch-update.timer'), 'utf8'));
@@ -92,7 +100,8 @@ describe('packaging', () => {
     const action = hook.get('Action')!;
     // alpm-hooks(5): the keys each section allows, and their values.
     for (const key of trigger.keys()) expect(['Operation', 'Type', 'Target']).toContain(key);
-    for (const key of action.keys()) expect(['Description', 'Depends', 'When', 'Exec', 'AbortOnFail', 'NeedsTargets']).toContain(key);
+    for (const key of action.keys())
+      expect(['Description', 'Depends', 'When', 'Exec', 'AbortOnFail', 'NeedsTargets']).toContain(key);
     for (const op of trigger.get('Operation')!) expect(['Install', 'Upgrade', 'Remove']).toContain(op);
     expect(trigger.get('Operation')).toEqual(['Install']);
     expect(trigger.get('Type')).toEqual(['Package']);
@@ -109,7 +118,10 @@ describe('packaging', () => {
     expect(spawnSync('bash', ['-n', pkgbuild], { encoding: 'utf8' }).status).toBe(0);
     const vars = execFileSync(
       'bash',
-      ['-c', `set -eu; startdir=${JSON.stringify(PACKAGING)}; source ${JSON.stringify(pkgbuild)}; printf '%s\\n' "$pkgname" "$pkgver" "\${arch[*]}" "\${depends[*]}"; declare -F build package`],
+      [
+        '-c',
+        `set -eu; startdir=${JSON.stringify(PACKAGING)}; source ${JSON.stringify(pkgbuild)}; printf '%s\\n' "$pkgname" "$pkgver" "\${arch[*]}" "\${depends[*]}"; declare -F build package`,
+      ],
       { encoding: 'utf8' },
     ).split('\n');
     expect(vars[0]).toBe('core-livepatch');
@@ -124,7 +136,10 @@ describe('packaging', () => {
       return;
     }
     const pkgdir = join(work, 'pkg');
-    execFileSync('bash', ['-c', `set -eu; startdir=${JSON.stringify(PACKAGING)}; pkgdir=${JSON.stringify(pkgdir)}; source ${JSON.stringify(pkgbuild)}; package`]);
+    execFileSync('bash', [
+      '-c',
+      `set -eu; startdir=${JSON.stringify(PACKAGING)}; pkgdir=${JSON.stringify(pkgdir)}; source ${JSON.stringify(pkgbuild)}; package`,
+    ]);
     for (const file of [
       'usr/bin/clpctl',
       'usr/lib/core-livepatch/clpctl.mjs',
@@ -137,6 +152,8 @@ describe('packaging', () => {
     expect((await stat(join(pkgdir, 'usr/bin/clpctl'))).mode & 0o111).not.toBe(0);
     expect((await stat(join(pkgdir, 'var/lib/clp'))).mode & 0o777).toBe(0o700);
     // The wrapper starts the bundle it was installed with.
-    expect(await readFile(join(pkgdir, 'usr/bin/clpctl'), 'utf8')).toContain('/usr/lib/core-livepatch/clpctl.mjs');
+    expect(await readFile(join(pkgdir, 'usr/bin/clpctl'), 'utf8')).toContain(
+      '/usr/lib/core-livepatch/clpctl.mjs',
+    );
   });
 });

@@ -1,5 +1,5 @@
-import { configKeyHelp, getConfigValue, redactConfig, setConfigValue } from '../fleet/config-keys.ts';
 import { configFile, loadConfig, saveConfig } from '../fleet/config.ts';
+import { configKeyHelp, getConfigValue, redactConfig, setConfigValue } from '../fleet/config-keys.ts';
 import { printResult } from '../output.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -35,7 +35,11 @@ export const config: RegisterCommand = (program, globals) => {
       const next = setConfigValue(root, await loadConfig(root), key, value);
       await saveConfig(root, next);
       const stored = getConfigValue(next, key);
-      printResult(globals(), { key, value: stored ?? null, file: configFile(root) }, () => `${key} = ${show(stored)}`);
+      printResult(
+        globals(),
+        { key, value: stored ?? null, file: configFile(root) },
+        () => `${key} = ${show(stored)}`,
+      );
     });
   return command;
 };

@@ -10,10 +10,17 @@ function collect(value: string, previous: string[]): string[] {
 export const enroll: RegisterCommand = (program, globals) =>
   program
     .command('enroll')
-    .description('enroll this machine with a server using a one-time token; writes ROOT/etc/clp/agent.json (0600)')
+    .description(
+      'enroll this machine with a server using a one-time token; writes ROOT/etc/clp/agent.json (0600)',
+    )
     .argument('<url>', 'server base URL, e.g. https://clp.example.org')
     .argument('<token>', 'enrollment token made by an operator')
-    .option('--tag <key=value>', 'ask for a tag (repeatable); the token may add more', collect, [] as string[])
+    .option(
+      '--tag <key=value>',
+      'ask for a tag (repeatable); the token may add more',
+      collect,
+      [] as string[],
+    )
     .option('--force', 'enroll again although this machine already has a credential', false)
     .action(async (url: string, token: string, options: { tag: string[]; force: boolean }) => {
       const g = globals();

@@ -8,9 +8,14 @@ function describe(result: UpdateResult): string {
   const lines: string[] = [];
   if (result.mode === 'off') return "mode is 'off': nothing checked (clpctl config set mode normal)";
   if (result.error) lines.push(`no server answered: ${result.error.code}: ${result.error.message}`);
-  else lines.push(`checked with ${result.server}${result.mode === 'check-only' ? ' (check-only: nothing applied)' : ''}`);
+  else
+    lines.push(
+      `checked with ${result.server}${result.mode === 'check-only' ? ' (check-only: nothing applied)' : ''}`,
+    );
   for (const a of result.actions) {
-    lines.push(`  ${a.outcome.padEnd(15)} ${a.name}${a.code ? `  ${a.code}` : ''}${a.message ? `: ${a.message}` : ''}`);
+    lines.push(
+      `  ${a.outcome.padEnd(15)} ${a.name}${a.code ? `  ${a.code}` : ''}${a.message ? `: ${a.message}` : ''}`,
+    );
   }
   if (!result.error && result.actions.length === 0) lines.push('  nothing to do');
   const r = result.reports;
@@ -22,7 +27,9 @@ function describe(result: UpdateResult): string {
 export const update: RegisterCommand = (program, globals) =>
   program
     .command('update')
-    .description('one check with the server: poll, download, verify, apply, take back what was reverted, report')
+    .description(
+      'one check with the server: poll, download, verify, apply, take back what was reverted, report',
+    )
     .option('--retry-failed', 'let the server offer again the releases that failed on this machine', false)
     .addHelpText(
       'after',

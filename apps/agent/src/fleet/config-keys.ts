@@ -17,7 +17,9 @@ function list(value: string): string[] {
 
 function integer(key: string, value: string): number {
   if (!/^-?\d+$/.test(value.trim())) {
-    throw new FleetError('CLP_E_CONFIG_KEY', `${key} takes a whole number, not "${value}"`, { details: { key, value } });
+    throw new FleetError('CLP_E_CONFIG_KEY', `${key} takes a whole number, not "${value}"`, {
+      details: { key, value },
+    });
   }
   return Number(value);
 }
@@ -41,9 +43,21 @@ const KEYS: Record<string, KeySpec> = {
     get: (c) => c.servers,
     set: (c, v) => ({ ...c, servers: list(v) }),
   },
-  tier: { help: 'tier assigned at enrollment (informational)', get: (c) => c.tier, set: (c, v) => ({ ...c, tier: v }) },
-  tags: { help: 'machine tags (comma-separated)', get: (c) => c.tags, set: (c, v) => ({ ...c, tags: list(v) }) },
-  mode: { help: 'normal | check-only | off', get: (c) => c.mode, set: (c, v) => ({ ...c, mode: v as AgentConfig['mode'] }) },
+  tier: {
+    help: 'tier assigned at enrollment (informational)',
+    get: (c) => c.tier,
+    set: (c, v) => ({ ...c, tier: v }),
+  },
+  tags: {
+    help: 'machine tags (comma-separated)',
+    get: (c) => c.tags,
+    set: (c, v) => ({ ...c, tags: list(v) }),
+  },
+  mode: {
+    help: 'normal | check-only | off',
+    get: (c) => c.mode,
+    set: (c, v) => ({ ...c, mode: v as AgentConfig['mode'] }),
+  },
   minAgeDays: {
     help: 'apply only releases uploaded at least N days ago (none: no delay)',
     get: (c) => c.minAgeDays,
@@ -62,23 +76,38 @@ const KEYS: Record<string, KeySpec> = {
   'schedule.randomDelayMinutes': {
     help: 'the check starts at a random moment within this many minutes after the cron time',
     get: (c) => c.schedule.randomDelayMinutes,
-    set: (c, v) => ({ ...c, schedule: { ...c.schedule, randomDelayMinutes: integer('schedule.randomDelayMinutes', v) } }),
+    set: (c, v) => ({
+      ...c,
+      schedule: { ...c.schedule, randomDelayMinutes: integer('schedule.randomDelayMinutes', v) },
+    }),
   },
-  spoolDir: { help: 'folder of reports not yet sent', get: (c) => c.spoolDir, set: (c, v) => ({ ...c, spoolDir: v }) },
+  spoolDir: {
+    help: 'folder of reports not yet sent',
+    get: (c) => c.spoolDir,
+    set: (c, v) => ({ ...c, spoolDir: v }),
+  },
   'http.timeoutMs': httpKey('timeoutMs', 'per-request time limit in ms'),
   'http.retries': httpKey('retries', 'retries per server on network errors, 5xx and 429'),
   'http.backoffMs': httpKey('backoffMs', 'first retry delay in ms (doubles, with jitter)'),
   'http.backoffMaxMs': httpKey('backoffMaxMs', 'longest retry delay in ms'),
   'http.maxRetryAfterMs': httpKey('maxRetryAfterMs', 'longest Retry-After the agent waits for, in ms'),
   machineId: { help: 'machine id (set by enroll)', get: (c) => c.machineId, set: readOnly('machineId') },
-  credential: { help: 'machine credential (set by enroll)', get: (c) => c.credential, set: readOnly('credential') },
+  credential: {
+    help: 'machine credential (set by enroll)',
+    get: (c) => c.credential,
+    set: readOnly('credential'),
+  },
 };
 
 function readOnly(key: string): KeySpec['set'] {
   return () => {
-    throw new FleetError('CLP_E_CONFIG_KEY', `${key} is set by 'clpctl enroll' and cannot be changed by hand`, {
-      details: { key },
-    });
+    throw new FleetError(
+      'CLP_E_CONFIG_KEY',
+      `${key} is set by 'clpctl enroll' and cannot be changed by hand`,
+      {
+        details: { key },
+      },
+    );
   };
 }
 
@@ -87,9 +116,13 @@ export const CONFIG_KEYS: readonly string[] = Object.keys(KEYS);
 function spec(key: string): KeySpec {
   const found = KEYS[key];
   if (!found) {
-    throw new FleetError('CLP_E_CONFIG_KEY', `unknown configuration key "${key}"; known keys: ${CONFIG_KEYS.join(', ')}`, {
-      details: { key },
-    });
+    throw new FleetError(
+      'CLP_E_CONFIG_KEY',
+      `unknown configuration key "${key}"; known keys: ${CONFIG_KEYS.join(', ')}`,
+      {
+        details: { key },
+      },
+    );
   }
   return found;
 }

@@ -92,7 +92,13 @@ export function configError(file: string, error: z.ZodError): FleetError {
   return new FleetError(
     'CLP_E_CONFIG_INVALID',
     `${file}: field "${field}": ${message}; fix the file or set the value with 'clpctl config set ${field} VALUE'`,
-    { details: { file, field, issues: error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })) } },
+    {
+      details: {
+        file,
+        field,
+        issues: error.issues.map((i) => ({ field: i.path.join('.'), message: i.message })),
+      },
+    },
   );
 }
 
@@ -113,10 +119,14 @@ export async function loadConfig(root: string): Promise<AgentConfig> {
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw new FleetError('CLP_E_CONFIG_INVALID', `${file} is not valid JSON (${(error as Error).message}); fix or remove it`, {
-      cause: error,
-      details: { file },
-    });
+    throw new FleetError(
+      'CLP_E_CONFIG_INVALID',
+      `${file} is not valid JSON (${(error as Error).message}); fix or remove it`,
+      {
+        cause: error,
+        details: { file },
+      },
+    );
   }
   const parsed = AgentConfig.safeParse(raw);
   if (!parsed.success) throw configError(file, parsed.error);

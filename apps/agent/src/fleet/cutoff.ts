@@ -13,7 +13,8 @@ export function cutoffReason(
   now: Date,
 ): string | null {
   const released = Date.parse(release.releasedAt);
-  if (Number.isNaN(released)) return `${release.name}: the server gave no valid release time (${release.releasedAt})`;
+  if (Number.isNaN(released))
+    return `${release.name}: the server gave no valid release time (${release.releasedAt})`;
   if (config.minAgeDays !== null) {
     const ageMs = now.getTime() - released;
     if (ageMs < config.minAgeDays * DAY_MS) {

@@ -38,9 +38,15 @@ export class UpdateDaemon {
   async start(): Promise<Date | null> {
     const { root, log } = this.#options;
     const config = requireEnrolled(root, await loadConfig(root));
-    const client = new AgentHttpClient({ servers: config.servers, credential: config.credential, http: config.http, log });
+    const client = new AgentHttpClient({
+      servers: config.servers,
+      credential: config.credential,
+      http: config.http,
+      log,
+    });
     const flushed = await new ReportSpool(underRoot(root, config.spoolDir)).flush(client);
-    if (flushed.accepted + flushed.duplicates > 0) log(`sent ${flushed.accepted + flushed.duplicates} spooled report(s)`);
+    if (flushed.accepted + flushed.duplicates > 0)
+      log(`sent ${flushed.accepted + flushed.duplicates} spooled report(s)`);
     if (flushed.error) log(`${flushed.left} report(s) stay spooled: ${flushed.error.message}`);
     if (this.#stopped) return null;
     this.#job = schedule.scheduleJob(config.schedule.cron, () => {
@@ -54,7 +60,9 @@ export class UpdateDaemon {
     });
     if (!this.#job) throw new Error(`node-schedule refused the schedule "${config.schedule.cron}"`);
     const next = this.nextRun();
-    log(`daemon started: schedule "${config.schedule.cron}" (local time) + up to ${config.schedule.randomDelayMinutes} min; next ${next?.toISOString() ?? 'never'}`);
+    log(
+      `daemon started: schedule "${config.schedule.cron}" (local time) + up to ${config.schedule.randomDelayMinutes} min; next ${next?.toISOString() ?? 'never'}`,
+    );
     return next;
   }
 
@@ -80,7 +88,9 @@ export class UpdateDaemon {
       if (this.#stopped) return;
       const result = await runUpdate({ root, engine, log, signal: this.#abort.signal });
       const counts = result.actions.map((a) => `${a.name} ${a.outcome}`).join(', ') || 'nothing to do';
-      log(`update done (exit ${result.exitCode}): ${counts}${result.error ? `; ${result.error.message}` : ''}`);
+      log(
+        `update done (exit ${result.exitCode}): ${counts}${result.error ? `; ${result.error.message}` : ''}`,
+      );
       this.#options.onUpdate?.(result);
     } catch (error) {
       log(`update failed: ${error instanceof Error ? error.message : String(error)}`);

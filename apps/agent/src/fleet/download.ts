@@ -88,7 +88,8 @@ export async function downloadRelease(options: DownloadOptions): Promise<Downloa
   const metaFile = `${part}.json`;
 
   if ((await sizeOf(final)) > 0) {
-    if ((await sha256File(final)) === release.sha256) return { file: final, resumedFrom: 0, requests: 0, cached: true };
+    if ((await sha256File(final)) === release.sha256)
+      return { file: final, resumedFrom: 0, requests: 0, cached: true };
     await rm(final, { force: true });
   }
 
@@ -111,16 +112,30 @@ export async function downloadRelease(options: DownloadOptions): Promise<Downloa
       try {
         if (offset < release.size || release.size === 0) {
           requests++;
-          const got = await fetchInto(client, url, part, metaFile, offset, meta, release.size, options.onProgress);
+          const got = await fetchInto(
+            client,
+            url,
+            part,
+            metaFile,
+            offset,
+            meta,
+            release.size,
+            options.onProgress,
+          );
           if (got.resumed && resumedFrom === 0) resumedFrom = offset;
         }
       } catch (error) {
         if (error instanceof FleetError) throw error;
         const transient = isTransient(error) || error instanceof CutTransfer;
-        const reason = error instanceof HTTPError ? `HTTP ${error.response.statusCode}` : describeNetworkError(error);
+        const reason =
+          error instanceof HTTPError ? `HTTP ${error.response.statusCode}` : describeNetworkError(error);
         client.log(`download ${url}: ${reason} (kept ${await sizeOf(part)} bytes)`);
         failures.push(`${server}: ${reason}`);
-        if (!transient || (error instanceof HTTPError && !RETRY_STATUS_CODES.includes(error.response.statusCode))) break;
+        if (
+          !transient ||
+          (error instanceof HTTPError && !RETRY_STATUS_CODES.includes(error.response.statusCode))
+        )
+          break;
         continue;
       }
       const digest = await sha256File(part);
@@ -190,7 +205,13 @@ function writeBody(
       if (failed) return;
       have += chunk.length;
       if (have > size) {
-        fail(new FleetError('CLP_E_DOWNLOAD_CORRUPT', `${url}: the download is larger than the announced ${size} bytes`, { details: { url, size } }));
+        fail(
+          new FleetError(
+            'CLP_E_DOWNLOAD_CORRUPT',
+            `${url}: the download is larger than the announced ${size} bytes`,
+            { details: { url, size } },
+          ),
+        );
         return;
       }
       queued++;
@@ -235,18 +256,23 @@ async function fetchInto(
   const handle = await open(part, 'a', 0o600);
   try {
     const stream = client.streamGot.stream(url, { headers });
-    const response = await new Promise<{ statusCode: number; headers: Record<string, string | string[] | undefined> }>(
-      (resolve, reject) => {
-        stream.once('response', resolve);
-        stream.once('error', reject);
-      },
-    );
+    const response = await new Promise<{
+      statusCode: number;
+      headers: Record<string, string | string[] | undefined>;
+    }>((resolve, reject) => {
+      stream.once('response', resolve);
+      stream.once('error', reject);
+    });
     let start = 0;
     if (response.statusCode === 206) {
       const rangeStart = contentRangeStart(response.headers['content-range'] as string | undefined);
       if (rangeStart !== offset) {
         stream.destroy();
-        throw new FleetError('CLP_E_DOWNLOAD_FAILED', `${url} answered a range request with the wrong range`, { details: { url } });
+        throw new FleetError(
+          'CLP_E_DOWNLOAD_FAILED',
+          `${url} answered a range request with the wrong range`,
+          { details: { url } },
+        );
       }
       start = offset;
     }
@@ -257,7 +283,11 @@ async function fetchInto(
     const etag = response.headers.etag;
     const first = Promise.all([
       start === 0 ? handle.truncate(0) : undefined,
-      writeFileAtomic(metaFile, JSON.stringify({ url, ...(typeof etag === 'string' ? { etag } : {}) }), 0o600),
+      writeFileAtomic(
+        metaFile,
+        JSON.stringify({ url, ...(typeof etag === 'string' ? { etag } : {}) }),
+        0o600,
+      ),
     ]);
     const have = await writeBody(stream, handle, first, start, size, url);
     if (have < size) throw new CutTransfer(`${url}: the transfer ended after ${have} of ${size} bytes`);

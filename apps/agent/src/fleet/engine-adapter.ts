@@ -7,7 +7,9 @@ export const localEngine: PatchEngine = {
     const status = await engineStatus({ root });
     const installed = status.installed.map((p) => ({ name: p.name, state: 'installed' as const }));
     const names = new Set(installed.map((p) => p.name));
-    const failed = status.failed.filter((f) => !names.has(f.name)).map((f) => ({ name: f.name, state: 'failed' as const }));
+    const failed = status.failed
+      .filter((f) => !names.has(f.name))
+      .map((f) => ({ name: f.name, state: 'failed' as const }));
     return [...installed, ...failed];
   },
   async install(file, { root, log }) {
@@ -20,6 +22,9 @@ export const localEngine: PatchEngine = {
   },
   async check(file, { root, log }) {
     const explanation = await explainPatch(file, { root, log });
-    return { name: explanation.name, problems: explanation.refusals.map((r) => `[${r.rule}] ${r.code}: ${r.message}`) };
+    return {
+      name: explanation.name,
+      problems: explanation.refusals.map((r) => `[${r.rule}] ${r.code}: ${r.message}`),
+    };
   },
 };

@@ -33,9 +33,13 @@ const TAG = /^[A-Za-z0-9_.:/-]+(=[^\s,]*)?$/;
 export function checkTags(tags: readonly string[]): string[] {
   for (const tag of tags) {
     if (tag.length > 64 || !TAG.test(tag)) {
-      throw new FleetError('CLP_E_CONFIG_INVALID', `tag "${tag}" is not of the form key=value (letters, digits, _.:/- in the key; no spaces or commas)`, {
-        details: { tag },
-      });
+      throw new FleetError(
+        'CLP_E_CONFIG_INVALID',
+        `tag "${tag}" is not of the form key=value (letters, digits, _.:/- in the key; no spaces or commas)`,
+        {
+          details: { tag },
+        },
+      );
     }
   }
   return [...new Set(tags)];
@@ -46,12 +50,18 @@ function checkUrl(url: string): string {
   try {
     parsed = new URL(url);
   } catch {
-    throw new FleetError('CLP_E_CONFIG_INVALID', `"${url}" is not a URL; give the server's base URL, e.g. https://clp.example.org`, {
-      details: { url },
-    });
+    throw new FleetError(
+      'CLP_E_CONFIG_INVALID',
+      `"${url}" is not a URL; give the server's base URL, e.g. https://clp.example.org`,
+      {
+        details: { url },
+      },
+    );
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new FleetError('CLP_E_CONFIG_INVALID', `"${url}" must be an http:// or https:// URL`, { details: { url } });
+    throw new FleetError('CLP_E_CONFIG_INVALID', `"${url}" must be an http:// or https:// URL`, {
+      details: { url },
+    });
   }
   return url.replace(/\/+$/, '');
 }
@@ -77,7 +87,11 @@ export async function enrollMachine(options: EnrollOptions): Promise<EnrollResul
   const facts = await readMachineFacts(root);
   const installed = options.engine ? await installedPatches(root, options.engine) : [];
   const client = new AgentHttpClient({ servers: [url], http: config.http, log: options.log });
-  const { value } = await client.postJson(AGENT_PATHS.enroll, { token: options.token, facts, machineId, tags, installed }, EnrollResponse);
+  const { value } = await client.postJson(
+    AGENT_PATHS.enroll,
+    { token: options.token, facts, machineId, tags, installed },
+    EnrollResponse,
+  );
   const next: AgentConfig = {
     ...config,
     servers: [url, ...config.servers.filter((s) => s.replace(/\/+$/, '') !== url)],
@@ -87,7 +101,13 @@ export async function enrollMachine(options: EnrollOptions): Promise<EnrollResul
     tags: value.tags,
   };
   await saveConfig(root, next);
-  return { machineId: value.machineId, tier: value.tier, tags: value.tags, servers: next.servers, configFile: configFile(root) };
+  return {
+    machineId: value.machineId,
+    tier: value.tier,
+    tags: value.tags,
+    servers: next.servers,
+    configFile: configFile(root),
+  };
 }
 
 /** Installed patches the ledger can name by release hash (the only ones the server can match). */

@@ -18,7 +18,11 @@ export const FLEET_ERROR_CODES = [
 export type FleetErrorCode = (typeof FLEET_ERROR_CODES)[number];
 
 export class FleetError extends ClpError<FleetErrorCode> {
-  constructor(code: FleetErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    code: FleetErrorCode,
+    message: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(code, message, options);
     this.name = 'FleetError';
   }

@@ -25,7 +25,10 @@ export function fleetLog(root: string, also: (line: string) => void = () => {}):
         .map((l) => `${at} fleet: ${l}`)
         .join('\n');
       // A log that cannot be written must not stop an update.
-      chain = chain.then(() => mkdir(dirname(file), { recursive: true })).then(() => appendFile(file, `${text}\n`)).catch(() => {});
+      chain = chain
+        .then(() => mkdir(dirname(file), { recursive: true }))
+        .then(() => appendFile(file, `${text}\n`))
+        .catch(() => {});
     },
     flush: () => chain,
   };

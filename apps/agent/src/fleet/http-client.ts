@@ -85,7 +85,9 @@ export class AgentHttpClient {
           if (computedValue === 0) return 0;
           const delay = retryAfter !== undefined ? computedValue : retryDelay(attemptCount, http);
           const why = error.response ? `HTTP ${error.response.statusCode}` : error.code;
-          log(`retry ${attemptCount}/${http.retries} of ${error.options.url?.toString() ?? ''} in ${delay} ms (${why})`);
+          log(
+            `retry ${attemptCount}/${http.retries} of ${error.options.url?.toString() ?? ''} in ${delay} ms (${why})`,
+          );
           return Math.max(1, delay);
         },
       },
@@ -101,7 +103,12 @@ export class AgentHttpClient {
    * accepts. Network errors, 5xx and 429 (after retries) and malformed answers move on to the
    * next server; any other 4xx is the server's considered answer and stops here.
    */
-  async postJson<T>(path: string, body: unknown, schema: z.ZodType<T>, servers = this.servers): Promise<ServerAnswer<T>> {
+  async postJson<T>(
+    path: string,
+    body: unknown,
+    schema: z.ZodType<T>,
+    servers = this.servers,
+  ): Promise<ServerAnswer<T>> {
     const failures: string[] = [];
     let protocolError: FleetError | undefined;
     for (const server of servers) {
@@ -118,7 +125,8 @@ export class AgentHttpClient {
             { cause: error, details: { url, status: error.response.statusCode, serverCode: code } },
           );
         }
-        const reason = error instanceof HTTPError ? `HTTP ${error.response.statusCode}` : describeNetworkError(error);
+        const reason =
+          error instanceof HTTPError ? `HTTP ${error.response.statusCode}` : describeNetworkError(error);
         this.#log(`${url}: ${reason}; trying the next server`);
         failures.push(`${server}: ${reason}`);
         continue;

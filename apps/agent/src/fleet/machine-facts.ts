@@ -34,9 +34,13 @@ export function parseOsRelease(text: string): Record<string, string> {
 export function mapArch(nodeArch: string): MachineFacts['arch'] {
   if (nodeArch === 'x64') return 'x86_64';
   if (nodeArch === 'arm64') return 'aarch64';
-  throw new FleetError('CLP_E_UNSUPPORTED_ARCH', `architecture ${nodeArch} is not supported (x86_64 and aarch64 are)`, {
-    details: { arch: nodeArch },
-  });
+  throw new FleetError(
+    'CLP_E_UNSUPPORTED_ARCH',
+    `architecture ${nodeArch} is not supported (x86_64 and aarch64 are)`,
+    {
+      details: { arch: nodeArch },
+    },
+  );
 }
 
 /** Facts sent on enroll and poll: os-release and hostname are read under the root. */

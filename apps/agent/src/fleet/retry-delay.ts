@@ -4,7 +4,11 @@ import type { HttpConfig } from './config.ts';
  * Exponential back-off with "equal jitter": half the delay is fixed, half random, so a fleet
  * that failed together does not retry together. attempt starts at 1.
  */
-export function retryDelay(attempt: number, http: Pick<HttpConfig, 'backoffMs' | 'backoffMaxMs'>, random = Math.random): number {
+export function retryDelay(
+  attempt: number,
+  http: Pick<HttpConfig, 'backoffMs' | 'backoffMaxMs'>,
+  random = Math.random,
+): number {
   const exponential = Math.min(http.backoffMs * 2 ** Math.max(0, attempt - 1), http.backoffMaxMs);
   return Math.round(exponential / 2 + (exponential / 2) * random());
 }

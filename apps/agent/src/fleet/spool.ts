@@ -39,7 +39,11 @@ export class ReportSpool {
 
   /** Writes the report to disk and returns it with its id; nothing is sent yet. */
   async add(report: NewReport): Promise<AgentReport> {
-    const full = AgentReport.parse({ ...report, id: randomUUID(), at: report.at ?? new Date().toISOString() });
+    const full = AgentReport.parse({
+      ...report,
+      id: randomUUID(),
+      at: report.at ?? new Date().toISOString(),
+    });
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     // The time prefix keeps reports in the order they happened when the folder is read back.
     const stamp = String(Date.now()).padStart(15, '0');
@@ -59,7 +63,9 @@ export class ReportSpool {
   }
 
   /** Reports on disk, oldest first; a file that is not a valid report is set aside with a note. */
-  async pending(log: (line: string) => void = () => {}): Promise<Array<{ file: string; report: AgentReport }>> {
+  async pending(
+    log: (line: string) => void = () => {},
+  ): Promise<Array<{ file: string; report: AgentReport }>> {
     const out: Array<{ file: string; report: AgentReport }> = [];
     for (const name of await this.#files()) {
       const file = join(this.dir, name);
@@ -104,10 +110,19 @@ export class ReportSpool {
       let answer: ReportBatchResponse;
       try {
         answer = (
-          await client.postJson(AGENT_PATHS.reports, { reports: batch.map((p) => p.report) }, ReportBatchResponse, servers)
+          await client.postJson(
+            AGENT_PATHS.reports,
+            { reports: batch.map((p) => p.report) },
+            ReportBatchResponse,
+            servers,
+          )
         ).value;
       } catch (error) {
-        if (error instanceof FleetError && error.code === 'CLP_E_SERVER_REJECTED' && error.details?.status === 400) {
+        if (
+          error instanceof FleetError &&
+          error.code === 'CLP_E_SERVER_REJECTED' &&
+          error.details?.status === 400
+        ) {
           // One bad report must not hold the others back forever: send them one by one.
           const single = await this.#sendOneByOne(client, batch, servers);
           result.accepted += single.accepted;
@@ -122,7 +137,9 @@ export class ReportSpool {
         result.error =
           error instanceof FleetError
             ? error
-            : new FleetError('CLP_E_SERVER_UNREACHABLE', `reports could not be sent: ${String(error)}`, { cause: error });
+            : new FleetError('CLP_E_SERVER_UNREACHABLE', `reports could not be sent: ${String(error)}`, {
+                cause: error,
+              });
         return result;
       }
       const done = new Set([...answer.accepted, ...answer.duplicates].map((id) => id.toLowerCase()));
@@ -145,15 +162,32 @@ export class ReportSpool {
     const out = { accepted: 0, duplicates: 0, done: 0 };
     for (const item of batch) {
       try {
-        const { value } = await client.postJson(AGENT_PATHS.reports, { reports: [item.report] }, ReportBatchResponse, servers);
+        const { value } = await client.postJson(
+          AGENT_PATHS.reports,
+          { reports: [item.report] },
+          ReportBatchResponse,
+          servers,
+        );
         out.accepted += value.accepted.length;
         out.duplicates += value.duplicates.length;
         await rm(item.file, { force: true });
       } catch (error) {
-        if (error instanceof FleetError && error.code === 'CLP_E_SERVER_REJECTED' && error.details?.status === 400) {
-          await this.#setAside(item.file, (line) => client.log(line), `was refused by the server (${error.message})`);
+        if (
+          error instanceof FleetError &&
+          error.code === 'CLP_E_SERVER_REJECTED' &&
+          error.details?.status === 400
+        ) {
+          await this.#setAside(
+            item.file,
+            (line) => client.log(line),
+            `was refused by the server (${error.message})`,
+          );
         } else {
-          return { ...out, error: error instanceof FleetError ? error : new FleetError('CLP_E_SERVER_UNREACHABLE', String(error)) };
+          return {
+            ...out,
+            error:
+              error instanceof FleetError ? error : new FleetError('CLP_E_SERVER_UNREACHABLE', String(error)),
+          };
         }
       }
       out.done++;

@@ -29,12 +29,18 @@ export async function acquireUpdateLock(file: string): Promise<() => Promise<voi
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const pid = Number.parseInt(await readFile(file, 'utf8').catch(() => ''), 10);
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new FleetError('CLP_E_UPDATE_BUSY', `another clpctl update (pid ${pid}) is running on this root; wait for it to finish`, {
-          details: { pid, file },
-        });
+        throw new FleetError(
+          'CLP_E_UPDATE_BUSY',
+          `another clpctl update (pid ${pid}) is running on this root; wait for it to finish`,
+          {
+            details: { pid, file },
+          },
+        );
       }
       if (pid === process.pid) {
-        throw new FleetError('CLP_E_UPDATE_BUSY', 'an update is already running in this process', { details: { file } });
+        throw new FleetError('CLP_E_UPDATE_BUSY', 'an update is already running in this process', {
+          details: { file },
+        });
       }
       await rm(file, { force: true });
     }

@@ -1,16 +1,22 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isClpError } from '@clp/format';
-import { AGENT_PATHS, type InstalledPatch, PollResponse, type ReleaseToApply, type ReleaseToRevert } from '@clp/protocol';
+import {
+  AGENT_PATHS,
+  type InstalledPatch,
+  PollResponse,
+  type ReleaseToApply,
+  type ReleaseToRevert,
+} from '@clp/protocol';
 import { EXIT, type ExitCode } from '../exit-codes.ts';
 import { type AgentConfig, type EnrolledConfig, loadConfig, requireEnrolled, underRoot } from './config.ts';
 import { cutoffReason } from './cutoff.ts';
 import { type DownloadProgress, downloadRelease } from './download.ts';
+import type { PatchEngine } from './engine-port.ts';
 import { FleetError } from './errors.ts';
+import { fleetLog } from './fleet-log.ts';
 import { AgentHttpClient } from './http-client.ts';
 import { readMachineFacts } from './machine-facts.ts';
-import type { PatchEngine } from './engine-port.ts';
-import { fleetLog } from './fleet-log.ts';
 import { FLEET_STATE_DIR, ReleaseLedger } from './release-ledger.ts';
 import { type FlushResult, ReportSpool } from './spool.ts';
 import { acquireUpdateLock } from './update-lock.ts';
@@ -102,7 +108,11 @@ function preferring(servers: readonly string[], first: string): string[] {
  * ledger knows their file hash), plus releases that failed here, so the server does not offer
  * them again. Ledger entries for patches removed by hand are dropped.
  */
-async function installedForPoll(root: string, engine: PatchEngine, ledger: ReleaseLedger): Promise<InstalledPatch[]> {
+async function installedForPoll(
+  root: string,
+  engine: PatchEngine,
+  ledger: ReleaseLedger,
+): Promise<InstalledPatch[]> {
   const patches = await engine.listPatches(root);
   const byName = new Map(patches.map((p) => [p.name, p.state]));
   const out: InstalledPatch[] = [];
@@ -145,7 +155,13 @@ async function updateWithLog(
   const config = await loadConfig(root);
   if (config.mode === 'off') {
     log("mode is 'off': no check made (clpctl config set mode normal)");
-    return { mode: 'off', server: null, actions: [], reports: { accepted: 0, duplicates: 0, left: 0 }, exitCode: EXIT.ok };
+    return {
+      mode: 'off',
+      server: null,
+      actions: [],
+      reports: { accepted: 0, duplicates: 0, left: 0 },
+      exitCode: EXIT.ok,
+    };
   }
   const enrolled = requireEnrolled(root, config);
   const release = await acquireUpdateLock(underRoot(root, join(FLEET_STATE_DIR, 'update.lock')));
@@ -164,7 +180,12 @@ async function updateLocked(
   echo: (line: string) => void,
 ): Promise<UpdateResult> {
   const { root, engine } = options;
-  const client = new AgentHttpClient({ servers: config.servers, credential: config.credential, http: config.http, log });
+  const client = new AgentHttpClient({
+    servers: config.servers,
+    credential: config.credential,
+    http: config.http,
+    log,
+  });
   const spool = new ReportSpool(underRoot(root, config.spoolDir));
   const downloads = join(spool.dir, 'downloads');
   const ledger = await ReleaseLedger.load(root);
@@ -212,7 +233,20 @@ async function updateLocked(
   }
   for (const offer of poll.apply) {
     if (stopping()) break;
-    actions.push(await applyOne(offer, { ...options, config, client, servers, downloads, ledger, spool, now, log, echo }));
+    actions.push(
+      await applyOne(offer, {
+        ...options,
+        config,
+        client,
+        servers,
+        downloads,
+        ledger,
+        spool,
+        now,
+        log,
+        echo,
+      }),
+    );
   }
 
   const late = await spool.flush(client, servers);
@@ -242,7 +276,12 @@ async function revertOne(
     echo(line);
   };
   const base = { name: order.name, releaseId: order.releaseId, sha256: order.sha256 };
-  const report = { releaseId: order.releaseId, rolloutId: order.rolloutId, name: order.name, sha256: order.sha256 };
+  const report = {
+    releaseId: order.releaseId,
+    rolloutId: order.rolloutId,
+    name: order.name,
+    sha256: order.sha256,
+  };
   const entry = ledger.byName(order.name);
   if (!entry || entry.sha256 !== order.sha256) {
     // The server's view is stale: this exact release is not what is installed under that name.
@@ -256,8 +295,19 @@ async function revertOne(
   } catch (error) {
     if (codeOf(error) !== 'CLP_E_NOT_INSTALLED') {
       say(`revert ${order.name} failed: ${codeOf(error)}: ${messageOf(error)}`);
-      const spooled = await spool.add({ ...report, status: 'revert-failed', errorCode: codeOf(error), log: excerpt(lines) });
-      return { ...base, outcome: 'revert-failed', code: codeOf(error), message: messageOf(error), reportId: spooled.id };
+      const spooled = await spool.add({
+        ...report,
+        status: 'revert-failed',
+        errorCode: codeOf(error),
+        log: excerpt(lines),
+      });
+      return {
+        ...base,
+        outcome: 'revert-failed',
+        code: codeOf(error),
+        message: messageOf(error),
+        reportId: spooled.id,
+      };
     }
     say(`revert ${order.name}: it was no longer installed`);
   }
@@ -292,7 +342,12 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
     ctx.echo(line);
   };
   const base = { name: offer.name, releaseId: offer.releaseId, sha256: offer.sha256 };
-  const report = { releaseId: offer.releaseId, rolloutId: offer.rolloutId, name: offer.name, sha256: offer.sha256 };
+  const report = {
+    releaseId: offer.releaseId,
+    rolloutId: offer.rolloutId,
+    name: offer.name,
+    sha256: offer.sha256,
+  };
 
   const held = cutoffReason(offer, ctx.config, ctx.now());
   if (held) {
@@ -330,7 +385,9 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
     try {
       const checked = await ctx.engine.check(file, { root: ctx.root, log: heard });
       const message =
-        checked.problems.length === 0 ? 'verified; would apply' : `verified; would not apply: ${checked.problems.join('; ')}`;
+        checked.problems.length === 0
+          ? 'verified; would apply'
+          : `verified; would not apply: ${checked.problems.join('; ')}`;
       say(`check-only ${offer.name}: ${message}`);
       return { ...base, outcome: 'verified', message };
     } catch (error) {
@@ -356,7 +413,12 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
     } else {
       say(`apply ${offer.name} failed: ${code}: ${messageOf(error)}`);
       await ctx.ledger.put({ ...entry, state: 'failed', at: ctx.now().toISOString(), errorCode: code });
-      const spooled = await ctx.spool.add({ ...report, status: 'failed', errorCode: code.slice(0, 64), log: excerpt(lines) });
+      const spooled = await ctx.spool.add({
+        ...report,
+        status: 'failed',
+        errorCode: code.slice(0, 64),
+        log: excerpt(lines),
+      });
       await rm(file, { force: true });
       return { ...base, outcome: 'failed', code, message: messageOf(error), reportId: spooled.id };
     }
