@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, release, tmpdir } from 'node:os';
+import { cpus, loadavg, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -422,6 +422,7 @@ async function main() {
       dpkg: toolVersion('dpkg', ['--version']),
       pacman: toolVersion('pacman', ['--version'])?.replace(/^[^A-Za-z]*/, ''),
       filesystem: run('df', ['-T', work]).split('\n')[1]?.split(/\s+/)[1],
+      loadAverageAtStart: loadavg().map((x) => Math.round(x * 10) / 10),
     },
     notes: [],
   };
@@ -607,6 +608,7 @@ async function main() {
     };
   }
 
+  result.machine.loadAverageAtEnd = loadavg().map((x) => Math.round(x * 10) / 10);
   await mkdir(RESULTS, { recursive: true });
   await writeFile(join(RESULTS, 'engine.json'), `${JSON.stringify(result, null, 2)}\n`);
   await writeFile(join(RESULTS, 'engine.md'), markdown(result));
@@ -619,7 +621,7 @@ function markdown(r) {
   const lines = [
     `# Engine benchmarks (P1–P3)`,
     '',
-    `Measured ${r.at} with \`${r.command}\` on ${r.machine.cpus} × ${r.machine.cpu}, kernel ${r.machine.kernel}, ${r.machine.filesystem}, Node ${r.machine.node}, ${r.machine.dpkg ?? 'no dpkg'}, ${r.machine.pacman ?? 'no pacman'}. Medians of interleaved runs on fresh roots; wall time of the whole command.`,
+    `Measured ${r.at} with \`${r.command}\` on ${r.machine.cpus} × ${r.machine.cpu}, kernel ${r.machine.kernel}, ${r.machine.filesystem}, Node ${r.machine.node}, ${r.machine.dpkg ?? 'no dpkg'}, ${r.machine.pacman ?? 'no pacman'}. Load average (1, 5, 15 min) ${r.machine.loadAverageAtStart?.join(' ')} at the start, ${r.machine.loadAverageAtEnd?.join(' ')} at the end (the machine is shared; every case runs under the same load). Medians of interleaved runs on fresh roots; wall time of the whole command.`,
     '',
   ];
   const table = (title, block, extra) => {
