@@ -33,6 +33,8 @@ export interface ZipEntrySpec {
   method?: number;
   /** st_mode; default 0o100644. Ignored when `externalAttributes` is given. */
   mode?: number;
+  /** The "made by" host: 3 = unix (default), 0 = MS-DOS, 19 = macOS. */
+  madeBy?: number;
   externalAttributes?: number;
   /** General purpose flags; bit 0 = encrypted, bit 3 = data descriptor, bit 11 = UTF-8. */
   flags?: number;
@@ -80,6 +82,7 @@ interface Written {
   flags: number;
   externalAttributes: number;
   extra: Buffer;
+  madeBy: number;
 }
 
 const DOS_TIME = (12 << 11) | (0 << 5) | 0; // 12:00:00
@@ -153,6 +156,7 @@ export function buildZip(entries: readonly ZipEntrySpec[], options: ZipOptions =
       flags,
       externalAttributes,
       extra: spec.extra ?? Buffer.alloc(0),
+      madeBy: spec.madeBy ?? 3,
     });
   }
 
@@ -160,7 +164,7 @@ export function buildZip(entries: readonly ZipEntrySpec[], options: ZipOptions =
   for (const w of written) {
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE((3 << 8) | 20, 4); // made by: unix, spec 2.0
+    central.writeUInt16LE((w.madeBy << 8) | 20, 4); // made by: host, spec 2.0
     central.writeUInt16LE(20, 6);
     central.writeUInt16LE(w.flags, 8);
     central.writeUInt16LE(w.method, 10);

@@ -228,6 +228,7 @@ const zipEntrySpec: fc.Arbitrary<ZipEntrySpec> = fc.record(
     ),
     method: fc.constantFrom(STORE, DEFLATE, DEFLATE, 12, 99),
     mode: unixType.map((t) => t | 0o644),
+    madeBy: fc.constantFrom(3, 3, 0, 19),
     flags: fc.constantFrom(0x0800, 0x0800, 0x0801, 0x0808, 0),
     dataDescriptor: fc.boolean(),
     crc: fc.integer({ min: 0, max: 0xffffffff }),

@@ -282,6 +282,19 @@ describe('hostile zip archives, refused when opened', () => {
       names: 'payload/passwd',
     },
     {
+      // Info-ZIP unzip reads unix modes from "made by macOS" (19) entries and extracts this as a link.
+      title: 'a symbolic link from a zip made on macOS (made-by host 19)',
+      build: withZipEntry({
+        name: 'payload/mac-link',
+        data: Buffer.from('/etc/passwd'),
+        method: STORE,
+        mode: S_IFLNK | 0o777,
+        madeBy: 19,
+      }),
+      code: 'CLP_E_LINK_ENTRY',
+      names: 'payload/mac-link',
+    },
+    {
       title: 'PKGINFO.meta itself as a symbolic link',
       build: zip([
         { name: 'PKGINFO.meta', data: Buffer.from('/etc/shadow'), method: STORE, mode: S_IFLNK | 0o777 },
