@@ -210,8 +210,12 @@ describe('the fleet loop against the real server', () => {
     await expect(stat(join(root, patch.adds))).rejects.toMatchObject({ code: 'ENOENT' });
     const { machineId } = await loadConfig(root);
     expect((await reportsOf(machineId!)).filter((r) => r.status === 'failed')).toEqual([]);
+    // A partial download of a release the server no longer offers is cleaned away.
+    const stale = join(root, 'var/lib/clp/spool/downloads', `${'0'.repeat(64)}.clp.part`);
+    await writeFile(stale, 'partial');
     const good = await update(root);
     expect(good.actions).toEqual([expect.objectContaining({ outcome: 'applied' })]);
+    await expect(stat(stale)).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await readFile(join(root, patch.adds), 'utf8')).toBe(patch.content);
   });
 

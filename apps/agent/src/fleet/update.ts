@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isClpError } from '@clp/format';
 import {
@@ -249,12 +249,37 @@ async function updateLocked(
     );
   }
 
+  await pruneDownloads(downloads, new Set(poll.apply.map((a) => a.sha256)), log);
   const late = await spool.flush(client, servers);
   totals.accepted += late.accepted;
   totals.duplicates += late.duplicates;
   totals.left = late.left;
   if (late.error) log(`${late.left} report(s) stay spooled for the next run: ${late.error.message}`);
   return { mode: config.mode, server, actions, reports: totals, exitCode: exitCodeOf(actions, false) };
+}
+
+/**
+ * Deletes downloads (finished or partial) of releases the server no longer offers, so that a
+ * yanked or superseded release does not hold disk space forever.
+ */
+async function pruneDownloads(
+  dir: string,
+  offered: ReadonlySet<string>,
+  log: (line: string) => void,
+): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw error;
+  }
+  for (const name of names) {
+    const sha = name.slice(0, 64);
+    if (offered.has(sha)) continue;
+    await rm(join(dir, name), { force: true, recursive: true });
+    log(`removed ${name} from the download folder: the server no longer offers it`);
+  }
 }
 
 async function revertOne(
