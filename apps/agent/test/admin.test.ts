@@ -267,6 +267,33 @@ describe('clpctl admin against a running server', () => {
     ]);
   });
 
+  it('edits tiers, and a yanked release can no longer be rolled out', async () => {
+    const created = await adminJson([
+      'tiers',
+      'create',
+      'canary',
+      '--position',
+      '0',
+      '--description',
+      'lab machines',
+    ]);
+    expect(created).toMatchObject({ name: 'canary', description: 'lab machines' });
+    const edited = await adminJson(['tiers', 'set', 'canary', '--description', 'lab machines first']);
+    expect(edited.description).toBe('lab machines first');
+    const ordered = await adminJson(['tiers', 'order', 'canary,edge,beta,stable']);
+    expect(ordered.tiers.map((t: { name: string }) => t.name)).toEqual(['canary', 'edge', 'beta', 'stable']);
+    const listed = await admin(['tiers']);
+    expect(listed.stdout.split('\n')[1]).toMatch(/^\d+\s+canary\s+lab machines first$/);
+
+    const yanked = await adminJson(['releases', 'yank', 'CLP1251123', '--reason', 'bad motd']);
+    expect(yanked.yanked).toBe(true);
+    const refused = await admin(['rollout', 'create', 'CLP1251123', '--tier', 'canary']);
+    expect(refused.code).toBe(8);
+    expect(errorCode(refused)).toBe('CLP_E_RELEASE_YANKED');
+    const onlyYanked = await adminJson(['releases', '--yanked', 'yes']);
+    expect(onlyYanked.releases.map((r: { name: string }) => r.name)).toEqual(['CLP1251123']);
+  });
+
   it('checks options before calling the server', async () => {
     const r = await admin(['tokens', 'create', '--tier', 'edge', '--expires', 'soon']);
     expect(r.code).toBe(2);
