@@ -10,7 +10,7 @@ export const daemon: RegisterCommand = (program, globals) =>
   program
     .command('daemon')
     .description(
-      'stay running and update on the configured schedule (default daily at 12:00 local time plus a random delay); SIGTERM stops it after a running update',
+      'stay running and update on schedule.cron (default daily at 12:00 local time) plus a random delay within schedule.randomDelayMinutes; SIGTERM stops it after the patch being applied; use it where systemd timers are not available',
     )
     .action(async () => {
       const { root } = globals();

@@ -69,12 +69,12 @@ const KEYS: Record<string, KeySpec> = {
     set: (c, v) => ({ ...c, releasedBefore: isNone(v) ? null : v.trim() }),
   },
   'schedule.cron': {
-    help: 'when the daemon checks, five cron fields in local time (default "0 12 * * *")',
+    help: 'when clpctl daemon checks: cron fields, local time (default "0 12 * * *"); restart the daemon after a change',
     get: (c) => c.schedule.cron,
     set: (c, v) => ({ ...c, schedule: { ...c.schedule, cron: v.trim() } }),
   },
   'schedule.randomDelayMinutes': {
-    help: 'the check starts at a random moment within this many minutes after the cron time',
+    help: 'clpctl daemon starts each check at a random moment within this many minutes (the timer: RandomizedDelaySec)',
     get: (c) => c.schedule.randomDelayMinutes,
     set: (c, v) => ({
       ...c,
