@@ -107,6 +107,29 @@ for (const driver of drivers) {
       );
     });
 
+    it('installs a package file given with --file, from outside any cache', async () => {
+      await toCache(v2);
+      await pm.installFile(v2);
+      const result = await revertPackage({
+        root,
+        name: 'tool',
+        version: '1.0-1',
+        packageManager: driver.kind,
+        file: v1,
+      });
+      expect(result).toMatchObject({ changed: true, origin: 'file', packageFile: v1 });
+      expect(await pm.installedVersion('tool')).toBe('1.0-1');
+      const wrong = await revertPackage({
+        root,
+        name: 'tool',
+        version: '3.0-1',
+        packageManager: driver.kind,
+        file: v2,
+      }).catch((e: unknown) => e);
+      expect(wrong).toMatchObject({ code: 'CLP_E_PACKAGE_MISMATCH' });
+      expect(await pm.installedVersion('tool')).toBe('1.0-1');
+    });
+
     it('a version already installed changes nothing', async () => {
       await toCache(v1);
       await pm.installFile(v1);

@@ -134,6 +134,8 @@ export class DpkgManager implements PackageManager {
       `--admindir=${this.adminDir}`,
       `--instdir=${this.root}`,
       `--log=${join(this.root, 'var/log/dpkg.log')}`,
+      // A root of one's own needs no superuser (the files are the caller's): dpkg asks for it anyway.
+      ...(process.getuid?.() === 0 ? [] : ['--force-not-root']),
     ];
   }
 
