@@ -979,6 +979,22 @@ describe('archives that bend the format but are fine (controls for the suite abo
     expect(await strays()).toEqual([]);
   }
 
+  it('3,000 entries each 500 folders deep open in a few seconds (name checks are not quadratic)', async () => {
+    const deep = 'd/'.repeat(500);
+    const entries = Array.from({ length: 3_000 }, (_, i) => ({
+      name: `${deep}f${i}`,
+      data: Buffer.alloc(0),
+      method: STORE,
+    }));
+    const file = await place(buildZip([...validZipEntries(), ...entries]));
+    const started = performance.now();
+    const archive = await openPatch(file);
+    const ms = performance.now() - started;
+    await archive.close();
+    expect(archive.entries).toHaveLength(3_002);
+    expect(ms, `openPatch took ${Math.round(ms)} ms`).toBeLessThan(5_000);
+  });
+
   it('a plain zip opens, hashes and extracts', async () => {
     await roundTrip(buildZip(validZipEntries()), {
       [PAYLOAD_NAME]: PAYLOAD,
