@@ -214,6 +214,52 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect(machine.body.recentReports).toHaveLength(2);
   });
 
+  it('moves rollout counters by exactly the reports stored, under concurrent batches', async () => {
+    const a = await upload('CLP1260604');
+    const b = await upload('CLP1260605');
+    const t = await enrollmentToken({ tier: 'stable', uses: 8 });
+    const fleet = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => enroll(t.token, `counter-machine-${i}`)),
+    );
+    const ra = await rollout(a.id, 'stable', {
+      failureThreshold: { maxFailureRate: 1, minReports: 1_000_000 },
+    });
+    const rb = await rollout(b.id, 'stable', {
+      failureThreshold: { maxFailureRate: 1, minReports: 1_000_000 },
+    });
+    const sent = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => {
+        const m = fleet[i % fleet.length]!;
+        const reports = Array.from({ length: 10 }, (_, j) => ({
+          id: randomUUID(),
+          rolloutId: (i + j) % 2 === 0 ? ra : rb,
+          name: 'CLP1260604',
+          status: j % 5 === 0 ? 'failed' : 'applied',
+          at: clock.now().toISOString(),
+        }));
+        return s.call('POST', '/v1/agent/reports', { token: m.credential, json: { reports } });
+      }),
+    );
+    expect(sent.map((r) => r.status)).toEqual(Array(40).fill(200));
+    const counters = await Promise.all(
+      [ra, rb].map(
+        async (id) => (await s.call('GET', `/v1/rollouts/${id}`, { token: s.admin })).body.counters,
+      ),
+    );
+    const stored = await Promise.all(
+      [ra, rb].map(
+        async (id) =>
+          (await s.call('GET', `/v1/reports?rollout=${id}&limit=1000`, { token: s.admin })).body.reports,
+      ),
+    );
+    for (const [i, c] of counters.entries()) {
+      const rows = stored[i] as Array<{ status: string }>;
+      expect(rows).toHaveLength(200);
+      expect(c.applied).toBe(rows.filter((r) => r.status === 'applied').length);
+      expect(c.failed).toBe(rows.filter((r) => r.status === 'failed').length);
+    }
+  });
+
   it('refuses a revoked machine and lets it enroll again', async () => {
     const t = await enrollmentToken({ tier: 'edge', uses: 2 });
     const m = await enroll(t.token, 'revoked-machine-1');
