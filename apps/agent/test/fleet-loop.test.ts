@@ -69,7 +69,7 @@ describe('the fleet loop against the real server', () => {
   async function reportsOf(
     machineId: string,
   ): Promise<Array<{ id: string; status: string; errorCode: string | null; log: string | null }>> {
-    const res = await s.call('GET', `/v1/reports?machine=${machineId}`, { token: s.admin });
+    const res = await s.call('GET', `/v1/reports?machine=${machineId}&limit=1000`, { token: s.admin });
     expect(res.status).toBe(200);
     return res.body.reports;
   }
@@ -153,6 +153,28 @@ describe('the fleet loop against the real server', () => {
     const stored = await reportsOf(config.machineId!);
     expect(stored.map((r) => r.id).sort()).toEqual(sent.map((r) => r.id).sort());
     expect(await spool.flush(client([proxy.url]))).toMatchObject({ accepted: 0, duplicates: 0, left: 0 });
+  });
+
+  it('a spool larger than one batch is sent in several requests, and a damaged file is set aside', async () => {
+    const root = await machine();
+    const config = await loadConfig(root);
+    const spool = new ReportSpool(join(root, config.spoolDir));
+    for (let i = 0; i < 520; i++) await spool.add({ name: 'CLP1260301', status: 'skipped' });
+    await writeFile(join(spool.dir, '000000000000000-damaged.json'), '{"id": "not a report"');
+    proxy.seen.length = 0;
+    const lines: string[] = [];
+    const client = new AgentHttpClient({
+      servers: [proxy.url],
+      credential: config.credential,
+      http: config.http,
+      log: (l) => lines.push(l),
+    });
+    const result = await spool.flush(client);
+    expect(result).toMatchObject({ accepted: 520, duplicates: 0, left: 0 });
+    expect(proxy.seen.filter((r) => r.url === '/v1/agent/reports')).toHaveLength(2);
+    expect(await readdir(join(spool.dir, 'rejected'))).toEqual(['000000000000000-damaged.json']);
+    expect(lines.some((l) => l.includes('not a valid report'))).toBe(true);
+    expect(await reportsOf(config.machineId!)).toHaveLength(520);
   });
 
   let patch: SignedPatch;
