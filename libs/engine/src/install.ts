@@ -122,6 +122,7 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
   try {
     await mkdir(patchDir, { recursive: true });
     await archive.extractTo(patchDir, { only: (entry) => entry !== SIGNATURE_ENTRY, expected: trust.expected });
+    log(`${name}: extracted and re-checked ${trust.expected.size} entries`);
     ({ records, groups, fileRecords } = await buildSteps(archive, assessment, { ctx, patchDir, tx, pm, expected: trust.expected, options }));
   } catch (error) {
     await rm(txDir, { recursive: true, force: true });
@@ -172,7 +173,10 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
   const info: InstallInfo = { patch: summary, meta, root };
   const transaction = new Transaction('install', ctx, tx);
   try {
-    await transaction.prepare(records, info, () => stageFiles(fileRecords));
+    await transaction.prepare(records, info, async () => {
+      await stageFiles(fileRecords);
+      log(`${name}: staged ${fileRecords.length} file(s) next to their targets`);
+    });
     await transaction.commit(groups);
   } catch (error) {
     const failure = asEngineError(error, `installing ${name} failed`);
