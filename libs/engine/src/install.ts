@@ -93,7 +93,13 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
   const { root, stateDir, log } = session;
   const meta = archive.meta;
   const name = meta.name;
-  const trust = await trustOf(archive, root, options.insecure ?? false, log, warn);
+  const trust = await trustOf(archive, root, options.insecure ?? false, log, warn).catch(async (error: unknown) => {
+    if (isClpError(error)) {
+      log(`install ${name} refused: ${error.code}: ${error.message}`);
+      await appendHistory(stateDir, { at: new Date().toISOString(), tx: `refused-${Date.now().toString(36)}`, op: 'install', name, result: 'refused', code: error.code, message: error.message });
+    }
+    throw error;
+  });
   const index = await readIndex(stateDir);
   const host = await readHostFacts(root, options.architecture);
   const assessment = await assessPatch(archive, { root, host, index, retryFailed: options.force ?? false });

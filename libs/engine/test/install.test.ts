@@ -121,6 +121,7 @@ describe('install and uninstall of files', () => {
     expect(await codeOf(installPatch(file, { root, ...quiet }))).toBe('CLP_E_UNKNOWN_KEY');
     const unsigned = await buildPatch(out, mainPatch('CLP1251126'), null);
     expect(await codeOf(installPatch(unsigned, { root, ...quiet }))).toBe('CLP_E_UNSIGNED');
+    expect((await readHistory({ root })).map((h) => `${h.result}:${h.code}`)).toEqual(['refused:CLP_E_UNKNOWN_KEY', 'refused:CLP_E_UNSIGNED']);
     const warnings: string[] = [];
     const result = await installPatch(unsigned, { root, insecure: true, warn: (m) => warnings.push(m) });
     expect(result.signedBy).toBeNull();
