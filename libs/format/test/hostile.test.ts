@@ -271,6 +271,12 @@ describe('hostile zip archives, refused when opened', () => {
       names: '../../evil',
     },
     {
+      title: 'a path segment longer than 255 bytes',
+      build: withZipEntry({ name: `payload/${'x'.repeat(256)}`, data: PAYLOAD }),
+      code: 'CLP_E_BAD_PATH',
+      names: 'xxxxxxxx',
+    },
+    {
       title: 'a symbolic link entry (unix mode 0120777)',
       build: withZipEntry({
         name: 'payload/passwd',
@@ -338,6 +344,12 @@ describe('hostile zip archives, refused when opened', () => {
       build: withZipEntry({ name: `${PAYLOAD_NAME}/inner`, data: PAYLOAD }),
       code: 'CLP_E_DUPLICATE_ENTRY',
       names: `${PAYLOAD_NAME}/inner`,
+    },
+    {
+      title: 'a file and a folder entry of the same name',
+      build: withZipEntry({ name: `${PAYLOAD_NAME}/`, method: STORE, mode: S_IFDIR | 0o755 }),
+      code: 'CLP_E_DUPLICATE_ENTRY',
+      names: PAYLOAD_NAME,
     },
     {
       title: 'more entries than the limit',
@@ -801,6 +813,12 @@ describe('hostile historic tar.gz archives', () => {
       build: withTarEntry({ name: 'fifo', type: 'fifo' }),
       code: 'CLP_E_SPECIAL_ENTRY',
       names: 'fifo',
+    },
+    {
+      title: 'a file that a later entry treats as a folder',
+      build: withTarEntry({ name: 'Install-Patch.ps1/inner', data: PAYLOAD }),
+      code: 'CLP_E_DUPLICATE_ENTRY',
+      names: 'Install-Patch.ps1/inner',
     },
     {
       title: 'the same name twice',
