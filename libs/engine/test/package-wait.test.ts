@@ -1,10 +1,20 @@
 import { spawn } from 'node:child_process';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DpkgManager } from '../src/package-managers/dpkg.ts';
+import type { PackageManager } from '../src/package-managers/package-manager.ts';
+import { preparePackageStep, undoPackageStep } from '../src/package-managers/package-step.ts';
 import { PacmanManager } from '../src/package-managers/pacman.ts';
-import { hasTool, makeDpkgRoot, makePacmanRoot } from './package-fixtures.ts';
+import {
+  hasTool,
+  makeDeb,
+  makeDpkgRoot,
+  makePacmanPackage,
+  makePacmanRoot,
+  type PackageFiles,
+  tempDir,
+} from './package-fixtures.ts';
 
 /** Starts a process that prints "held" once it holds what it holds; resolves then, with a promise for its exit. */
 async function hold(cmd: string, args: string[]): Promise<{ exited: Promise<void> }> {
@@ -60,3 +70,100 @@ describe('waiting for a package manager that is still running', () => {
     await expect(stat(lock)).rejects.toThrow();
   });
 });
+
+/** Enough files that the package manager is still at work when undo starts. */
+function manyFiles(tag: string): PackageFiles {
+  const files: PackageFiles = {};
+  for (let i = 0; i < 1000; i++) files[`usr/share/slow/${i % 30}/f${i}`] = `${tag} ${i}\n`;
+  return files;
+}
+
+const drivers = [
+  {
+    kind: 'pacman' as const,
+    tools: ['pacman', 'bsdtar'],
+    makeRoot: makePacmanRoot,
+    make: (out: string, v: string, f: PackageFiles) => makePacmanPackage(out, 'slow', v, f),
+    manager: (root: string): PackageManager => new PacmanManager(root),
+    busy: (pm: PackageManager) =>
+      stat(join((pm as PacmanManager).dbPath, 'db.lck')).then(
+        () => true,
+        () => false,
+      ),
+    command: (pm: PackageManager, file: string) => {
+      const p = pm as PacmanManager;
+      return [
+        'pacman',
+        ['--root', p.root, '--dbpath', p.dbPath, '--config', '/dev/null', '--noconfirm', '-U', file],
+      ] as const;
+    },
+  },
+  {
+    kind: 'dpkg' as const,
+    tools: ['dpkg', 'dpkg-deb'],
+    makeRoot: makeDpkgRoot,
+    make: (out: string, v: string, f: PackageFiles) => makeDeb(out, 'slow', v, f),
+    manager: (root: string): PackageManager => new DpkgManager(root),
+    busy: async (pm: PackageManager) =>
+      (await readFile(join((pm as DpkgManager).adminDir, 'status'), 'utf8').catch(() => '')).includes(
+        'half-installed',
+      ),
+    command: (pm: PackageManager, file: string) => {
+      const d = pm as DpkgManager;
+      return [
+        'dpkg',
+        [`--root=${d.root}`, `--admindir=${d.adminDir}`, `--instdir=${d.root}`, '-i', file],
+      ] as const;
+    },
+  },
+];
+
+for (const driver of drivers) {
+  const missing = driver.tools.filter((t) => !hasTool(t));
+  if (missing.length > 0)
+    console.warn(`skipped: needs ${missing.join(', ')} (${driver.kind} undo after a kill)`);
+  it.skipIf(missing.length > 0)(
+    `${driver.kind}: undo after clpctl was killed mid-install waits for the orphaned package manager, then restores the previous version`,
+    async () => {
+      const root = await driver.makeRoot();
+      const work = await tempDir('slow');
+      roots.push(root, work);
+      const pm = driver.manager(root);
+      const v1 = await driver.make(work, '1.0-1', manyFiles('v1'));
+      const v2 = await driver.make(work, '2.0-1', manyFiles('v2'));
+      await mkdir(pm.cacheDir, { recursive: true });
+      await copyFile(v1, join(pm.cacheDir, v1.split('/').pop() as string));
+      await pm.installFile(v1);
+      const txDir = join(root, 'var/lib/clp/tx/1');
+      const step = await preparePackageStep(
+        { type: 'package', action: 'set-version', name: 'slow', version: '2.0-1' },
+        {
+          root,
+          stateDir: join(root, 'var/lib/clp'),
+          txDir,
+          log: () => {},
+          patchDir: work,
+          packageManager: pm,
+          allowIrreversible: false,
+          packageFile: v2,
+        },
+      );
+      // What a kill -9 of clpctl during step.run() leaves: its package manager running on, orphaned.
+      const [cmd, args] = driver.command(pm, v2);
+      const child = spawn(cmd, [...args], { stdio: 'ignore' });
+      const exited = new Promise((r) => child.once('exit', r));
+      const deadline = Date.now() + 5_000;
+      while (!(await driver.busy(pm)) && Date.now() < deadline && child.exitCode === null)
+        await new Promise((r) => setTimeout(r, 5));
+      await undoPackageStep(JSON.parse(JSON.stringify(step.record)), {
+        root,
+        stateDir: join(root, 'var/lib/clp'),
+        txDir,
+        log: () => {},
+      });
+      await exited;
+      expect(await pm.installedVersion('slow')).toBe('1.0-1');
+      expect(await readFile(join(root, 'usr/share/slow/9/f999'), 'utf8')).toBe('v1 999\n');
+    },
+  );
+}
