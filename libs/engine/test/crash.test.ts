@@ -1,5 +1,6 @@
 /**
- * GOALS R1: a real clpctl process is killed with SIGKILL right after each of its journal writes
+ * GOALS R1: a real clpctl process, installing a patch with file, package (pacman), script and
+ * service actions, is killed with SIGKILL right after each of its journal writes
  * (CLP_TEST_KILL_AT_STEP=N), then `clpctl recover` runs, and the root must be byte-identical
  * (content, mode, owner, links, file list) to before the command up to its commit point, and to
  * after it (patch listed as installed, or gone for an uninstall) past it.
@@ -57,7 +58,9 @@ describe('crash at every journal step, then recover', () => {
       fileAction('add', '/opt/demo/conf.d/new.conf', 'payload/new.conf', 'new file\n', { mode: 0o644, owner: 'daemon', group: 'web' }),
       { type: 'file' as const, action: 'remove' as const, path: '/etc/gone.conf' },
     ];
-    groups = 2; // the file batch and the install script
+    // Under --root, systemctl is not run, but the service step is journaled like any other.
+    actions.push({ type: 'service', action: 'reload', unit: 'nginx.service' } as never);
+    groups = 3; // the file batch, the install script, the service
     const binary: Array<{ name: string; file: string }> = [];
     if (withPacman) {
       await mkdir(join(template, 'var/lib/pacman'), { recursive: true });

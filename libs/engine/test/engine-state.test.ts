@@ -1,12 +1,13 @@
 /** Package steps inside a patch, a failing package manager, the state lock and a damaged journal. */
 import { spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { installPatch, listInstalled, recover, uninstallPatch } from '../src/index.ts';
+import { DpkgManager } from '../src/package-managers/dpkg.ts';
 import { PacmanManager } from '../src/package-managers/pacman.ts';
 import { buildPatch, fileAction, makeRoot, sha256, snapshotRoot, tempDir, trustedKey } from './engine-fixtures.ts';
-import { hasTool, makePacmanPackage } from './package-fixtures.ts';
+import { hasTool, makeDeb, makePacmanPackage } from './package-fixtures.ts';
 
 interface Failure extends Error {
   code: string;
@@ -89,6 +90,43 @@ describe('package actions in a patch (pacman in a temporary root)', () => {
     expect(error.message).toMatch(/exists in filesystem/);
     expect(await snapshotRoot(root, EXCLUDE)).toEqual(before);
     expect(await listInstalled({ root })).toEqual([]);
+  });
+});
+
+const withDpkg = hasTool('dpkg') && hasTool('dpkg-deb');
+if (!withDpkg) console.warn('skipped: needs dpkg and dpkg-deb (a dpkg package action inside a patch)');
+
+describe('package actions in a patch (dpkg in a temporary root)', () => {
+  it.skipIf(!withDpkg)('detects dpkg from os-release, upgrades with the previous .deb kept, and uninstall puts it back', async () => {
+    const work = await tempDir('deb-patch');
+    const root = await makeRoot({ 'etc/app.conf': 'v1\n' });
+    for (const d of ['info', 'updates', 'triggers']) await mkdir(join(root, 'var/lib/dpkg', d), { recursive: true });
+    await writeFile(join(root, 'var/lib/dpkg/status'), '');
+    await writeFile(join(root, 'var/lib/dpkg/available'), '');
+    await mkdir(join(root, 'var/cache/apt/archives'), { recursive: true });
+    const key = await trustedKey(root);
+    const v1 = await makeDeb(work, 'clpdeb', '1.0-1', { 'usr/share/clpdeb/data': 'deb v1\n' });
+    const v2 = await makeDeb(work, 'clpdeb', '2.0-1', { 'usr/share/clpdeb/data': 'deb v2\n' });
+    const dpkg = new DpkgManager(root);
+    await dpkg.installFile(v1);
+    await copyFile(v1, join(root, 'var/cache/apt/archives/clpdeb_1.0-1_all.deb'));
+    const before = await snapshotRoot(root, [...EXCLUDE, 'var/lib/dpkg', 'var/log/dpkg.log']);
+    const file = await buildPatch(
+      work,
+      {
+        name: 'CLP1251112',
+        actions: [{ type: 'package', action: 'set-version', name: 'clpdeb', version: '2.0-1', source: 'packages/clpdeb.deb' }],
+        entries: { 'packages/clpdeb.deb': { file: v2 } },
+      },
+      key,
+    );
+    const result = await installPatch(file, { root });
+    expect(result.steps.map((s) => s.description)).toEqual(['set package clpdeb 1.0-1 -> 2.0-1 (dpkg)']);
+    expect(await dpkg.installedVersion('clpdeb')).toBe('2.0-1');
+    expect(await readFile(join(root, 'usr/share/clpdeb/data'), 'utf8')).toBe('deb v2\n');
+    await uninstallPatch('CLP1251112', { root });
+    expect(await dpkg.installedVersion('clpdeb')).toBe('1.0-1');
+    expect(await snapshotRoot(root, [...EXCLUDE, 'var/lib/dpkg', 'var/log/dpkg.log'])).toEqual(before);
   });
 });
 
