@@ -124,16 +124,18 @@ describe('crash at every journal step, then recover', () => {
   });
 
   it.skipIf(process.getuid?.() !== 0)('uninstall: installed up to the commit point, gone past it, at every kill point', async () => {
+    const installedRoot = join(work, 'installed');
+    copyTree(template, installedRoot);
+    expect(clpctl(['--root', installedRoot, 'install', '--package-manager', 'pacman', patch]).status).toBe(0);
+    const installed = await snapshotRoot(installedRoot, EXCLUDE);
     const clean = await snapshotRoot(template, EXCLUDE);
+    expect(installed).not.toEqual(clean);
     const commitAt = 1 + 2 * groups + 1;
     const lastWrite = commitAt + 1;
     for (let n = 1; n <= lastWrite + 1; n++) {
-      // Step records hold real paths under the root, so each root is installed in place.
+      // A copy of the installed root: its records are moved to the copy's path when read.
       const root = join(work, `uninstall-kill-${n}`);
-      copyTree(template, root);
-      expect(clpctl(['--root', root, 'install', '--package-manager', 'pacman', patch]).status).toBe(0);
-      const installed = await snapshotRoot(root, EXCLUDE);
-      expect(installed).not.toEqual(clean);
+      copyTree(installedRoot, root);
       const killed = clpctl(['--root', root, 'uninstall', 'CLP1251123'], { CLP_TEST_KILL_AT_STEP: String(n) });
       if (n <= lastWrite) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
       else expect(killed.status, `no kill at ${n}: ${killed.stderr}`).toBe(0);
