@@ -1,6 +1,6 @@
 // Resident memory of the .clp reader (issue 2: a 512 MiB entry keeps the process under 200 MiB).
 //
-//   npx node bench/format-memory.mjs [--size-mib 512] [--variants stored,deflate] [--no-results] [--json]
+//   npx node bench/format-memory.mjs [--size-mib 512] [--variants stored,deflate,targz] [--no-results] [--json]
 //   npm run bench -- format-memory [same options]
 //
 // For each variant it writes a .clp holding PKGINFO.meta and one entry of --size-mib MiB of
@@ -11,10 +11,12 @@
 // the same peak from outside. "stored" names the entry *.pkg.tar.zst, which writePatch does not
 // compress (a package file, the real reason a patch gets big); "deflate" names it *.bin, so it is
 // deflated at a ratio near 1 and inflated on every read. Writing is measured the same way.
+// "targz" is the historic format (INI PKGINFO.meta, Install-Patch.ps1, the entry in a gzip'd tar
+// written here as a stream); only its reading is measured, since writePatch writes zip only.
 // Writes bench/results/format-memory.json and .md unless --no-results.
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, release, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -22,6 +24,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { createGzip } from 'node:zlib';
 
 const SELF = fileURLToPath(import.meta.url);
 const REPO = resolve(dirname(SELF), '..');
@@ -34,7 +37,7 @@ const TIME = '/usr/bin/time';
 const { values: opts } = parseArgs({
   options: {
     'size-mib': { type: 'string', default: '512' },
-    variants: { type: 'string', default: 'stored,deflate' },
+    variants: { type: 'string', default: 'stored,deflate,targz' },
     from: { type: 'string', default: 'bundle' },
     library: { type: 'string' },
     'no-results': { type: 'boolean', default: false },
@@ -76,7 +79,8 @@ if (opts.child !== undefined) {
     await archive.extractTo(opts.out, { expected: digests });
     const t3 = performance.now();
     await archive.close();
-    const [name, digest] = [...digests].find(([n]) => n !== 'PKGINFO.meta') ?? [];
+    const name = opts.entry;
+    const digest = digests.get(name);
     const extracted = await stat(join(opts.out, ...String(name).split('/')));
     Object.assign(report, {
       entry: name,
@@ -140,6 +144,23 @@ async function libraryFor(from, work) {
   return outfile;
 }
 
+/** The historic layout as a stream: tar-stream into gzip into the file, the big entry piped from disk. */
+async function writeHistoricTarGz(clp, meta, payload, entry) {
+  const { pack } = await import('tar-stream');
+  const tar = pack();
+  const written = pipeline(tar, createGzip({ level: 1 }), createWriteStream(clp));
+  const add = (header, data) =>
+    new Promise((resolvePromise, reject) => {
+      const sink = tar.entry(header, data, (err) => (err ? reject(err) : resolvePromise()));
+      if (data === undefined) createReadStream(payload).pipe(sink);
+    });
+  await add({ name: 'PKGINFO.meta', mode: 0o644 }, Buffer.from(meta));
+  await add({ name: 'Install-Patch.ps1', mode: 0o644 }, Buffer.from("Write-Output 'benchmark'\n"));
+  await add({ name: entry, mode: 0o644, size: (await stat(payload)).size }, undefined);
+  tar.finalize();
+  await written;
+}
+
 function runChild(args) {
   const useTime = existsSync(TIME);
   const argv = [process.execPath, SELF, '--library', library, ...args];
@@ -180,17 +201,18 @@ let library;
 try {
   library = await libraryFor(opts.from, work);
   for (const variant of variants) {
-    if (variant !== 'stored' && variant !== 'deflate')
-      throw new Error(`unknown variant ${variant}; use stored or deflate`);
+    if (!['stored', 'deflate', 'targz'].includes(variant))
+      throw new Error(`unknown variant ${variant}; use stored, deflate or targz`);
     const entry = variant === 'stored' ? 'payload/big.pkg.tar.zst' : 'payload/big.bin';
     const src = join(work, `${variant}-src`);
     await mkdir(src, { recursive: true });
     const payload = join(src, 'big');
     log(`${variant}: writing ${sizeMiB} MiB of random bytes`);
     const sha256 = await writeRandomFile(payload, size);
-    await writeFile(
-      join(src, 'PKGINFO.meta'),
-      `<?xml version="1.0" encoding="UTF-8"?>
+    const meta =
+      variant === 'targz'
+        ? `[Package]\nName=CLP1251123\nVersion=1\nArchitecture=any\nDescription=memory benchmark: one ${sizeMiB} MiB entry\n`
+        : `<?xml version="1.0" encoding="UTF-8"?>
 <Package>
   <Name>CLP1251123</Name>
   <Version>1</Version>
@@ -200,16 +222,18 @@ try {
     <File action="add" path="/opt/clp-bench/big" source="${entry}" sha256="${sha256}" mode="0644"/>
   </Actions>
 </Package>
-`,
-    );
+`;
+    await writeFile(join(src, 'PKGINFO.meta'), meta);
     const clp = join(work, `${variant}.clp`);
     log(`${variant}: writing the .clp`);
-    const write = await runChild(['--child', 'write', '--clp', clp, '--payload', payload, '--entry', entry]);
+    let write = null;
+    if (variant === 'targz') await writeHistoricTarGz(clp, meta, payload, entry);
+    else write = await runChild(['--child', 'write', '--clp', clp, '--payload', payload, '--entry', entry]);
     await rm(src, { recursive: true, force: true });
     const clpSize = (await stat(clp)).size;
     const out = join(work, `${variant}-out`);
     log(`${variant}: opening, hashing and extracting`);
-    const read = await runChild(['--child', 'read', '--clp', clp, '--out', out]);
+    const read = await runChild(['--child', 'read', '--clp', clp, '--out', out, '--entry', entry]);
     if (read.sha256 !== sha256 || read.size !== size || read.extractedSize !== size) {
       throw new Error(`${variant}: the entry read back is not the one written (${JSON.stringify(read)})`);
     }
@@ -230,15 +254,18 @@ try {
         hashMs: read.hashMs,
         extractMs: read.extractMs,
       },
-      write: {
-        peakRSSMiB: round(write.vmHWMKiB / 1024),
-        timeMaxRSSMiB: write.timeMaxRSSKiB === null ? null : round(write.timeMaxRSSKiB / 1024),
-        writeMs: write.writeMs,
-      },
+      write:
+        write === null
+          ? null
+          : {
+              peakRSSMiB: round(write.vmHWMKiB / 1024),
+              timeMaxRSSMiB: write.timeMaxRSSKiB === null ? null : round(write.timeMaxRSSKiB / 1024),
+              writeMs: write.writeMs,
+            },
       pass: peakMiB < BAR_MIB && (read.timeMaxRSSKiB === null || read.timeMaxRSSKiB / 1024 < BAR_MIB),
     });
     log(
-      `${variant}: read peak ${round(peakMiB)} MiB (bar ${BAR_MIB} MiB), write peak ${round(write.vmHWMKiB / 1024)} MiB`,
+      `${variant}: read peak ${round(peakMiB)} MiB (bar ${BAR_MIB} MiB)${write === null ? '' : `, write peak ${round(write.vmHWMKiB / 1024)} MiB`}`,
     );
   }
 } finally {
@@ -282,7 +309,7 @@ function markdown(r) {
   const rows = r.runs
     .map(
       (x) =>
-        `| ${x.variant} | ${x.entry} | ${round(x.clpBytes / MiB)} | ${x.read.peakRSSMiB} | ${x.read.timeMaxRSSMiB ?? 'n/a'} | ${x.read.loadedRSSMiB} | ${x.read.openMs} / ${x.read.hashMs} / ${x.read.extractMs} | ${x.write.peakRSSMiB} | ${x.write.writeMs} | ${x.pass ? 'yes' : 'NO'} |`,
+        `| ${x.variant} | ${x.entry} | ${round(x.clpBytes / MiB)} | ${x.read.peakRSSMiB} | ${x.read.timeMaxRSSMiB ?? 'n/a'} | ${x.read.loadedRSSMiB} | ${x.read.openMs} / ${x.read.hashMs} / ${x.read.extractMs} | ${x.write?.peakRSSMiB ?? 'n/a'} | ${x.write?.writeMs ?? 'n/a'} | ${x.pass ? 'yes' : 'NO'} |`,
     )
     .join('\n');
   return `# .clp reader memory (${r.sizeMiB} MiB entry)
