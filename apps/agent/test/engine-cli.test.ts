@@ -99,4 +99,17 @@ describe('clpctl install / list / status / history / show / explain / uninstall 
     const rules = (JSON.parse(explained.stdout).refusals as Array<{ rule: string }>).map((r) => r.rule).sort();
     expect(rules).toEqual(['precondition', 'trust']);
   });
+
+  const hasScript = spawnSync('sh', ['-c', 'command -v script'], { stdio: 'ignore' }).status === 0;
+  if (!hasScript) console.warn('skipped: needs script(1) from util-linux (progress on a terminal)');
+
+  it.skipIf(!hasScript)('shows progress on a terminal', async () => {
+    const tty = join(work, 'tty-root');
+    await cp(join(repo, 'examples/demo-root'), tty, { recursive: true });
+    const command = [process.execPath, bundle, '--root', tty, 'install', '--insecure', unsigned].map((a) => `'${a}'`).join(' ');
+    const r = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: repo, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/\[1\/1\] add \/etc\/clp-demo.conf, replace \/etc\/motd/);
+  });
 });
+
