@@ -9,7 +9,7 @@ import type {
   ReportBatchResponse,
 } from '@clp/protocol';
 import { and, eq, gt, isNull, sql } from 'drizzle-orm';
-import type { AppContext, MachineRow } from './context.ts';
+import type { AgentMachine, AppContext } from './context.ts';
 import { ServerError } from './errors.ts';
 import { desiredState } from './poll.ts';
 import { hashSecret, newSecret } from './secrets.ts';
@@ -69,7 +69,7 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
 }
 
 /** "What should I have now?" for one machine: no query beyond its authentication (rollouts are cached). */
-export async function poll(ctx: AppContext, machine: MachineRow, body: PollRequest): Promise<PollResponse> {
+export async function poll(ctx: AppContext, machine: AgentMachine, body: PollRequest): Promise<PollResponse> {
   const now = ctx.clock.now();
   ctx.seen.record(machine.id, {
     at: now,
@@ -128,7 +128,7 @@ const COUNTED = {
  */
 export async function ingestReports(
   ctx: AppContext,
-  machine: MachineRow,
+  machine: AgentMachine,
   batch: ReportBatch,
 ): Promise<ReportBatchResponse> {
   const receivedAt = ctx.clock.now();

@@ -1,6 +1,6 @@
 import { type AdminRole, adminTokens, machines } from '@clp/db';
-import { eq } from 'drizzle-orm';
-import type { AppContext, MachineRow, Principal } from './context.ts';
+import { eq, inArray } from 'drizzle-orm';
+import type { AgentMachine, AppContext, Principal } from './context.ts';
 import { ServerError } from './errors.ts';
 import { bearerToken, hashSecret } from './secrets.ts';
 
@@ -10,6 +10,9 @@ export type Access =
   | { kind: 'enroll' }
   | { kind: 'agent' }
   | { kind: 'admin'; roles: readonly AdminRole[] };
+
+/** Most credentials looked up in one query. */
+const MAX_BATCH = 256;
 
 function unauthorized(message: string): ServerError {
   return new ServerError('CLP_E_UNAUTHORIZED', message);
@@ -28,29 +31,75 @@ async function adminFromToken(ctx: AppContext, token: string): Promise<Principal
 
 /**
  * Machine credentials, cached for a moment: polls are the hot path (GOALS P5), and a changed
- * credential (re-enrollment) only needs to take effect within the cache time.
+ * credential (re-enrollment) only needs to take effect within the cache time. Lookups that
+ * arrive together (many agents polling at once) share one query, which saves the database a
+ * round trip per poll.
  */
 export class MachineAuthCache {
   readonly #ttlMs: number;
-  readonly #entries = new Map<string, { row: MachineRow; until: number }>();
+  readonly #entries = new Map<string, { row: AgentMachine; until: number }>();
+  #waiting = new Map<
+    string,
+    Array<{ resolve(row: AgentMachine | undefined): void; reject(e: unknown): void }>
+  >();
+  #scheduled = false;
 
   constructor(ttlMs = 2000) {
     this.#ttlMs = ttlMs;
   }
 
-  async lookup(ctx: AppContext, token: string): Promise<MachineRow | undefined> {
+  async lookup(ctx: AppContext, token: string): Promise<AgentMachine | undefined> {
     const hash = hashSecret(token);
-    const now = performance.now();
     const hit = this.#entries.get(hash);
-    if (hit && hit.until > now) return hit.row;
-    const [row] = await ctx.db.select().from(machines).where(eq(machines.credentialHash, hash));
-    if (!row || row.revokedAt) {
-      this.#entries.delete(hash);
-      return undefined;
+    if (hit && hit.until > performance.now()) return hit.row;
+    return new Promise((resolve, reject) => {
+      const list = this.#waiting.get(hash);
+      if (list) list.push({ resolve, reject });
+      else this.#waiting.set(hash, [{ resolve, reject }]);
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        // After the requests already read from the sockets have asked too.
+        setImmediate(() => void this.#run(ctx));
+      }
+    });
+  }
+
+  async #run(ctx: AppContext): Promise<void> {
+    this.#scheduled = false;
+    const batch = this.#waiting;
+    this.#waiting = new Map();
+    const hashes = [...batch.keys()];
+    for (let i = 0; i < hashes.length; i += MAX_BATCH) {
+      const part = hashes.slice(i, i + MAX_BATCH);
+      try {
+        const rows = await ctx.db
+          .select({
+            id: machines.id,
+            tier: machines.tier,
+            tags: machines.tags,
+            credentialHash: machines.credentialHash,
+            revokedAt: machines.revokedAt,
+          })
+          .from(machines)
+          .where(
+            part.length === 1
+              ? eq(machines.credentialHash, part[0]!)
+              : inArray(machines.credentialHash, part),
+          );
+        const found = new Map(rows.map((r) => [r.credentialHash, r]));
+        const until = performance.now() + this.#ttlMs;
+        if (this.#entries.size > 200_000) this.#entries.clear();
+        for (const hash of part) {
+          const r = found.get(hash);
+          const row = r && !r.revokedAt ? { id: r.id, tier: r.tier, tags: r.tags } : undefined;
+          if (row) this.#entries.set(hash, { row, until });
+          else this.#entries.delete(hash);
+          for (const w of batch.get(hash) ?? []) w.resolve(row);
+        }
+      } catch (error) {
+        for (const hash of part) for (const w of batch.get(hash) ?? []) w.reject(error);
+      }
     }
-    if (this.#entries.size > 200_000) this.#entries.clear();
-    this.#entries.set(hash, { row, until: now + this.#ttlMs });
-    return row;
   }
 
   /** Forgets every cached credential (after a machine was revoked through this instance). */

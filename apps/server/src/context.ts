@@ -12,10 +12,13 @@ import type { ActiveRollouts } from './rollout-cache.ts';
 
 export type MachineRow = typeof machines.$inferSelect;
 
+/** What a request from an agent knows of its machine (the rest changes with each poll). */
+export type AgentMachine = Pick<MachineRow, 'id' | 'tier' | 'tags'>;
+
 /** Who is calling: an admin token (with its role) or an enrolled machine. */
 export type Principal =
   | { kind: 'admin'; id: string; name: string; role: AdminRole }
-  | { kind: 'machine'; machine: MachineRow }
+  | { kind: 'machine'; machine: AgentMachine }
   | { kind: 'anonymous' };
 
 /** Everything a handler needs; built once per server. */

@@ -13,7 +13,7 @@ import type { Request, Response } from 'express';
 import type { z } from 'zod';
 import { enroll, ingestReports, poll } from './agent.ts';
 import type { Access } from './auth.ts';
-import type { AppContext, MachineRow, Principal } from './context.ts';
+import type { AgentMachine, AppContext, Principal } from './context.ts';
 import { explain, listMachines, listReports, revokeMachine, showMachine } from './machines.ts';
 import { buildOpenApi } from './openapi.ts';
 import { listReleases, promoteRelease, showRelease, uploadRelease, yankRelease } from './releases.ts';
@@ -118,7 +118,7 @@ const admin = (roles: readonly AdminRole[]): Access => ({ kind: 'admin', roles }
 const agent: Access = { kind: 'agent' };
 const publicAccess: Access = { kind: 'public' };
 
-function machineOf(principal: Principal): MachineRow {
+function machineOf(principal: Principal): AgentMachine {
   if (principal.kind !== 'machine') throw new Error('agent route reached without a machine principal');
   return principal.machine;
 }

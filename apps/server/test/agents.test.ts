@@ -260,6 +260,19 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     }
   });
 
+  it('answers many machines polling at once, each as itself, and refuses the stranger among them', async () => {
+    const t = await enrollmentToken({ tier: 'edge', uses: 30 });
+    const fleet = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => enroll(t.token, `burst-machine-${i}`)),
+    );
+    const callers = [...fleet.map((m) => m.credential), 'clp_mch_stranger'];
+    const answers = await Promise.all(
+      callers.map((token) => s.call('POST', '/v1/agent/poll', { token, json: { facts: FACTS } })),
+    );
+    expect(answers.map((a) => a.status)).toEqual([...Array(30).fill(200), 401]);
+    expect(answers.slice(0, 30).map((a) => a.body.machineId)).toEqual(fleet.map((m) => m.machineId));
+  });
+
   it('refuses a revoked machine and lets it enroll again', async () => {
     const t = await enrollmentToken({ tier: 'edge', uses: 2 });
     const m = await enroll(t.token, 'revoked-machine-1');
