@@ -18,7 +18,11 @@ const port = process.env.PORT || '8080';
 const url = `http://127.0.0.1:${port}`;
 const clpctlBin = join(repo, 'apps/agent/bin/clpctl.mjs');
 const serverBin = join(repo, 'apps/server/dist/server.mjs');
-const show = (p) => relative(process.cwd(), p) || '.';
+const show = (p) => {
+  const r = relative(process.cwd(), p);
+  return r === '' ? '.' : r.startsWith('..') ? p : r;
+};
+const indented = (text) => text.trim().replace(/\n/g, '\n    ');
 
 if (args.has('--reset')) rmSync(dataDir, { recursive: true, force: true });
 mkdirSync(dataDir, { recursive: true });
@@ -163,7 +167,7 @@ async function walkThrough() {
     step(`${show(root)} runs its daily check now instead of at noon`);
     clpctl(['update', '--root', root]);
     clpctl(['list', '--root', root]);
-    say(`  ${show(join(root, 'etc/motd'))} now reads: ${readFileSync(join(root, 'etc/motd'), 'utf8').trim()}`);
+    say(`  ${show(join(root, 'etc/motd'))} now reads:\n    ${indented(readFileSync(join(root, 'etc/motd'), 'utf8'))}`);
   }
 
   step('the server has the machines and their reports');
@@ -172,7 +176,7 @@ async function walkThrough() {
 
   step('any patch can be taken back: machine-1 uninstalls it');
   clpctl(['uninstall', 'CLP1251123', '--root', machines[0]]);
-  say(`  ${show(join(machines[0], 'etc/motd'))} reads again: ${readFileSync(join(machines[0], 'etc/motd'), 'utf8').trim()}`);
+  say(`  ${show(join(machines[0], 'etc/motd'))} reads again:\n    ${indented(readFileSync(join(machines[0], 'etc/motd'), 'utf8'))}`);
 }
 
 function printTryNext() {
