@@ -286,6 +286,34 @@ export async function buildTar(entries: readonly TarEntrySpec[]): Promise<Buffer
   return Buffer.concat(chunks);
 }
 
+/**
+ * Rewrites the size field of the tar header named `name` in GNU base-256 form (first byte 0x80,
+ * then the size big-endian), recomputing the header checksum: a size no octal field can hold.
+ */
+export function withBase256Size(tar: Buffer, name: string, size: bigint): Buffer {
+  const out = Buffer.from(tar);
+  for (let off = 0; off + 512 <= out.length; ) {
+    const header = out.subarray(off, off + 512);
+    const headerName = header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
+    const dataSize = Number.parseInt(
+      header.subarray(124, 136).toString('latin1').replace(/\0.*$/s, '').trim() || '0',
+      8,
+    );
+    if (headerName === name) {
+      header.fill(0, 124, 136);
+      header[124] = 0x80;
+      header.writeBigUInt64BE(size, 128);
+      header.fill(0x20, 148, 156);
+      let sum = 0;
+      for (const b of header) sum += b;
+      header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+      return out;
+    }
+    off += 512 + Math.ceil(dataSize / 512) * 512;
+  }
+  throw new Error(`no tar header named ${name}`);
+}
+
 /** Deterministic bytes: zeros with one pseudo-random byte every `every` bytes (deflates about every/3 : 1). */
 export function sparseNoise(length: number, every: number, seed = 1): Buffer {
   const out = Buffer.alloc(length);

@@ -19,6 +19,7 @@ import {
   openPatch,
 } from '../src/index.ts';
 import {
+  buildTar,
   buildTarGz,
   buildZip,
   DEFLATE,
@@ -40,6 +41,7 @@ import {
   unicodePathExtra,
   validTarEntries,
   validZipEntries,
+  withBase256Size,
   xmlMeta,
   type ZipEntrySpec,
   zip64Extra,
@@ -848,6 +850,19 @@ describe('hostile historic tar.gz archives', () => {
       limits: { maxEntrySize: 4000 },
       code: 'CLP_E_TOO_LARGE',
       names: 'big.bin',
+    },
+    {
+      title: 'a base-256 size field claiming 1 EiB',
+      build: async () =>
+        gzipSync(
+          withBase256Size(
+            await buildTar([...validTarEntries(), { name: 'huge', data: PAYLOAD }]),
+            'huge',
+            1n << 60n,
+          ),
+        ),
+      code: 'CLP_E_TOO_LARGE',
+      names: 'huge',
     },
     {
       title: 'a gzip bomb (4 MiB of zeros)',
