@@ -22,7 +22,10 @@ describe('clpctl install / list / status / history / show / explain / uninstall 
 
   beforeAll(async () => {
     if (!existsSync(bundle)) {
-      const built = spawnSync(process.execPath, [join(repo, 'scripts/build.mjs')], { cwd: repo, encoding: 'utf8' });
+      const built = spawnSync(process.execPath, [join(repo, 'scripts/build.mjs')], {
+        cwd: repo,
+        encoding: 'utf8',
+      });
       if (built.status !== 0) throw new Error(built.stderr);
     }
     work = await mkdtemp(join(tmpdir(), 'clp-engine-cli-'));
@@ -33,7 +36,14 @@ describe('clpctl install / list / status / history / show / explain / uninstall 
     await cp(join(work, 'keys/rel.pub'), join(root, 'etc/clp/keys.d/rel.pub'));
     patch = join(work, 'CLP1251123.clp');
     unsigned = join(work, 'CLP1251123-unsigned.clp');
-    const created = clpctl(['create', join(repo, 'examples/CLP1251123'), '-o', patch, '--sign', join(work, 'keys/rel.key')]);
+    const created = clpctl([
+      'create',
+      join(repo, 'examples/CLP1251123'),
+      '-o',
+      patch,
+      '--sign',
+      join(work, 'keys/rel.key'),
+    ]);
     expect(created.status, created.stderr).toBe(0);
     expect(clpctl(['create', join(repo, 'examples/CLP1251123'), '-o', unsigned]).status).toBe(0);
   });
@@ -42,20 +52,33 @@ describe('clpctl install / list / status / history / show / explain / uninstall 
     const motd = await readFile(join(root, 'etc/motd'), 'utf8');
     const explained = clpctl(['--root', root, 'explain', patch]);
     expect(explained.status).toBe(0);
-    expect(explained.stdout).toMatch(/applies here; installing it would:\n {2}add \/etc\/clp-demo.conf\n {2}replace \/etc\/motd/);
+    expect(explained.stdout).toMatch(
+      /applies here; installing it would:\n {2}add \/etc\/clp-demo.conf\n {2}replace \/etc\/motd/,
+    );
 
     const installed = clpctl(['--root', root, '--json', 'install', patch]);
     expect(installed.status, installed.stderr).toBe(0);
     // Not a terminal: no progress lines on stderr.
     expect(installed.stderr).toBe('');
-    expect(JSON.parse(installed.stdout)).toMatchObject({ name: 'CLP1251123', steps: [{ kind: 'file' }, { kind: 'file' }] });
+    expect(JSON.parse(installed.stdout)).toMatchObject({
+      name: 'CLP1251123',
+      steps: [{ kind: 'file' }, { kind: 'file' }],
+    });
     expect(await readFile(join(root, 'etc/motd'), 'utf8')).toMatch(/Core LivePatch/);
 
     expect(clpctl(['--root', root, 'list']).stdout).toMatch(/^CLP1251123 /);
-    expect(JSON.parse(clpctl(['--root', root, '--json', 'list']).stdout).map((p: { name: string }) => p.name)).toEqual(['CLP1251123']);
-    expect(clpctl(['--root', root, 'show', 'CLP1251123']).stdout).toMatch(/steps:\n {2}1\. add \/etc\/clp-demo.conf\n {2}2\. replace \/etc\/motd/);
+    expect(
+      JSON.parse(clpctl(['--root', root, '--json', 'list']).stdout).map((p: { name: string }) => p.name),
+    ).toEqual(['CLP1251123']);
+    expect(clpctl(['--root', root, 'show', 'CLP1251123']).stdout).toMatch(
+      /steps:\n {2}1\. add \/etc\/clp-demo.conf\n {2}2\. replace \/etc\/motd/,
+    );
     const status = JSON.parse(clpctl(['--root', root, '--json', 'status']).stdout);
-    expect(status).toMatchObject({ installed: [{ name: 'CLP1251123' }], trustedKeys: 1, lastEvent: { op: 'install', result: 'installed' } });
+    expect(status).toMatchObject({
+      installed: [{ name: 'CLP1251123' }],
+      trustedKeys: 1,
+      lastEvent: { op: 'install', result: 'installed' },
+    });
 
     const again = clpctl(['--root', root, 'install', patch]);
     expect(again.status).toBe(5);
@@ -67,9 +90,18 @@ describe('clpctl install / list / status / history / show / explain / uninstall 
     expect(await readFile(join(root, 'etc/motd'), 'utf8')).toBe(motd);
     expect(existsSync(join(root, 'etc/clp-demo.conf'))).toBe(false);
 
-    const history = JSON.parse(clpctl(['--root', root, '--json', 'history']).stdout) as Array<{ op: string; result: string }>;
-    expect(history.map((h) => `${h.op}:${h.result}`)).toEqual(['install:installed', 'install:refused', 'uninstall:uninstalled']);
-    expect(await readFile(join(root, 'var/log/CLP.log'), 'utf8')).toMatch(/install: replace \/etc\/motd[\s\S]*uninstall: restore \/etc\/motd/);
+    const history = JSON.parse(clpctl(['--root', root, '--json', 'history']).stdout) as Array<{
+      op: string;
+      result: string;
+    }>;
+    expect(history.map((h) => `${h.op}:${h.result}`)).toEqual([
+      'install:installed',
+      'install:refused',
+      'uninstall:uninstalled',
+    ]);
+    expect(await readFile(join(root, 'var/log/CLP.log'), 'utf8')).toMatch(
+      /install: replace \/etc\/motd[\s\S]*uninstall: restore \/etc\/motd/,
+    );
     expect(clpctl(['--root', root, 'recover']).stdout).toMatch(/nothing to recover/);
   });
 
@@ -96,7 +128,9 @@ describe('clpctl install / list / status / history / show / explain / uninstall 
     await writeFile(join(root, 'etc/motd'), 'edited by hand\n');
     const explained = clpctl(['--root', root, '--json', 'explain', unsigned]);
     expect(explained.status).toBe(5);
-    const rules = (JSON.parse(explained.stdout).refusals as Array<{ rule: string }>).map((r) => r.rule).sort();
+    const rules = (JSON.parse(explained.stdout).refusals as Array<{ rule: string }>)
+      .map((r) => r.rule)
+      .sort();
     expect(rules).toEqual(['precondition', 'trust']);
   });
 
@@ -106,10 +140,15 @@ describe('clpctl install / list / status / history / show / explain / uninstall 
   it.skipIf(!hasScript)('shows progress on a terminal', async () => {
     const tty = join(work, 'tty-root');
     await cp(join(repo, 'examples/demo-root'), tty, { recursive: true });
-    const command = [process.execPath, bundle, '--root', tty, 'install', '--insecure', unsigned].map((a) => `'${a}'`).join(' ');
-    const r = spawnSync('script', ['-qec', command, '/dev/null'], { cwd: repo, encoding: 'utf8', timeout: 60_000 });
+    const command = [process.execPath, bundle, '--root', tty, 'install', '--insecure', unsigned]
+      .map((a) => `'${a}'`)
+      .join(' ');
+    const r = spawnSync('script', ['-qec', command, '/dev/null'], {
+      cwd: repo,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(r.status, r.stdout).toBe(0);
     expect(r.stdout).toMatch(/\[1\/1\] add \/etc\/clp-demo.conf, replace \/etc\/motd/);
   });
 });
-

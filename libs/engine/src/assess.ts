@@ -3,14 +3,19 @@
  * and explain share it: install stops at the first assessment with refusals, explain lists them.
  */
 import { comparePatchNames, type FileAction, type PatchMeta, type ScriptAction } from '@clp/format';
-import { type Refusal } from './errors.ts';
-import { type FileIdentity } from './backup.ts';
+import type { FileIdentity } from './backup.ts';
+import type { Refusal } from './errors.ts';
 import { identityOf } from './file-step.ts';
 import { sha256File } from './hash.ts';
 import { compareVersions, type HostFacts } from './host.ts';
 import { Owners } from './owners.ts';
 import { resolveUnderRoot } from './paths.ts';
-import { DEFAULT_SCRIPT_TIMEOUT_MS, type Interpreter, interpreterFromHead, missingInterpreter } from './script-step.ts';
+import {
+  DEFAULT_SCRIPT_TIMEOUT_MS,
+  type Interpreter,
+  interpreterFromHead,
+  missingInterpreter,
+} from './script-step.ts';
 import type { StateIndex } from './state.ts';
 
 /** What the engine needs of an opened patch (@clp/format's PatchArchive has it). */
@@ -23,7 +28,10 @@ export interface EngineArchive {
   hashEntries(): Promise<Map<string, { sha256: string; size: number }>>;
   extractTo(
     dir: string,
-    opts?: { only?: (name: string) => boolean; expected?: ReadonlyMap<string, { sha256: string; size: number }> },
+    opts?: {
+      only?: (name: string) => boolean;
+      expected?: ReadonlyMap<string, { sha256: string; size: number }>;
+    },
   ): Promise<void>;
   close(): Promise<void>;
 }
@@ -73,7 +81,11 @@ export async function assessPatch(archive: EngineArchive, options: AssessOptions
   };
 
   if (meta.architecture !== 'any' && meta.architecture !== options.host.architecture) {
-    refuse('CLP_E_ARCHITECTURE', 'architecture', `the patch is for ${meta.architecture}, this machine is ${options.host.architecture}`);
+    refuse(
+      'CLP_E_ARCHITECTURE',
+      'architecture',
+      `the patch is for ${meta.architecture}, this machine is ${options.host.architecture}`,
+    );
   }
   if (meta.systems.length > 0) {
     const osProblem = checkSystems(meta, options.host);
@@ -82,7 +94,11 @@ export async function assessPatch(archive: EngineArchive, options: AssessOptions
 
   const installed = options.index.installed;
   if (installed.some((p) => p.name === meta.name)) {
-    refuse('CLP_E_ALREADY_INSTALLED', 'installed', `${meta.name} is already installed; uninstall it first to install it again`);
+    refuse(
+      'CLP_E_ALREADY_INSTALLED',
+      'installed',
+      `${meta.name} is already installed; uninstall it first to install it again`,
+    );
   }
   for (const p of installed.filter((p) => p.series === meta.series && p.name !== meta.name)) {
     if (safeCompare(p.name, meta.name) > 0) {
@@ -116,13 +132,27 @@ function safeCompare(a: string, b: string): number {
 }
 
 function checkSystems(meta: PatchMeta, host: HostFacts): string | null {
-  const wanted = meta.systems.map((s) => `${s.os}${s.minVersion ? ` >= ${s.minVersion}` : ''}${s.maxVersion ? ` <= ${s.maxVersion}` : ''}`).join(', ');
-  if (host.osIds.length === 0) return `the patch is for ${wanted}, and this root has no os-release to tell its system`;
+  const wanted = meta.systems
+    .map(
+      (s) =>
+        `${s.os}${s.minVersion ? ` >= ${s.minVersion}` : ''}${s.maxVersion ? ` <= ${s.maxVersion}` : ''}`,
+    )
+    .join(', ');
+  if (host.osIds.length === 0)
+    return `the patch is for ${wanted}, and this root has no os-release to tell its system`;
   const here = `${host.osIds[0]}${host.osVersion ? ` ${host.osVersion}` : ''}`;
   for (const s of meta.systems) {
     if (!host.osIds.includes(s.os)) continue;
-    if (s.minVersion !== undefined && (host.osVersion === null || compareVersions(host.osVersion, s.minVersion) < 0)) continue;
-    if (s.maxVersion !== undefined && (host.osVersion === null || compareVersions(host.osVersion, s.maxVersion) > 0)) continue;
+    if (
+      s.minVersion !== undefined &&
+      (host.osVersion === null || compareVersions(host.osVersion, s.minVersion) < 0)
+    )
+      continue;
+    if (
+      s.maxVersion !== undefined &&
+      (host.osVersion === null || compareVersions(host.osVersion, s.maxVersion) > 0)
+    )
+      continue;
     return null;
   }
   return `the patch is for ${wanted}; this system is ${here}`;
@@ -147,13 +177,21 @@ async function planFiles(
       continue;
     }
     if (seen.has(target)) {
-      refuse('CLP_E_PRECONDITION', 'precondition', `${action.path} is changed by more than one action of the patch`);
+      refuse(
+        'CLP_E_PRECONDITION',
+        'precondition',
+        `${action.path} is changed by more than one action of the patch`,
+      );
       continue;
     }
     seen.add(target);
     const current = await identityOf(target);
     if (current !== null && !current.isFile) {
-      refuse('CLP_E_TARGET_NOT_FILE', 'precondition', `${action.path} is not a regular file here (a folder, link or device); the engine only changes regular files`);
+      refuse(
+        'CLP_E_TARGET_NOT_FILE',
+        'precondition',
+        `${action.path} is not a regular file here (a folder, link or device); the engine only changes regular files`,
+      );
       continue;
     }
     const problem = await checkPrecondition(action, target, current !== null);
@@ -162,7 +200,11 @@ async function planFiles(
       continue;
     }
     if (action.action !== 'remove' && (action.source === undefined || !archive.has(action.source))) {
-      refuse('CLP_E_PRECONDITION', 'precondition', `${action.path}: the patch has no entry ${action.source ?? '(no source given)'} to ${action.action} it with`);
+      refuse(
+        'CLP_E_PRECONDITION',
+        'precondition',
+        `${action.path}: the patch has no entry ${action.source ?? '(no source given)'} to ${action.action} it with`,
+      );
       continue;
     }
     let next: FileIdentity | null = null;
@@ -183,16 +225,24 @@ async function planFiles(
   return planned;
 }
 
-async function checkPrecondition(action: FileAction, target: string, exists: boolean): Promise<string | null> {
+async function checkPrecondition(
+  action: FileAction,
+  target: string,
+  exists: boolean,
+): Promise<string | null> {
   const expect = action.expectSha256;
   if (expect === 'absent') return exists ? `${action.path} must not exist yet, but it does` : null;
   if (expect !== undefined) {
     if (!exists) return `${action.path} must have sha256 ${expect}, but it does not exist`;
     const actual = await sha256File(target);
-    return actual === expect ? null : `${action.path} has sha256 ${actual}, the patch expects ${expect} (the file differs from the version the patch was made for)`;
+    return actual === expect
+      ? null
+      : `${action.path} has sha256 ${actual}, the patch expects ${expect} (the file differs from the version the patch was made for)`;
   }
-  if (action.action === 'add' && exists) return `${action.path} already exists; the patch adds it (a replace with expect-sha256 would say which version it may replace)`;
-  if (action.action !== 'add' && !exists) return `${action.path} does not exist here, so it cannot be ${action.action === 'remove' ? 'removed' : 'replaced'}`;
+  if (action.action === 'add' && exists)
+    return `${action.path} already exists; the patch adds it (a replace with expect-sha256 would say which version it may replace)`;
+  if (action.action !== 'add' && !exists)
+    return `${action.path} does not exist here, so it cannot be ${action.action === 'remove' ? 'removed' : 'replaced'}`;
   return null;
 }
 
@@ -217,7 +267,8 @@ async function planScripts(
     const missing = await missingInterpreter(entry, interpreter);
     if (missing !== null) {
       // One refusal per missing program: the remove script needing it too adds nothing.
-      if (!missingPrograms.has(interpreter.program)) refuse('CLP_E_INTERPRETER_MISSING', 'interpreter', missing);
+      if (!missingPrograms.has(interpreter.program))
+        refuse('CLP_E_INTERPRETER_MISSING', 'interpreter', missing);
       missingPrograms.add(interpreter.program);
       return null;
     }

@@ -27,7 +27,12 @@ export async function takeBackup(target: string, backupPath: string): Promise<vo
  * Puts the backed-up content, mode and owner back at `target` atomically (through a hidden name
  * in the target's folder) and fsyncs the folder. Running it twice does no harm.
  */
-export async function restoreBackup(backupPath: string, target: string, identity: FileIdentity, tag: string): Promise<void> {
+export async function restoreBackup(
+  backupPath: string,
+  target: string,
+  identity: FileIdentity,
+  tag: string,
+): Promise<void> {
   const tmp = join(dirname(target), `.clp-restore-${tag}-${basename(target)}`);
   const [b, t] = await Promise.all([stat(backupPath), lstat(target).catch(() => null)]);
   if (t !== null && t.dev === b.dev && t.ino === b.ino) {
@@ -46,4 +51,3 @@ export async function restoreBackup(backupPath: string, target: string, identity
   await rename(tmp, target);
   await fsyncDir(dirname(target));
 }
-

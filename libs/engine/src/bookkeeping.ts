@@ -2,7 +2,6 @@ import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PatchMeta } from '@clp/format';
 import { fsyncDir } from './durable.ts';
-import type { StepRecord } from './step.ts';
 import {
   appendHistory,
   type InstalledPatch,
@@ -13,6 +12,7 @@ import {
   writeIndex,
   writePatchRecord,
 } from './state.ts';
+import type { StepRecord } from './step.ts';
 import { txDirOf } from './transaction.ts';
 
 export interface InstallInfo {
@@ -39,7 +39,9 @@ async function exists(path: string): Promise<boolean> {
 /** Rewrites absolute paths inside the transaction folder to the patch folder they moved to. */
 function moveRecords(steps: StepRecord[], from: string, to: string): StepRecord[] {
   const text = JSON.stringify(steps);
-  return JSON.parse(text.split(JSON.stringify(from).slice(1, -1)).join(JSON.stringify(to).slice(1, -1))) as StepRecord[];
+  return JSON.parse(
+    text.split(JSON.stringify(from).slice(1, -1)).join(JSON.stringify(to).slice(1, -1)),
+  ) as StepRecord[];
 }
 
 /**
@@ -47,7 +49,12 @@ function moveRecords(steps: StepRecord[], from: string, to: string): StepRecord[
  * packages) becomes ROOT/var/lib/clp/patches/NAME, then the patch record, the index and the
  * history are written. Every part can run again after a crash.
  */
-export async function finishInstall(stateDir: string, tx: string, steps: StepRecord[], info: InstallInfo): Promise<void> {
+export async function finishInstall(
+  stateDir: string,
+  tx: string,
+  steps: StepRecord[],
+  info: InstallInfo,
+): Promise<void> {
   const name = info.patch.name;
   const txDir = txDirOf(stateDir, tx);
   const dest = patchDirOf(stateDir, name);
@@ -64,10 +71,18 @@ export async function finishInstall(stateDir: string, tx: string, steps: StepRec
     ...(info.root !== undefined ? { root: info.root } : {}),
   });
   const index = await readIndex(stateDir);
-  index.installed = [...index.installed.filter((p) => p.name !== name), info.patch].sort((a, b) => a.name.localeCompare(b.name));
+  index.installed = [...index.installed.filter((p) => p.name !== name), info.patch].sort((a, b) =>
+    a.name.localeCompare(b.name),
+  );
   index.failed = index.failed.filter((f) => f.name !== name);
   await writeIndex(stateDir, index);
-  await appendHistory(stateDir, { at: new Date().toISOString(), tx, op: 'install', name, result: 'installed' });
+  await appendHistory(stateDir, {
+    at: new Date().toISOString(),
+    tx,
+    op: 'install',
+    name,
+    result: 'installed',
+  });
 }
 
 /** After the commit point of an uninstall: forget the patch and drop its backups. */
@@ -81,12 +96,26 @@ export async function finishUninstall(stateDir: string, tx: string, info: Uninst
   for (const dir of [...(info.removeDirs ?? [])].reverse()) await rmdir(dir).catch(() => {});
   await rm(patchDirOf(stateDir, name), { recursive: true, force: true });
   await rm(txDirOf(stateDir, tx), { recursive: true, force: true });
-  await appendHistory(stateDir, { at: new Date().toISOString(), tx, op: 'uninstall', name, result: 'uninstalled' });
+  await appendHistory(stateDir, {
+    at: new Date().toISOString(),
+    tx,
+    op: 'uninstall',
+    name,
+    result: 'uninstalled',
+  });
 }
 
 /** Marks a patch as failed on this machine (a later install refuses it unless retryFailed). */
-export async function markFailed(stateDir: string, name: string, code: string, reason: string): Promise<void> {
+export async function markFailed(
+  stateDir: string,
+  name: string,
+  code: string,
+  reason: string,
+): Promise<void> {
   const index = await readIndex(stateDir);
-  index.failed = [...index.failed.filter((f) => f.name !== name), { name, at: new Date().toISOString(), code, reason }];
+  index.failed = [
+    ...index.failed.filter((f) => f.name !== name),
+    { name, at: new Date().toISOString(), code, reason },
+  ];
   await writeIndex(stateDir, index);
 }

@@ -28,7 +28,11 @@ export async function fsyncDirs(dirs: Iterable<string>): Promise<void> {
 }
 
 /** Writes a file through a temporary name: the final name always holds complete, fsynced content. */
-export async function writeFileDurable(path: string, data: string | Uint8Array, syncDir = true): Promise<void> {
+export async function writeFileDurable(
+  path: string,
+  data: string | Uint8Array,
+  syncDir = true,
+): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   const fh = await open(tmp, 'w', 0o600);
   try {

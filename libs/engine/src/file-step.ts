@@ -1,6 +1,6 @@
 import { chmod, chown, copyFile, lstat, mkdir, rename, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { restoreBackup, takeBackup, type FileIdentity } from './backup.ts';
+import { type FileIdentity, restoreBackup, takeBackup } from './backup.ts';
 import { mapLimit } from './concurrency.ts';
 import { fsyncDirs, fsyncFile, linkOrCopy } from './durable.ts';
 import type { StepContext, StepRecord } from './step.ts';
@@ -38,12 +38,18 @@ export function fileUndo(record: StepRecord): FileUndo {
 }
 
 /** What is at a path now: its identity, or null when nothing is there. */
-export async function identityOf(path: string): Promise<(FileIdentity & { isFile: boolean; size: number }) | null> {
+export async function identityOf(
+  path: string,
+): Promise<(FileIdentity & { isFile: boolean; size: number }) | null> {
   try {
     const s = await lstat(path);
     return { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, isFile: s.isFile(), size: s.size };
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+    if (
+      (error as NodeJS.ErrnoException).code === 'ENOENT' ||
+      (error as NodeJS.ErrnoException).code === 'ENOTDIR'
+    )
+      return null;
     throw error;
   }
 }
@@ -108,7 +114,9 @@ export async function runFileBatch(records: StepRecord[], ctx: StepContext): Pro
   const backupDir = join(ctx.txDir, 'backup');
   await mkdir(backupDir, { recursive: true });
   const toBackUp = records.filter((r) => fileUndo(r).existed && fileUndo(r).backup !== null);
-  await mapLimit(toBackUp, FILE_CONCURRENCY, (r) => takeBackup(fileUndo(r).target, join(ctx.txDir, fileUndo(r).backup!)));
+  await mapLimit(toBackUp, FILE_CONCURRENCY, (r) =>
+    takeBackup(fileUndo(r).target, join(ctx.txDir, fileUndo(r).backup!)),
+  );
   if (toBackUp.length > 0) await fsyncDirs([backupDir]);
   await mapLimit(records, FILE_CONCURRENCY, async (r) => {
     const u = fileUndo(r);

@@ -17,7 +17,8 @@ export async function runCheck(
   check: CheckAction,
   ctx: { root: string; patchDir: string; log: (line: string) => void },
 ): Promise<CheckResult> {
-  const label = check.command !== undefined ? `check "${check.command}"` : `check unit ${check.unit} is active`;
+  const label =
+    check.command !== undefined ? `check "${check.command}"` : `check unit ${check.unit} is active`;
   let program: string;
   let args: string[];
   if (check.command !== undefined) {
@@ -44,7 +45,9 @@ export async function runCheck(
       prefix: `[${label}] `,
     }).catch((error: Error) => ({ exitCode: -1, signal: null, timedOut: false, tail: error.message }));
     if (result.exitCode === 0) return { check: label, ok: true, detail: 'passed' };
-    last = result.timedOut ? 'did not finish in time' : `exited with status ${result.exitCode}${result.tail ? `: ${result.tail}` : ''}`;
+    last = result.timedOut
+      ? 'did not finish in time'
+      : `exited with status ${result.exitCode}${result.tail ? `: ${result.tail}` : ''}`;
     if (Date.now() + 1000 >= deadline) break;
     await new Promise((r) => setTimeout(r, 1000));
   }

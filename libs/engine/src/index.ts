@@ -1,10 +1,32 @@
 export { ENGINE_ERROR_CODES, EngineError, type EngineErrorCode, type Refusal } from './errors.ts';
-export { type InstallOptions, type InstallResult, installPatch, type Progress } from './install.ts';
-export { type Drift, findDrift, type UninstallOptions, type UninstallResult, uninstallPatch } from './uninstall.ts';
-export { type EngineStatus, engineStatus, type Explanation, explainPatch, getPatch, listInstalled, readHistory } from './query.ts';
-export { type RecoverResult, recover } from './recover.ts';
-export { hostArchitecture } from './host.ts';
-export { keysDirOf, logFileOf, stateDirOf } from './paths.ts';
-export type { FailedMark, HistoryEntry, InstalledPatch, PatchRecord } from './state.ts';
 export type { CheckResult } from './health-check.ts';
-export { finishInterruptedRevert, PACKAGE_ERROR_CODES, PackageError, type PackageErrorCode, type RevertOptions, type RevertResult, revertPackage } from './package-managers/index.ts';
+export { hostArchitecture } from './host.ts';
+export { type InstallOptions, type InstallResult, installPatch, type Progress } from './install.ts';
+export {
+  finishInterruptedRevert,
+  PACKAGE_ERROR_CODES,
+  PackageError,
+  type PackageErrorCode,
+  type RevertOptions,
+  type RevertResult,
+  revertPackage,
+} from './package-managers/index.ts';
+export { keysDirOf, logFileOf, stateDirOf } from './paths.ts';
+export {
+  type EngineStatus,
+  type Explanation,
+  engineStatus,
+  explainPatch,
+  getPatch,
+  listInstalled,
+  readHistory,
+} from './query.ts';
+export { type RecoverResult, recover } from './recover.ts';
+export type { FailedMark, HistoryEntry, InstalledPatch, PatchRecord } from './state.ts';
+export {
+  type Drift,
+  findDrift,
+  type UninstallOptions,
+  type UninstallResult,
+  uninstallPatch,
+} from './uninstall.ts';

@@ -5,14 +5,14 @@ import { SIGNATURE_ENTRY, TrustStore, verifyPatch } from '@clp/trust';
 import { assessPatch, type EngineArchive, type PlannedScript } from './assess.ts';
 import { finishInstall, type InstallInfo, markFailed } from './bookkeeping.ts';
 import { codeForSystemError, EngineError, refusalError } from './errors.ts';
-import { type FileUndo, missingDirs, stageFiles, stagePathFor, runFileBatch } from './file-step.ts';
+import { type FileUndo, missingDirs, runFileBatch, stageFiles, stagePathFor } from './file-step.ts';
 import { type CheckResult, runCheck } from './health-check.ts';
 import { readHostFacts } from './host.ts';
 import { detectPackageManager, type PackageManager, preparePackageStep } from './package-managers/index.ts';
 import { keysDirOf } from './paths.ts';
 import { patchDirIn, prepareScriptStep, type ScriptUndo } from './script-step.ts';
 import { prepareServiceStep, type ServiceUndo, whySkipService } from './service-step.ts';
-import { withSession, type Session } from './session.ts';
+import { type Session, withSession } from './session.ts';
 import { appendHistory, type InstalledPatch, readIndex } from './state.ts';
 import type { StepContext, StepRecord } from './step.ts';
 import { newTxId, type StepGroup, Transaction, txDirOf } from './transaction.ts';
@@ -65,7 +65,9 @@ async function trustOf(
   if (!insecure) {
     const store = await TrustStore.load(keysDirOf(root));
     const manifest = await verifyPatch(archive, store);
-    log(`${archive.meta.name}: signature by ${manifest.keyName} (${manifest.keyId}) verified, ${manifest.size} entries checked`);
+    log(
+      `${archive.meta.name}: signature by ${manifest.keyName} (${manifest.keyId}) verified, ${manifest.size} entries checked`,
+    );
     return { expected: manifest, signedBy: manifest.keyId };
   }
   const message = `WARNING: installing ${archive.meta.name} WITHOUT checking its signature (--insecure); never do this on a production machine`;
@@ -89,17 +91,32 @@ export async function installPatch(file: string, options: InstallOptions = {}): 
   });
 }
 
-async function installOpened(archive: EngineArchive, session: Session, options: InstallOptions, warn: (m: string) => void): Promise<InstallResult> {
+async function installOpened(
+  archive: EngineArchive,
+  session: Session,
+  options: InstallOptions,
+  warn: (m: string) => void,
+): Promise<InstallResult> {
   const { root, stateDir, log } = session;
   const meta = archive.meta;
   const name = meta.name;
-  const trust = await trustOf(archive, root, options.insecure ?? false, log, warn).catch(async (error: unknown) => {
-    if (isClpError(error)) {
-      log(`install ${name} refused: ${error.code}: ${error.message}`);
-      await appendHistory(stateDir, { at: new Date().toISOString(), tx: `refused-${Date.now().toString(36)}`, op: 'install', name, result: 'refused', code: error.code, message: error.message });
-    }
-    throw error;
-  });
+  const trust = await trustOf(archive, root, options.insecure ?? false, log, warn).catch(
+    async (error: unknown) => {
+      if (isClpError(error)) {
+        log(`install ${name} refused: ${error.code}: ${error.message}`);
+        await appendHistory(stateDir, {
+          at: new Date().toISOString(),
+          tx: `refused-${Date.now().toString(36)}`,
+          op: 'install',
+          name,
+          result: 'refused',
+          code: error.code,
+          message: error.message,
+        });
+      }
+      throw error;
+    },
+  );
   const index = await readIndex(stateDir);
   const host = await readHostFacts(root, options.architecture);
   const assessment = await assessPatch(archive, { root, host, index, retryFailed: options.force ?? false });
@@ -111,7 +128,15 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
   if (assessment.refusals.length > 0) {
     const error = refusalError(assessment.refusals, name);
     log(error.message);
-    await appendHistory(stateDir, { at: new Date().toISOString(), tx: `refused-${Date.now().toString(36)}`, op: 'install', name, result: 'refused', code: error.code, message: error.message });
+    await appendHistory(stateDir, {
+      at: new Date().toISOString(),
+      tx: `refused-${Date.now().toString(36)}`,
+      op: 'install',
+      name,
+      result: 'refused',
+      code: error.code,
+      message: error.message,
+    });
     throw error;
   }
 
@@ -127,9 +152,19 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
   let fileRecords: StepRecord[];
   try {
     await mkdir(patchDir, { recursive: true });
-    await archive.extractTo(patchDir, { only: (entry) => entry !== SIGNATURE_ENTRY, expected: trust.expected });
+    await archive.extractTo(patchDir, {
+      only: (entry) => entry !== SIGNATURE_ENTRY,
+      expected: trust.expected,
+    });
     log(`${name}: extracted and re-checked ${trust.expected.size} entries`);
-    ({ records, groups, fileRecords } = await buildSteps(archive, assessment, { ctx, patchDir, tx, pm, expected: trust.expected, options }));
+    ({ records, groups, fileRecords } = await buildSteps(archive, assessment, {
+      ctx,
+      patchDir,
+      tx,
+      pm,
+      expected: trust.expected,
+      options,
+    }));
   } catch (error) {
     await rm(txDir, { recursive: true, force: true });
     throw asEngineError(error, `could not prepare ${name}`);
@@ -147,9 +182,13 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
           const result = await runCheck(check, { root, patchDir, log });
           checkResults.push(result);
           if (!result.ok) {
-            throw new EngineError('CLP_E_CHECK_FAILED', `health ${result.check} failed after installing ${name}: ${result.detail}; the patch was rolled back and is marked failed on this machine`, {
-              details: { check: result.check },
-            });
+            throw new EngineError(
+              'CLP_E_CHECK_FAILED',
+              `health ${result.check} failed after installing ${name}: ${result.detail}; the patch was rolled back and is marked failed on this machine`,
+              {
+                details: { check: result.check },
+              },
+            );
           }
         }
       },
@@ -159,7 +198,11 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
   groups = groups.map((g, i) => ({
     records: g.records,
     run: () => {
-      options.progress?.({ step: i + 1, total, description: g.records.map((r) => r.description).join(', ') || 'health checks' });
+      options.progress?.({
+        step: i + 1,
+        total,
+        description: g.records.map((r) => r.description).join(', ') || 'health checks',
+      });
       return g.run();
     },
   }));
@@ -188,13 +231,24 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
     const failure = asEngineError(error, `installing ${name} failed`);
     if (failure.code === 'CLP_E_ROLLBACK_FAILED' || transaction.state !== 'rolled-back') throw failure;
     log(`install ${name} failed and was rolled back: ${failure.code}: ${failure.message}`);
-    await appendHistory(stateDir, { at: new Date().toISOString(), tx, op: 'install', name, result: failure.code === 'CLP_E_CHECK_FAILED' ? 'failed' : 'rolled-back', code: failure.code, message: failure.message });
-    if (failure.code === 'CLP_E_CHECK_FAILED') await markFailed(stateDir, name, failure.code, failure.message);
+    await appendHistory(stateDir, {
+      at: new Date().toISOString(),
+      tx,
+      op: 'install',
+      name,
+      result: failure.code === 'CLP_E_CHECK_FAILED' ? 'failed' : 'rolled-back',
+      code: failure.code,
+      message: failure.message,
+    });
+    if (failure.code === 'CLP_E_CHECK_FAILED')
+      await markFailed(stateDir, name, failure.code, failure.message);
     throw failure;
   }
   await transaction.finish(() => finishInstall(stateDir, tx, records, info));
   log(`installed ${name}`);
-  const skipped = records.filter((r) => r.kind === 'service' && (r.undo as ServiceUndo).skipped !== null).map((r) => `${r.description}: ${(r.undo as ServiceUndo).skipped}`);
+  const skipped = records
+    .filter((r) => r.kind === 'service' && (r.undo as ServiceUndo).skipped !== null)
+    .map((r) => `${r.description}: ${(r.undo as ServiceUndo).skipped}`);
   return {
     name,
     tx,
@@ -211,7 +265,11 @@ async function installOpened(archive: EngineArchive, session: Session, options: 
 export function asEngineError(error: unknown, what: string): EngineError | (Error & { code: string }) {
   if (isClpError(error)) return error as Error & { code: string };
   const code = codeForSystemError(error);
-  return new EngineError(code, `${what}: ${(error as Error).message}; nothing was changed (any partial change was rolled back)`, { cause: error });
+  return new EngineError(
+    code,
+    `${what}: ${(error as Error).message}; nothing was changed (any partial change was rolled back)`,
+    { cause: error },
+  );
 }
 
 interface BuildContext {
@@ -265,11 +323,17 @@ async function buildSteps(
       sha256: source === null ? null : (f.action.sha256 ?? b.expected.get(source)?.sha256 ?? null),
       createdDirs: remove ? [] : await missingDirs(b.ctx.root, dirname(f.target)),
     };
-    const record: StepRecord = { kind: 'file', index, description: `${f.action.action} ${f.action.path}`, undo };
+    const record: StepRecord = {
+      kind: 'file',
+      index,
+      description: `${f.action.action} ${f.action.path}`,
+      undo,
+    };
     records.push(record);
     fileRecords.push(record);
   }
-  if (fileRecords.length > 0) groups.push({ records: fileRecords, run: () => runFileBatch(fileRecords, b.ctx) });
+  if (fileRecords.length > 0)
+    groups.push({ records: fileRecords, run: () => runFileBatch(fileRecords, b.ctx) });
 
   for (const action of archive.meta.actions.filter((a): a is PackageAction => a.type === 'package')) {
     const step = await preparePackageStep(action, {

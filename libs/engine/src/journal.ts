@@ -62,7 +62,11 @@ export class Journal {
   /** Creates the journal (there must be none) and durably writes its first entry. */
   static async create(stateDir: string, begin: Extract<JournalEntry, { t: 'begin' }>): Promise<Journal> {
     const path = join(stateDir, JOURNAL_FILE);
-    const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND, 0o600);
+    const fh = await open(
+      path,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND,
+      0o600,
+    );
     const journal = new Journal(path, fh);
     await fh.write(`${JSON.stringify(begin)}\n`);
     await fh.sync();
@@ -124,14 +128,21 @@ export async function readJournal(stateDir: string): Promise<JournalEntry[] | nu
       // A torn line is what a crash during an append leaves. It is last, or followed only by what
       // recovery appends after reopening (rollback, end). Anywhere else the file is damaged.
       if (lines.slice(i + 1).every((l) => l === '' || writtenByRecovery(l))) continue;
-      throw new EngineError('CLP_E_JOURNAL_CORRUPT', `the journal ${join(stateDir, JOURNAL_FILE)} is damaged at line ${i + 1}`, {
-        cause: error,
-      });
+      throw new EngineError(
+        'CLP_E_JOURNAL_CORRUPT',
+        `the journal ${join(stateDir, JOURNAL_FILE)} is damaged at line ${i + 1}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
   if (entries.length === 0) return [];
   if (entries[0]?.t !== 'begin') {
-    throw new EngineError('CLP_E_JOURNAL_CORRUPT', `the journal ${join(stateDir, JOURNAL_FILE)} does not start with a begin entry`);
+    throw new EngineError(
+      'CLP_E_JOURNAL_CORRUPT',
+      `the journal ${join(stateDir, JOURNAL_FILE)} does not start with a begin entry`,
+    );
   }
   return entries;
 }

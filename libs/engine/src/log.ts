@@ -22,7 +22,10 @@ export async function appendLog(root: string, line: string): Promise<void> {
  * a write is under way are written together by the next one (a patch of a thousand files logs a
  * thousand lines; one append each would be a thousand writes).
  */
-export function makeLogger(root: string, also?: (line: string) => void): { log: (line: string) => void; flush: () => Promise<void> } {
+export function makeLogger(
+  root: string,
+  also?: (line: string) => void,
+): { log: (line: string) => void; flush: () => Promise<void> } {
   const file = logFileOf(root);
   let pending: string[] = [];
   let chain: Promise<void> = Promise.resolve();

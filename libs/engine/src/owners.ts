@@ -32,9 +32,13 @@ function lookup(map: Map<string, number>, name: string, what: string, file: stri
   if (/^\d+$/.test(name)) return Number(name);
   // root is 0 on every Unix, also in a bare root folder without etc/passwd.
   if (name === 'root') return 0;
-  throw new EngineError('CLP_E_UNKNOWN_OWNER', `${what} "${name}" is not in ROOT/${file}; add it or use a numeric id`, {
-    details: { [what]: name },
-  });
+  throw new EngineError(
+    'CLP_E_UNKNOWN_OWNER',
+    `${what} "${name}" is not in ROOT/${file}; add it or use a numeric id`,
+    {
+      details: { [what]: name },
+    },
+  );
 }
 
 async function readIds(file: string): Promise<Map<string, number>> {

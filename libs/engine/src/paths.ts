@@ -13,12 +13,16 @@ const MAX_LINKS = 40;
 export async function resolveUnderRoot(root: string, target: string): Promise<string> {
   const base = resolve(root);
   if (!target.startsWith('/')) {
-    throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" is not absolute`, { details: { path: target } });
+    throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" is not absolute`, {
+      details: { path: target },
+    });
   }
   const parts = target.split('/').filter((p) => p !== '');
   const last = parts.pop();
   if (last === undefined || last === '.' || last === '..') {
-    throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" does not name a file`, { details: { path: target } });
+    throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" does not name a file`, {
+      details: { path: target },
+    });
   }
   const resolved: string[] = [];
   let pending = parts;
@@ -43,9 +47,13 @@ export async function resolveUnderRoot(root: string, target: string): Promise<st
       continue;
     }
     if (++hops > MAX_LINKS) {
-      throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" has too many symbolic links in it`, {
-        details: { path: target },
-      });
+      throw new EngineError(
+        'CLP_E_PATH_ESCAPE',
+        `target path "${target}" has too many symbolic links in it`,
+        {
+          details: { path: target },
+        },
+      );
     }
     const to = await readlink(here);
     const toParts = to.split('/').filter((p) => p !== '');
@@ -54,7 +62,9 @@ export async function resolveUnderRoot(root: string, target: string): Promise<st
   }
   const real = join(base, ...resolved, last);
   if (real !== base && !real.startsWith(`${base}/`) && base !== '/') {
-    throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" resolves outside ${root}`, { details: { path: target } });
+    throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" resolves outside ${root}`, {
+      details: { path: target },
+    });
   }
   return real;
 }

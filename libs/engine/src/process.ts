@@ -12,10 +12,21 @@ export interface ProcessResult {
 export function runProcess(
   command: string,
   args: string[],
-  options: { cwd: string; env: NodeJS.ProcessEnv; timeoutMs: number; log: (line: string) => void; prefix: string },
+  options: {
+    cwd: string;
+    env: NodeJS.ProcessEnv;
+    timeoutMs: number;
+    log: (line: string) => void;
+    prefix: string;
+  },
 ): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const tail: string[] = [];
     let timedOut = false;
     const onData = (buf: Buffer) => {
@@ -49,8 +60,13 @@ export function runProcess(
 
 /** Finds a program on PATH (or checks an absolute path); null when it is not there. */
 export async function whichProgram(name: string): Promise<string | null> {
-  const { access, constants } = await import('node:fs').then((m) => ({ access: m.promises.access, constants: m.constants }));
-  const candidates = name.includes('/') ? [name] : (process.env.PATH ?? '/usr/bin:/bin').split(':').map((d) => `${d}/${name}`);
+  const { access, constants } = await import('node:fs').then((m) => ({
+    access: m.promises.access,
+    constants: m.constants,
+  }));
+  const candidates = name.includes('/')
+    ? [name]
+    : (process.env.PATH ?? '/usr/bin:/bin').split(':').map((d) => `${d}/${name}`);
   for (const c of candidates) {
     try {
       await access(c, constants.X_OK);

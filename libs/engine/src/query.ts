@@ -7,7 +7,15 @@ import { detectPackageManager } from './package-managers/index.ts';
 import { keysDirOf, logFileOf } from './paths.ts';
 import type { RecoverResult } from './recover.ts';
 import { withSession } from './session.ts';
-import { type FailedMark, type HistoryEntry, type InstalledPatch, type PatchRecord, readHistoryFile, readIndex, readPatchRecord } from './state.ts';
+import {
+  type FailedMark,
+  type HistoryEntry,
+  type InstalledPatch,
+  type PatchRecord,
+  readHistoryFile,
+  readIndex,
+  readPatchRecord,
+} from './state.ts';
 
 interface QueryOptions {
   root?: string;
@@ -15,16 +23,26 @@ interface QueryOptions {
 }
 
 export async function listInstalled(options: QueryOptions = {}): Promise<InstalledPatch[]> {
-  return withSession(options.root, options.log, async ({ stateDir }) => (await readIndex(stateDir)).installed);
+  return withSession(
+    options.root,
+    options.log,
+    async ({ stateDir }) => (await readIndex(stateDir)).installed,
+  );
 }
 
 /** The record of an installed patch (its metadata and steps); CLP_E_NOT_INSTALLED when it is not. */
 export async function getPatch(name: string, options: QueryOptions = {}): Promise<PatchRecord> {
   return withSession(options.root, options.log, async ({ root, stateDir }) => {
     const index = await readIndex(stateDir);
-    const record = index.installed.some((p) => p.name === name) ? await readPatchRecord(stateDir, name) : null;
+    const record = index.installed.some((p) => p.name === name)
+      ? await readPatchRecord(stateDir, name)
+      : null;
     if (record === null) {
-      throw new EngineError('CLP_E_NOT_INSTALLED', `${name} is not installed under ${root}; 'clpctl list' shows what is`, { details: { name } });
+      throw new EngineError(
+        'CLP_E_NOT_INSTALLED',
+        `${name} is not installed under ${root}; 'clpctl list' shows what is`,
+        { details: { name } },
+      );
     }
     return record;
   });
@@ -78,7 +96,12 @@ export interface Explanation {
  */
 export async function explainPatch(
   file: string,
-  options: QueryOptions & { insecure?: boolean; architecture?: string; packageManager?: string; force?: boolean } = {},
+  options: QueryOptions & {
+    insecure?: boolean;
+    architecture?: string;
+    packageManager?: string;
+    force?: boolean;
+  } = {},
 ): Promise<Explanation> {
   return withSession(options.root, options.log, async ({ root, stateDir }) => {
     const archive = (await openPatch(file)) as unknown as EngineArchive;
@@ -93,7 +116,12 @@ export async function explainPatch(
         }
       }
       const host = await readHostFacts(root, options.architecture);
-      const assessment = await assessPatch(archive, { root, host, index: await readIndex(stateDir), retryFailed: options.force ?? false });
+      const assessment = await assessPatch(archive, {
+        root,
+        host,
+        index: await readIndex(stateDir),
+        retryFailed: options.force ?? false,
+      });
       refusals.push(...assessment.refusals);
       if (archive.meta.actions.some((a): a is PackageAction => a.type === 'package')) {
         await detectPackageManager(root, options.packageManager).catch((error: unknown) => {
@@ -102,12 +130,24 @@ export async function explainPatch(
         });
       }
       const plan = [
-        ...assessment.scripts.filter((s) => s.when === 'pre').map((s) => `run ${s.entry} (${s.interpreter.label})`),
+        ...assessment.scripts
+          .filter((s) => s.when === 'pre')
+          .map((s) => `run ${s.entry} (${s.interpreter.label})`),
         ...assessment.files.map((f) => `${f.action.action} ${f.action.path}`),
-        ...archive.meta.actions.flatMap((a) => (a.type === 'package' ? [`set package ${a.name} to ${a.version}`] : [])),
-        ...assessment.scripts.filter((s) => s.when === 'post').map((s) => `run ${s.entry} (${s.interpreter.label})`),
-        ...archive.meta.actions.flatMap((a) => (a.type === 'service' ? [`systemctl ${a.action} ${a.unit}`] : [])),
-        ...archive.meta.actions.flatMap((a) => (a.type === 'check' ? [`check ${a.command ?? `unit ${a.unit} is active`} within ${a.withinMs} ms`] : [])),
+        ...archive.meta.actions.flatMap((a) =>
+          a.type === 'package' ? [`set package ${a.name} to ${a.version}`] : [],
+        ),
+        ...assessment.scripts
+          .filter((s) => s.when === 'post')
+          .map((s) => `run ${s.entry} (${s.interpreter.label})`),
+        ...archive.meta.actions.flatMap((a) =>
+          a.type === 'service' ? [`systemctl ${a.action} ${a.unit}`] : [],
+        ),
+        ...archive.meta.actions.flatMap((a) =>
+          a.type === 'check'
+            ? [`check ${a.command ?? `unit ${a.unit} is active`} within ${a.withinMs} ms`]
+            : [],
+        ),
       ];
       return { name: archive.meta.name, applies: refusals.length === 0, refusals, plan };
     } finally {

@@ -3,12 +3,12 @@ import { join, resolve } from 'node:path';
 import { finishInstall, finishUninstall, type InstallInfo, type UninstallInfo } from './bookkeeping.ts';
 import { EngineError } from './errors.ts';
 import { Journal, readJournal } from './journal.ts';
-import { rebasePath, rebaseRecords } from './rebase.ts';
 import { acquireLock } from './lock.ts';
 import { makeLogger } from './log.ts';
 import { stateDirOf } from './paths.ts';
-import type { StepContext } from './step.ts';
+import { rebasePath, rebaseRecords } from './rebase.ts';
 import { appendHistory, TX_DIR } from './state.ts';
+import type { StepContext } from './step.ts';
 import { startedSteps, txDirOf, undoSteps } from './transaction.ts';
 
 export interface RecoverResult {
@@ -24,7 +24,10 @@ export interface RecoverResult {
  * it the bookkeeping is finished. Also removes transaction folders no journal refers to (a crash
  * before `begin` was written). Every command runs this first.
  */
-export async function recover(options: { root: string; log?: (line: string) => void }): Promise<RecoverResult> {
+export async function recover(options: {
+  root: string;
+  log?: (line: string) => void;
+}): Promise<RecoverResult> {
   const stateDir = stateDirOf(options.root);
   const lock = await acquireLock(stateDir);
   const logger = makeLogger(options.root, options.log);
@@ -55,7 +58,13 @@ export async function recoverLocked(root: string, log: (line: string) => void): 
   // The records (and the bookkeeping's paths) may have been made under this root at another path.
   const from = begin.info.root;
   const steps = rebaseRecords(begin.steps, from, root);
-  const info = { ...begin.info, root, ...(Array.isArray(begin.info.removeDirs) && from !== undefined ? { removeDirs: (begin.info.removeDirs as string[]).map((d) => rebasePath(d, from, root)) } : {}) };
+  const info = {
+    ...begin.info,
+    root,
+    ...(Array.isArray(begin.info.removeDirs) && from !== undefined
+      ? { removeDirs: (begin.info.removeDirs as string[]).map((d) => rebasePath(d, from, root)) }
+      : {}),
+  };
   const ended = entries.some((e) => e.t === 'end');
   const committed = entries.some((e) => e.t === 'commit');
   const rollingBack = entries.some((e) => e.t === 'rollback');
@@ -68,14 +77,17 @@ export async function recoverLocked(root: string, log: (line: string) => void): 
     }
     if (committed && !rollingBack) {
       log(`recover: ${begin.op} of ${name} (transaction ${begin.tx}) passed its commit point; finishing it`);
-      if (begin.op === 'install') await finishInstall(stateDir, begin.tx, steps, info as unknown as InstallInfo);
+      if (begin.op === 'install')
+        await finishInstall(stateDir, begin.tx, steps, info as unknown as InstallInfo);
       else await finishUninstall(stateDir, begin.tx, info as unknown as UninstallInfo);
       await journal.append({ t: 'end', result: 'committed' });
       await journal.remove();
       await removeOrphanTxDirs(stateDir, null);
       return { action: 'finished', tx: begin.tx, op: begin.op, patch: name };
     }
-    log(`recover: ${begin.op} of ${name} (transaction ${begin.tx}) was interrupted before its commit point; rolling it back`);
+    log(
+      `recover: ${begin.op} of ${name} (transaction ${begin.tx}) was interrupted before its commit point; rolling it back`,
+    );
     if (!rollingBack) await journal.append({ t: 'rollback', reason: 'interrupted (recovery)' });
     const ctx: StepContext = { root, stateDir, txDir, log };
     await undoSteps(steps, startedSteps(entries), ctx);
@@ -110,6 +122,6 @@ async function removeOrphanTxDirs(stateDir: string, keep: string | null): Promis
   } catch {
     return;
   }
-  for (const n of names) if (n !== keep) await rm(join(stateDir, TX_DIR, n), { recursive: true, force: true });
+  for (const n of names)
+    if (n !== keep) await rm(join(stateDir, TX_DIR, n), { recursive: true, force: true });
 }
-

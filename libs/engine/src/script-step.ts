@@ -28,18 +28,24 @@ export async function interpreterOf(scriptFile: string): Promise<Interpreter> {
 
 /** The interpreter named by the first bytes of a script called `name`. */
 export function interpreterFromHead(head: Buffer, name: string): Interpreter {
-  const first = head.subarray(0, 256).toString('utf8').replace(/^\uFEFF/, '').split(/\r?\n/)[0] ?? '';
+  const first =
+    head
+      .subarray(0, 256)
+      .toString('utf8')
+      .replace(/^\uFEFF/, '')
+      .split(/\r?\n/)[0] ?? '';
   if (first.startsWith('#!')) {
     const words = first.slice(2).trim().split(/\s+/).filter(Boolean);
     let [program, ...args] = words;
-    if (program !== undefined && program.endsWith('/env') && args.length > 0) {
+    if (program?.endsWith('/env') && args.length > 0) {
       const rest = args.filter((a) => !a.startsWith('-'));
       program = rest[0];
       args = rest.slice(1);
     }
     if (program !== undefined) return { program, args, label: labelOf(program) };
   }
-  if (name.toLowerCase().endsWith('.ps1')) return { program: 'pwsh', args: ['-NoProfile', '-File'], label: 'PowerShell (pwsh)' };
+  if (name.toLowerCase().endsWith('.ps1'))
+    return { program: 'pwsh', args: ['-NoProfile', '-File'], label: 'PowerShell (pwsh)' };
   return { program: '/bin/sh', args: [], label: 'sh' };
 }
 
@@ -83,20 +89,33 @@ export async function runScript(
     log: ctx.log,
     prefix: `[${script}] `,
   }).catch((error: NodeJS.ErrnoException) => {
-    throw new EngineError('CLP_E_INTERPRETER_MISSING', `${script} needs ${interp.label}, which could not be started: ${error.message}`, {
-      cause: error,
-    });
+    throw new EngineError(
+      'CLP_E_INTERPRETER_MISSING',
+      `${script} needs ${interp.label}, which could not be started: ${error.message}`,
+      {
+        cause: error,
+      },
+    );
   });
   if (result.timedOut) {
-    throw new EngineError('CLP_E_SCRIPT_TIMEOUT', `${script} did not finish within ${Math.round(timeoutMs / 1000)} s and was killed`, {
-      details: { script, timeoutMs },
-    });
+    throw new EngineError(
+      'CLP_E_SCRIPT_TIMEOUT',
+      `${script} did not finish within ${Math.round(timeoutMs / 1000)} s and was killed`,
+      {
+        details: { script, timeoutMs },
+      },
+    );
   }
   if (result.exitCode !== 0) {
-    const how = result.exitCode === null ? `was killed by ${result.signal}` : `exited with status ${result.exitCode}`;
-    throw new EngineError('CLP_E_SCRIPT_FAILED', `${script} ${how}${result.tail ? `; last output:\n${result.tail}` : ''}`, {
-      details: { script, exitCode: result.exitCode },
-    });
+    const how =
+      result.exitCode === null ? `was killed by ${result.signal}` : `exited with status ${result.exitCode}`;
+    throw new EngineError(
+      'CLP_E_SCRIPT_FAILED',
+      `${script} ${how}${result.tail ? `; last output:\n${result.tail}` : ''}`,
+      {
+        details: { script, exitCode: result.exitCode },
+      },
+    );
   }
 }
 

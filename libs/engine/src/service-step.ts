@@ -36,9 +36,13 @@ async function systemctl(u: ServiceUndo, ctx: StepContext): Promise<void> {
     prefix: '[systemctl] ',
   });
   if (result.exitCode !== 0) {
-    throw new EngineError('CLP_E_SERVICE_FAILED', `systemctl ${u.action} ${u.unit} failed (status ${result.exitCode}): ${result.tail}`, {
-      details: { unit: u.unit },
-    });
+    throw new EngineError(
+      'CLP_E_SERVICE_FAILED',
+      `systemctl ${u.action} ${u.unit} failed (status ${result.exitCode}): ${result.tail}`,
+      {
+        details: { unit: u.unit },
+      },
+    );
   }
 }
 

@@ -17,7 +17,11 @@ export interface Session {
  * Runs fn with the state lock held, after recovery of an interrupted transaction; every line
  * logged goes to ROOT/var/log/CLP.log (and to `also`).
  */
-export async function withSession<T>(rootOption: string | undefined, also: ((line: string) => void) | undefined, fn: (s: Session) => Promise<T>): Promise<T> {
+export async function withSession<T>(
+  rootOption: string | undefined,
+  also: ((line: string) => void) | undefined,
+  fn: (s: Session) => Promise<T>,
+): Promise<T> {
   const root = resolve(rootOption ?? '/');
   const stateDir = stateDirOf(root);
   const lock = await acquireLock(stateDir);

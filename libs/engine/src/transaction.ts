@@ -31,11 +31,17 @@ import { join } from 'node:path';
 import { fsyncDir } from './durable.ts';
 import { EngineError } from './errors.ts';
 import { Journal, type JournalEntry, type TransactionInfo, type TransactionOp } from './journal.ts';
-import type { StepContext, StepRecord } from './step.ts';
 import { TX_DIR } from './state.ts';
+import type { StepContext, StepRecord } from './step.ts';
 import { UNDO, undoIsSafeUnstarted } from './undo-table.ts';
 
-export type TransactionState = 'idle' | 'prepared' | 'committing' | 'committed' | 'rolled-back' | 'interrupted';
+export type TransactionState =
+  | 'idle'
+  | 'prepared'
+  | 'committing'
+  | 'committed'
+  | 'rolled-back'
+  | 'interrupted';
 
 /** Steps that run together under one `run` journal entry. */
 export interface StepGroup {
@@ -72,7 +78,10 @@ export class Transaction {
 
   #expect(...states: TransactionState[]): void {
     if (!states.includes(this.#state)) {
-      throw new EngineError('CLP_E_BAD_STATE', `transaction ${this.tx} is ${this.#state}, expected ${states.join(' or ')}`);
+      throw new EngineError(
+        'CLP_E_BAD_STATE',
+        `transaction ${this.tx} is ${this.#state}, expected ${states.join(' or ')}`,
+      );
     }
   }
 
@@ -154,7 +163,11 @@ export class Transaction {
  * Undoes steps in reverse order. Steps whose undo is only right once they started are undone only
  * when `started` has them. Services are reloaded last, once every file is back.
  */
-export async function undoSteps(records: StepRecord[], started: ReadonlySet<number>, ctx: StepContext): Promise<void> {
+export async function undoSteps(
+  records: StepRecord[],
+  started: ReadonlySet<number>,
+  ctx: StepContext,
+): Promise<void> {
   const todo = [...records]
     .filter((r) => undoIsSafeUnstarted(r.kind) || started.has(r.index))
     .sort((a, b) => b.index - a.index);

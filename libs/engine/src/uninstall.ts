@@ -2,15 +2,28 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { finishUninstall, type UninstallInfo } from './bookkeeping.ts';
 import { EngineError } from './errors.ts';
-import { type FileUndo, fileUndo, identityOf, missingDirs, runFileBatch, stageFiles, stagePathFor } from './file-step.ts';
+import {
+  type FileUndo,
+  fileUndo,
+  identityOf,
+  missingDirs,
+  runFileBatch,
+  stageFiles,
+  stagePathFor,
+} from './file-step.ts';
 import { sha256OrNull } from './hash.ts';
-import { rebaseRecords } from './rebase.ts';
 import { asEngineError, type Progress } from './install.ts';
 import { type PackageUndo, undoPackageStep } from './package-managers/index.ts';
-import { DEFAULT_SCRIPT_TIMEOUT_MS, interpreterOf, prepareScriptStep, type ScriptUndo } from './script-step.ts';
+import { rebaseRecords } from './rebase.ts';
+import {
+  DEFAULT_SCRIPT_TIMEOUT_MS,
+  interpreterOf,
+  prepareScriptStep,
+  type ScriptUndo,
+} from './script-step.ts';
 import { prepareServiceStep, type ServiceUndo } from './service-step.ts';
 import { withSession } from './session.ts';
-import { appendHistory, patchDirOf, type PatchRecord, readIndex, readPatchRecord } from './state.ts';
+import { appendHistory, type PatchRecord, patchDirOf, readIndex, readPatchRecord } from './state.ts';
 import type { StepContext, StepRecord } from './step.ts';
 import { newTxId, type StepGroup, Transaction, txDirOf } from './transaction.ts';
 
@@ -60,18 +73,29 @@ export async function findDrift(record: PatchRecord): Promise<Drift[]> {
 export async function uninstallPatch(name: string, options: UninstallOptions = {}): Promise<UninstallResult> {
   return withSession(options.root, options.log, async ({ root, stateDir, log }) => {
     const index = await readIndex(stateDir);
-    const stored = index.installed.some((p) => p.name === name) ? await readPatchRecord(stateDir, name) : null;
-    const record = stored === null ? null : { ...stored, steps: rebaseRecords(stored.steps, stored.root, root), root };
+    const stored = index.installed.some((p) => p.name === name)
+      ? await readPatchRecord(stateDir, name)
+      : null;
+    const record =
+      stored === null ? null : { ...stored, steps: rebaseRecords(stored.steps, stored.root, root), root };
     if (record === null) {
-      throw new EngineError('CLP_E_NOT_INSTALLED', `${name} is not installed under ${root}; 'clpctl list' shows what is`, { details: { name } });
+      throw new EngineError(
+        'CLP_E_NOT_INSTALLED',
+        `${name} is not installed under ${root}; 'clpctl list' shows what is`,
+        { details: { name } },
+      );
     }
     const drift = await findDrift(record);
     if (drift.length > 0) {
       const lines = drift.map((d) => `  - ${d.path} ${d.problem}`).join('\n');
       if (!options.force) {
-        throw new EngineError('CLP_E_DRIFT', `${name} cannot be uninstalled safely: ${drift.length} file(s) changed since it was installed:\n${lines}\nuse --force to put the files from before the patch back anyway`, {
-          details: { drift },
-        });
+        throw new EngineError(
+          'CLP_E_DRIFT',
+          `${name} cannot be uninstalled safely: ${drift.length} file(s) changed since it was installed:\n${lines}\nuse --force to put the files from before the patch back anyway`,
+          {
+            details: { drift },
+          },
+        );
       }
       log(`uninstall ${name}: --force overrides drift:\n${lines}`);
     }
@@ -86,7 +110,11 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
     const progressed = groups.map((g, i) => ({
       records: g.records,
       run: () => {
-        options.progress?.({ step: i + 1, total, description: g.records.map((r) => r.description).join(', ') });
+        options.progress?.({
+          step: i + 1,
+          total,
+          description: g.records.map((r) => r.description).join(', '),
+        });
         return g.run();
       },
     }));
@@ -100,14 +128,30 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
     } catch (error) {
       const failure = asEngineError(error, `uninstalling ${name} failed`);
       if (transaction.state === 'rolled-back') {
-        log(`uninstall ${name} failed and was rolled back (the patch stays installed): ${failure.code}: ${failure.message}`);
-        await appendHistory(stateDir, { at: new Date().toISOString(), tx, op: 'uninstall', name, result: 'rolled-back', code: failure.code, message: failure.message });
+        log(
+          `uninstall ${name} failed and was rolled back (the patch stays installed): ${failure.code}: ${failure.message}`,
+        );
+        await appendHistory(stateDir, {
+          at: new Date().toISOString(),
+          tx,
+          op: 'uninstall',
+          name,
+          result: 'rolled-back',
+          code: failure.code,
+          message: failure.message,
+        });
       }
       throw failure;
     }
     await transaction.finish(() => finishUninstall(stateDir, tx, info));
     log(`uninstalled ${name}`);
-    return { name, tx, root, steps: records.map((r) => ({ kind: r.kind, description: r.description })), drift };
+    return {
+      name,
+      tx,
+      root,
+      steps: records.map((r) => ({ kind: r.kind, description: r.description })),
+      drift,
+    };
   });
 }
 
@@ -131,7 +175,10 @@ async function buildUninstallSteps(
       timeoutMs: DEFAULT_SCRIPT_TIMEOUT_MS,
       // Taking the uninstall back means the patch is installed again: its install script reruns.
       undoScript: install.meta.installScript ?? null,
-      undoInterpreter: install.meta.installScript !== undefined ? await interpreterOf(join(patchDir, install.meta.installScript)) : null,
+      undoInterpreter:
+        install.meta.installScript !== undefined
+          ? await interpreterOf(join(patchDir, install.meta.installScript))
+          : null,
       patchDir,
     };
     const record: StepRecord = { kind: 'script', index: records.length, description: `run ${script}`, undo };
@@ -176,19 +223,29 @@ async function buildUninstallSteps(
         createdDirs: [],
       };
     }
-    const record: StepRecord = { kind: 'file', index, description: `${was.existed ? 'restore' : 'remove'} ${was.path}`, undo };
+    const record: StepRecord = {
+      kind: 'file',
+      index,
+      description: `${was.existed ? 'restore' : 'remove'} ${was.path}`,
+      undo,
+    };
     records.push(record);
     fileRecords.push(record);
   }
-  if (fileRecords.length > 0) groups.push({ records: fileRecords, run: () => runFileBatch(fileRecords, b.ctx) });
+  if (fileRecords.length > 0)
+    groups.push({ records: fileRecords, run: () => runFileBatch(fileRecords, b.ctx) });
 
   for (const step of installed.filter((s) => s.kind === 'package')) {
     const was = step.undo as unknown as PackageUndo;
     if (was.action === 'none') continue;
     if (was.action === 'irreversible') {
-      throw new EngineError('CLP_E_IRREVERSIBLE', `${was.name} cannot be put back to ${was.fromVersion}: the install kept no package file of it (it was allowed as irreversible); revert it by hand with 'clpctl pkg revert'`, {
-        details: { name: was.name, fromVersion: was.fromVersion },
-      });
+      throw new EngineError(
+        'CLP_E_IRREVERSIBLE',
+        `${was.name} cannot be put back to ${was.fromVersion}: the install kept no package file of it (it was allowed as irreversible); revert it by hand with 'clpctl pkg revert'`,
+        {
+          details: { name: was.name, fromVersion: was.fromVersion },
+        },
+      );
     }
     // Reverse of the install step: its undo goes forward, and the install's new file takes it back.
     const reverse: PackageUndo = {
@@ -213,7 +270,12 @@ async function buildUninstallSteps(
 
   for (const step of installed.filter((s) => s.kind === 'service')) {
     const was = step.undo as ServiceUndo;
-    const record: StepRecord = { kind: 'service', index: records.length, description: step.description, undo: { ...was } };
+    const record: StepRecord = {
+      kind: 'service',
+      index: records.length,
+      description: step.description,
+      undo: { ...was },
+    };
     records.push(record);
     groups.push({ records: [record], run: prepareServiceStep(record, b.ctx).run });
   }

@@ -10,12 +10,21 @@ import { copyFile, mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PacmanManager } from '../src/package-managers/pacman.ts';
-import { buildPatch, fileAction, makeRoot, sha256, snapshotRoot, tempDir, trustedKey } from './engine-fixtures.ts';
+import {
+  buildPatch,
+  fileAction,
+  makeRoot,
+  sha256,
+  snapshotRoot,
+  tempDir,
+  trustedKey,
+} from './engine-fixtures.ts';
 import { hasTool, makePacmanPackage } from './package-fixtures.ts';
 import { clpctl, ensureBundle } from './run-clpctl.ts';
 
 const withPacman = hasTool('pacman') && hasTool('bsdtar');
-if (!withPacman) console.warn('skipped: needs pacman and bsdtar (the crash test then runs without its package action)');
+if (!withPacman)
+  console.warn('skipped: needs pacman and bsdtar (the crash test then runs without its package action)');
 
 /**
  * pacman's database records install dates, and its log grows: those are the package manager's
@@ -50,12 +59,19 @@ describe('crash at every journal step, then recover', () => {
     const entries: Record<string, string | { file: string }> = {
       'payload/app.conf': 'config v2\n',
       'payload/new.conf': 'new file\n',
-      'Install-Script.ps1': '#!/bin/sh\nset -e\necho "installed by script" > "$CLP_ROOT/etc/script-marker"\nchmod 0600 "$CLP_ROOT/etc/script-marker"\n',
+      'Install-Script.ps1':
+        '#!/bin/sh\nset -e\necho "installed by script" > "$CLP_ROOT/etc/script-marker"\nchmod 0600 "$CLP_ROOT/etc/script-marker"\n',
       'Remove-Script.ps1': '#!/bin/sh\nrm -f "$CLP_ROOT/etc/script-marker"\n',
     };
     const actions = [
-      fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'config v2\n', { expectSha256: sha256('config v1\n') }),
-      fileAction('add', '/opt/demo/conf.d/new.conf', 'payload/new.conf', 'new file\n', { mode: 0o644, owner: 'daemon', group: 'web' }),
+      fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'config v2\n', {
+        expectSha256: sha256('config v1\n'),
+      }),
+      fileAction('add', '/opt/demo/conf.d/new.conf', 'payload/new.conf', 'new file\n', {
+        mode: 0o644,
+        owner: 'daemon',
+        group: 'web',
+      }),
       { type: 'file' as const, action: 'remove' as const, path: '/etc/gone.conf' },
     ];
     // Under --root, systemctl is not run, but the service step is journaled like any other.
@@ -65,123 +81,161 @@ describe('crash at every journal step, then recover', () => {
     if (withPacman) {
       await mkdir(join(template, 'var/lib/pacman'), { recursive: true });
       await mkdir(join(template, 'var/cache/pacman/pkg'), { recursive: true });
-      const v1 = await makePacmanPackage(work, 'clpdemo', '1-1', { 'usr/share/clpdemo/data': 'data v1\n', 'usr/share/clpdemo/v1-only': 'old\n' });
-      const v2 = await makePacmanPackage(work, 'clpdemo', '2-1', { 'usr/share/clpdemo/data': 'data v2\n', 'usr/share/clpdemo/v2-only': 'new\n' });
+      const v1 = await makePacmanPackage(work, 'clpdemo', '1-1', {
+        'usr/share/clpdemo/data': 'data v1\n',
+        'usr/share/clpdemo/v1-only': 'old\n',
+      });
+      const v2 = await makePacmanPackage(work, 'clpdemo', '2-1', {
+        'usr/share/clpdemo/data': 'data v2\n',
+        'usr/share/clpdemo/v2-only': 'new\n',
+      });
       await new PacmanManager(template).installFile(v1);
       await copyFile(v1, join(template, 'var/cache/pacman/pkg/clpdemo-1-1-any.pkg.tar.zst'));
       const source = 'packages/clpdemo-2-1-any.pkg.tar.zst';
       binary.push({ name: source, file: v2 });
-      actions.push({ type: 'package', action: 'set-version', name: 'clpdemo', version: '2-1', source } as never);
+      actions.push({
+        type: 'package',
+        action: 'set-version',
+        name: 'clpdemo',
+        version: '2-1',
+        source,
+      } as never);
       groups += 1;
     }
     for (const b of binary) entries[b.name] = { file: b.file };
     patch = await buildPatch(work, { name: 'CLP1251123', actions, entries }, key);
   });
 
-  it.skipIf(process.getuid?.() !== 0)('install: before up to the commit point, after past it, at every kill point', async () => {
-    const before = await snapshotRoot(template, EXCLUDE);
-    const reference = join(work, 'reference');
-    copyTree(template, reference);
-    const ok = clpctl(['--root', reference, 'install', '--package-manager', 'pacman', patch]);
-    expect(ok.stderr).toBe('');
-    expect(ok.status).toBe(0);
-    const after = await snapshotRoot(reference, EXCLUDE);
-    expect(after).not.toEqual(before);
-    if (withPacman) expect(await installedVersion(reference)).toBe('2-1');
+  it.skipIf(process.getuid?.() !== 0)(
+    'install: before up to the commit point, after past it, at every kill point',
+    async () => {
+      const before = await snapshotRoot(template, EXCLUDE);
+      const reference = join(work, 'reference');
+      copyTree(template, reference);
+      const ok = clpctl(['--root', reference, 'install', '--package-manager', 'pacman', patch]);
+      expect(ok.stderr).toBe('');
+      expect(ok.status).toBe(0);
+      const after = await snapshotRoot(reference, EXCLUDE);
+      expect(after).not.toEqual(before);
+      if (withPacman) expect(await installedVersion(reference)).toBe('2-1');
 
-    // begin, then run+done per group, then commit, then end.
-    const commitAt = 1 + 2 * groups + 1;
-    const lastWrite = commitAt + 1;
-    const outcomes: string[] = [];
-    for (let n = 1; n <= lastWrite + 1; n++) {
-      const killedRoot = join(work, `install-kill-${n}`);
-      copyTree(template, killedRoot);
-      const killed = clpctl(['--root', killedRoot, 'install', '--package-manager', 'pacman', patch], { CLP_TEST_KILL_AT_STEP: String(n) });
-      // Recovery also works where the root is found under another path (a prepared image, booted).
-      const root = `${killedRoot}-moved`;
-      await rename(killedRoot, root);
-      if (n <= lastWrite) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
-      else expect(killed.status, `no kill at ${n}: ${killed.stderr}`).toBe(0);
-      const journal = await readFile(join(root, 'var/lib/clp/journal'), 'utf8').catch(() => '');
-      const recovered = clpctl(['--root', root, '--json', 'recover']);
-      expect(recovered.status, recovered.stderr).toBe(0);
-      const installed = JSON.parse(clpctl(['--root', root, '--json', 'list']).stdout) as Array<{ name: string }>;
-      const snap = await snapshotRoot(root, EXCLUDE);
-      const pastCommit = n >= commitAt;
-      expect(journal.includes('"t":"commit"') || n === lastWrite || n > lastWrite, `journal at kill point ${n}`).toBe(pastCommit);
-      if (pastCommit) {
-        expect(snap, `kill point ${n} (past the commit point)`).toEqual(after);
-        expect(installed.map((p) => p.name)).toEqual(['CLP1251123']);
-        if (withPacman) expect(await installedVersion(root)).toBe('2-1');
-      } else {
-        expect(snap, `kill point ${n} (before the commit point)`).toEqual(before);
-        expect(installed).toEqual([]);
-        if (withPacman) expect(await installedVersion(root)).toBe('1-1');
+      // begin, then run+done per group, then commit, then end.
+      const commitAt = 1 + 2 * groups + 1;
+      const lastWrite = commitAt + 1;
+      const outcomes: string[] = [];
+      for (let n = 1; n <= lastWrite + 1; n++) {
+        const killedRoot = join(work, `install-kill-${n}`);
+        copyTree(template, killedRoot);
+        const killed = clpctl(['--root', killedRoot, 'install', '--package-manager', 'pacman', patch], {
+          CLP_TEST_KILL_AT_STEP: String(n),
+        });
+        // Recovery also works where the root is found under another path (a prepared image, booted).
+        const root = `${killedRoot}-moved`;
+        await rename(killedRoot, root);
+        if (n <= lastWrite) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
+        else expect(killed.status, `no kill at ${n}: ${killed.stderr}`).toBe(0);
+        const journal = await readFile(join(root, 'var/lib/clp/journal'), 'utf8').catch(() => '');
+        const recovered = clpctl(['--root', root, '--json', 'recover']);
+        expect(recovered.status, recovered.stderr).toBe(0);
+        const installed = JSON.parse(clpctl(['--root', root, '--json', 'list']).stdout) as Array<{
+          name: string;
+        }>;
+        const snap = await snapshotRoot(root, EXCLUDE);
+        const pastCommit = n >= commitAt;
+        expect(
+          journal.includes('"t":"commit"') || n === lastWrite || n > lastWrite,
+          `journal at kill point ${n}`,
+        ).toBe(pastCommit);
+        if (pastCommit) {
+          expect(snap, `kill point ${n} (past the commit point)`).toEqual(after);
+          expect(installed.map((p) => p.name)).toEqual(['CLP1251123']);
+          if (withPacman) expect(await installedVersion(root)).toBe('2-1');
+        } else {
+          expect(snap, `kill point ${n} (before the commit point)`).toEqual(before);
+          expect(installed).toEqual([]);
+          if (withPacman) expect(await installedVersion(root)).toBe('1-1');
+        }
+        outcomes.push(`${n}:${pastCommit ? 'after' : 'before'}:${JSON.parse(recovered.stdout).action}`);
       }
-      outcomes.push(`${n}:${pastCommit ? 'after' : 'before'}:${JSON.parse(recovered.stdout).action}`);
-    }
-    console.log(`install kill points: ${outcomes.join(' ')}`);
-  });
+      console.log(`install kill points: ${outcomes.join(' ')}`);
+    },
+  );
 
-  it.skipIf(process.getuid?.() !== 0)('uninstall: installed up to the commit point, gone past it, at every kill point', async () => {
-    const installedRoot = join(work, 'installed');
-    copyTree(template, installedRoot);
-    expect(clpctl(['--root', installedRoot, 'install', '--package-manager', 'pacman', patch]).status).toBe(0);
-    const installed = await snapshotRoot(installedRoot, EXCLUDE);
-    const clean = await snapshotRoot(template, EXCLUDE);
-    expect(installed).not.toEqual(clean);
-    const commitAt = 1 + 2 * groups + 1;
-    const lastWrite = commitAt + 1;
-    for (let n = 1; n <= lastWrite + 1; n++) {
-      // A copy of the installed root: its records are moved to the copy's path when read.
-      const root = join(work, `uninstall-kill-${n}`);
-      copyTree(installedRoot, root);
-      const killed = clpctl(['--root', root, 'uninstall', 'CLP1251123'], { CLP_TEST_KILL_AT_STEP: String(n) });
-      if (n <= lastWrite) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
-      else expect(killed.status, `no kill at ${n}: ${killed.stderr}`).toBe(0);
-      const recovered = clpctl(['--root', root, 'recover']);
-      expect(recovered.status, recovered.stderr).toBe(0);
-      const list = JSON.parse(clpctl(['--root', root, '--json', 'list']).stdout) as Array<{ name: string }>;
-      const snap = await snapshotRoot(root, EXCLUDE);
-      if (n >= commitAt) {
-        expect(snap, `uninstall kill point ${n} (past the commit point)`).toEqual(clean);
-        expect(list).toEqual([]);
-        if (withPacman) expect(await installedVersion(root)).toBe('1-1');
-      } else {
-        expect(snap, `uninstall kill point ${n} (before the commit point)`).toEqual(installed);
-        expect(list.map((p) => p.name)).toEqual(['CLP1251123']);
-        if (withPacman) expect(await installedVersion(root)).toBe('2-1');
+  it.skipIf(process.getuid?.() !== 0)(
+    'uninstall: installed up to the commit point, gone past it, at every kill point',
+    async () => {
+      const installedRoot = join(work, 'installed');
+      copyTree(template, installedRoot);
+      expect(clpctl(['--root', installedRoot, 'install', '--package-manager', 'pacman', patch]).status).toBe(
+        0,
+      );
+      const installed = await snapshotRoot(installedRoot, EXCLUDE);
+      const clean = await snapshotRoot(template, EXCLUDE);
+      expect(installed).not.toEqual(clean);
+      const commitAt = 1 + 2 * groups + 1;
+      const lastWrite = commitAt + 1;
+      for (let n = 1; n <= lastWrite + 1; n++) {
+        // A copy of the installed root: its records are moved to the copy's path when read.
+        const root = join(work, `uninstall-kill-${n}`);
+        copyTree(installedRoot, root);
+        const killed = clpctl(['--root', root, 'uninstall', 'CLP1251123'], {
+          CLP_TEST_KILL_AT_STEP: String(n),
+        });
+        if (n <= lastWrite) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
+        else expect(killed.status, `no kill at ${n}: ${killed.stderr}`).toBe(0);
+        const recovered = clpctl(['--root', root, 'recover']);
+        expect(recovered.status, recovered.stderr).toBe(0);
+        const list = JSON.parse(clpctl(['--root', root, '--json', 'list']).stdout) as Array<{ name: string }>;
+        const snap = await snapshotRoot(root, EXCLUDE);
+        if (n >= commitAt) {
+          expect(snap, `uninstall kill point ${n} (past the commit point)`).toEqual(clean);
+          expect(list).toEqual([]);
+          if (withPacman) expect(await installedVersion(root)).toBe('1-1');
+        } else {
+          expect(snap, `uninstall kill point ${n} (before the commit point)`).toEqual(installed);
+          expect(list.map((p) => p.name)).toEqual(['CLP1251123']);
+          if (withPacman) expect(await installedVersion(root)).toBe('2-1');
+        }
       }
-    }
-  });
+    },
+  );
 
-  it.skipIf(process.getuid?.() !== 0)('a failing install killed during its own rollback is rolled back by recover', async () => {
-    const root0 = await makeRoot({ 'etc/app.conf': { content: 'config v1\n', mode: 0o640, uid: 33, gid: 33 } });
-    const key = await trustedKey(root0);
-    const failing = await buildPatch(
-      join(work, 'failing'),
-      {
-        name: 'CLP1251124',
-        actions: [
-          fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'config v2\n'),
-          fileAction('add', '/opt/x/y/new.conf', 'payload/new.conf', 'new\n'),
-          { type: 'script', when: 'post', path: 'fail.sh' },
-        ],
-        entries: { 'payload/app.conf': 'config v2\n', 'payload/new.conf': 'new\n', 'fail.sh': '#!/bin/sh\nexit 4\n' },
-      },
-      key,
-    );
-    const before = await snapshotRoot(root0, EXCLUDE);
-    // begin, run+done of the files, run of the script, then rollback and end.
-    const writes = 6;
-    for (let n = 1; n <= writes + 1; n++) {
-      const root = join(work, `failing-kill-${n}`);
-      copyTree(root0, root);
-      const killed = clpctl(['--root', root, 'install', failing], { CLP_TEST_KILL_AT_STEP: String(n) });
-      if (n <= writes) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
-      else expect(killed.stderr).toMatch(/^error CLP_E_SCRIPT_FAILED: fail.sh exited with status 4/);
-      expect(clpctl(['--root', root, 'recover']).status).toBe(0);
-      expect(await snapshotRoot(root, EXCLUDE), `kill point ${n}`).toEqual(before);
-    }
-  });
+  it.skipIf(process.getuid?.() !== 0)(
+    'a failing install killed during its own rollback is rolled back by recover',
+    async () => {
+      const root0 = await makeRoot({
+        'etc/app.conf': { content: 'config v1\n', mode: 0o640, uid: 33, gid: 33 },
+      });
+      const key = await trustedKey(root0);
+      const failing = await buildPatch(
+        join(work, 'failing'),
+        {
+          name: 'CLP1251124',
+          actions: [
+            fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'config v2\n'),
+            fileAction('add', '/opt/x/y/new.conf', 'payload/new.conf', 'new\n'),
+            { type: 'script', when: 'post', path: 'fail.sh' },
+          ],
+          entries: {
+            'payload/app.conf': 'config v2\n',
+            'payload/new.conf': 'new\n',
+            'fail.sh': '#!/bin/sh\nexit 4\n',
+          },
+        },
+        key,
+      );
+      const before = await snapshotRoot(root0, EXCLUDE);
+      // begin, run+done of the files, run of the script, then rollback and end.
+      const writes = 6;
+      for (let n = 1; n <= writes + 1; n++) {
+        const root = join(work, `failing-kill-${n}`);
+        copyTree(root0, root);
+        const killed = clpctl(['--root', root, 'install', failing], { CLP_TEST_KILL_AT_STEP: String(n) });
+        if (n <= writes) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
+        else expect(killed.stderr).toMatch(/^error CLP_E_SCRIPT_FAILED: fail.sh exited with status 4/);
+        expect(clpctl(['--root', root, 'recover']).status).toBe(0);
+        expect(await snapshotRoot(root, EXCLUDE), `kill point ${n}`).toEqual(before);
+      }
+    },
+  );
 });

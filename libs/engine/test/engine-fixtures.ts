@@ -1,6 +1,17 @@
 /** Builders for signed test patches and roots, and a full snapshot of a root, for the engine tests. */
 import { createHash } from 'node:crypto';
-import { chmod, chown, copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  copyFile,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  readlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type Action, type PatchMeta, serializePatchMeta, writePatch } from '@clp/format';
@@ -19,7 +30,10 @@ export async function trustedKey(root: string, name = 'test'): Promise<KeyPair> 
   const pair = generateKeyPair(name);
   const dir = join(root, 'etc/clp/keys.d');
   await mkdir(dir, { recursive: true });
-  await writeFile(join(dir, `${name}.pub`), pair.publicKey.export({ format: 'pem', type: 'spki' }).toString());
+  await writeFile(
+    join(dir, `${name}.pub`),
+    pair.publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+  );
   return pair;
 }
 
@@ -29,7 +43,10 @@ export async function makeRoot(
 ): Promise<string> {
   const root = await tempDir('root');
   await mkdir(join(root, 'etc'), { recursive: true });
-  await writeFile(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/usr/sbin/nologin\nweb:x:33:33::/var/www:/usr/sbin/nologin\n');
+  await writeFile(
+    join(root, 'etc/passwd'),
+    'root:x:0:0:root:/root:/bin/sh\ndaemon:x:1:1::/:/usr/sbin/nologin\nweb:x:33:33::/var/www:/usr/sbin/nologin\n',
+  );
   await writeFile(join(root, 'etc/group'), 'root:x:0:\ndaemon:x:1:\nweb:x:33:\n');
   await writeFile(join(root, 'etc/os-release'), 'ID=debian\nVERSION_ID="12"\n');
   // The engine's own folders, so that a snapshot before the first command matches one after it.
@@ -100,7 +117,10 @@ export function fileAction(
  * Everything observable about a root: for each path (state and log excluded) its type, content
  * sha256, mode, uid, gid and link target. Two equal snapshots mean byte-identical trees.
  */
-export async function snapshotRoot(root: string, exclude: string[] = ['var/lib/clp', 'var/log/CLP.log']): Promise<Record<string, string>> {
+export async function snapshotRoot(
+  root: string,
+  exclude: string[] = ['var/lib/clp', 'var/log/CLP.log'],
+): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   async function walk(rel: string): Promise<void> {
     if (exclude.includes(rel)) return;

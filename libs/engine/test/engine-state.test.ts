@@ -6,7 +6,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { installPatch, listInstalled, recover, uninstallPatch } from '../src/index.ts';
 import { DpkgManager } from '../src/package-managers/dpkg.ts';
 import { PacmanManager } from '../src/package-managers/pacman.ts';
-import { buildPatch, fileAction, makeRoot, sha256, snapshotRoot, tempDir, trustedKey } from './engine-fixtures.ts';
+import {
+  buildPatch,
+  fileAction,
+  makeRoot,
+  sha256,
+  snapshotRoot,
+  tempDir,
+  trustedKey,
+} from './engine-fixtures.ts';
 import { hasTool, makeDeb, makePacmanPackage } from './package-fixtures.ts';
 
 interface Failure extends Error {
@@ -39,31 +47,45 @@ describe('package actions in a patch (pacman in a temporary root)', () => {
     return root;
   }
 
-  it.skipIf(!withPacman)('installs a package from the patch with the files, and uninstall removes it again', async () => {
-    const root = await pacmanRoot();
-    const key = await trustedKey(root);
-    const pkg = await makePacmanPackage(work, 'clpnew', '3-1', { 'usr/share/clpnew/data': 'data\n' });
-    const before = await snapshotRoot(root, EXCLUDE);
-    const file = await buildPatch(
-      work,
-      {
-        name: 'CLP1251110',
-        actions: [
-          fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n', { expectSha256: sha256('v1\n') }),
-          { type: 'package', action: 'set-version', name: 'clpnew', version: '3-1', source: 'packages/clpnew.pkg.tar.zst' },
-        ],
-        entries: { 'payload/app.conf': 'v2\n', 'packages/clpnew.pkg.tar.zst': { file: pkg } },
-      },
-      key,
-    );
-    const result = await installPatch(file, { root, packageManager: 'pacman' });
-    expect(result.steps.map((s) => s.description)).toEqual(['replace /etc/app.conf', 'set package clpnew (not installed) -> 3-1 (pacman)']);
-    expect(await new PacmanManager(root).installedVersion('clpnew')).toBe('3-1');
-    expect(await readFile(join(root, 'usr/share/clpnew/data'), 'utf8')).toBe('data\n');
-    await uninstallPatch('CLP1251110', { root });
-    expect(await new PacmanManager(root).installedVersion('clpnew')).toBeNull();
-    expect(await snapshotRoot(root, EXCLUDE)).toEqual(before);
-  });
+  it.skipIf(!withPacman)(
+    'installs a package from the patch with the files, and uninstall removes it again',
+    async () => {
+      const root = await pacmanRoot();
+      const key = await trustedKey(root);
+      const pkg = await makePacmanPackage(work, 'clpnew', '3-1', { 'usr/share/clpnew/data': 'data\n' });
+      const before = await snapshotRoot(root, EXCLUDE);
+      const file = await buildPatch(
+        work,
+        {
+          name: 'CLP1251110',
+          actions: [
+            fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n', {
+              expectSha256: sha256('v1\n'),
+            }),
+            {
+              type: 'package',
+              action: 'set-version',
+              name: 'clpnew',
+              version: '3-1',
+              source: 'packages/clpnew.pkg.tar.zst',
+            },
+          ],
+          entries: { 'payload/app.conf': 'v2\n', 'packages/clpnew.pkg.tar.zst': { file: pkg } },
+        },
+        key,
+      );
+      const result = await installPatch(file, { root, packageManager: 'pacman' });
+      expect(result.steps.map((s) => s.description)).toEqual([
+        'replace /etc/app.conf',
+        'set package clpnew (not installed) -> 3-1 (pacman)',
+      ]);
+      expect(await new PacmanManager(root).installedVersion('clpnew')).toBe('3-1');
+      expect(await readFile(join(root, 'usr/share/clpnew/data'), 'utf8')).toBe('data\n');
+      await uninstallPatch('CLP1251110', { root });
+      expect(await new PacmanManager(root).installedVersion('clpnew')).toBeNull();
+      expect(await snapshotRoot(root, EXCLUDE)).toEqual(before);
+    },
+  );
 
   it.skipIf(!withPacman)('a failing package manager rolls the files back and names the cause', async () => {
     const root = await pacmanRoot();
@@ -78,7 +100,13 @@ describe('package actions in a patch (pacman in a temporary root)', () => {
         name: 'CLP1251111',
         actions: [
           fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n'),
-          { type: 'package', action: 'set-version', name: 'clpclash', version: '1-1', source: 'packages/clpclash.pkg.tar.zst' },
+          {
+            type: 'package',
+            action: 'set-version',
+            name: 'clpclash',
+            version: '1-1',
+            source: 'packages/clpclash.pkg.tar.zst',
+          },
         ],
         entries: { 'payload/app.conf': 'v2\n', 'packages/clpclash.pkg.tar.zst': { file: pkg } },
       },
@@ -97,37 +125,49 @@ const withDpkg = hasTool('dpkg') && hasTool('dpkg-deb');
 if (!withDpkg) console.warn('skipped: needs dpkg and dpkg-deb (a dpkg package action inside a patch)');
 
 describe('package actions in a patch (dpkg in a temporary root)', () => {
-  it.skipIf(!withDpkg)('detects dpkg from os-release, upgrades with the previous .deb kept, and uninstall puts it back', async () => {
-    const work = await tempDir('deb-patch');
-    const root = await makeRoot({ 'etc/app.conf': 'v1\n' });
-    for (const d of ['info', 'updates', 'triggers']) await mkdir(join(root, 'var/lib/dpkg', d), { recursive: true });
-    await writeFile(join(root, 'var/lib/dpkg/status'), '');
-    await writeFile(join(root, 'var/lib/dpkg/available'), '');
-    await mkdir(join(root, 'var/cache/apt/archives'), { recursive: true });
-    const key = await trustedKey(root);
-    const v1 = await makeDeb(work, 'clpdeb', '1.0-1', { 'usr/share/clpdeb/data': 'deb v1\n' });
-    const v2 = await makeDeb(work, 'clpdeb', '2.0-1', { 'usr/share/clpdeb/data': 'deb v2\n' });
-    const dpkg = new DpkgManager(root);
-    await dpkg.installFile(v1);
-    await copyFile(v1, join(root, 'var/cache/apt/archives/clpdeb_1.0-1_all.deb'));
-    const before = await snapshotRoot(root, [...EXCLUDE, 'var/lib/dpkg', 'var/log/dpkg.log']);
-    const file = await buildPatch(
-      work,
-      {
-        name: 'CLP1251112',
-        actions: [{ type: 'package', action: 'set-version', name: 'clpdeb', version: '2.0-1', source: 'packages/clpdeb.deb' }],
-        entries: { 'packages/clpdeb.deb': { file: v2 } },
-      },
-      key,
-    );
-    const result = await installPatch(file, { root });
-    expect(result.steps.map((s) => s.description)).toEqual(['set package clpdeb 1.0-1 -> 2.0-1 (dpkg)']);
-    expect(await dpkg.installedVersion('clpdeb')).toBe('2.0-1');
-    expect(await readFile(join(root, 'usr/share/clpdeb/data'), 'utf8')).toBe('deb v2\n');
-    await uninstallPatch('CLP1251112', { root });
-    expect(await dpkg.installedVersion('clpdeb')).toBe('1.0-1');
-    expect(await snapshotRoot(root, [...EXCLUDE, 'var/lib/dpkg', 'var/log/dpkg.log'])).toEqual(before);
-  });
+  it.skipIf(!withDpkg)(
+    'detects dpkg from os-release, upgrades with the previous .deb kept, and uninstall puts it back',
+    async () => {
+      const work = await tempDir('deb-patch');
+      const root = await makeRoot({ 'etc/app.conf': 'v1\n' });
+      for (const d of ['info', 'updates', 'triggers'])
+        await mkdir(join(root, 'var/lib/dpkg', d), { recursive: true });
+      await writeFile(join(root, 'var/lib/dpkg/status'), '');
+      await writeFile(join(root, 'var/lib/dpkg/available'), '');
+      await mkdir(join(root, 'var/cache/apt/archives'), { recursive: true });
+      const key = await trustedKey(root);
+      const v1 = await makeDeb(work, 'clpdeb', '1.0-1', { 'usr/share/clpdeb/data': 'deb v1\n' });
+      const v2 = await makeDeb(work, 'clpdeb', '2.0-1', { 'usr/share/clpdeb/data': 'deb v2\n' });
+      const dpkg = new DpkgManager(root);
+      await dpkg.installFile(v1);
+      await copyFile(v1, join(root, 'var/cache/apt/archives/clpdeb_1.0-1_all.deb'));
+      const before = await snapshotRoot(root, [...EXCLUDE, 'var/lib/dpkg', 'var/log/dpkg.log']);
+      const file = await buildPatch(
+        work,
+        {
+          name: 'CLP1251112',
+          actions: [
+            {
+              type: 'package',
+              action: 'set-version',
+              name: 'clpdeb',
+              version: '2.0-1',
+              source: 'packages/clpdeb.deb',
+            },
+          ],
+          entries: { 'packages/clpdeb.deb': { file: v2 } },
+        },
+        key,
+      );
+      const result = await installPatch(file, { root });
+      expect(result.steps.map((s) => s.description)).toEqual(['set package clpdeb 1.0-1 -> 2.0-1 (dpkg)']);
+      expect(await dpkg.installedVersion('clpdeb')).toBe('2.0-1');
+      expect(await readFile(join(root, 'usr/share/clpdeb/data'), 'utf8')).toBe('deb v2\n');
+      await uninstallPatch('CLP1251112', { root });
+      expect(await dpkg.installedVersion('clpdeb')).toBe('1.0-1');
+      expect(await snapshotRoot(root, [...EXCLUDE, 'var/lib/dpkg', 'var/log/dpkg.log'])).toEqual(before);
+    },
+  );
 });
 
 describe('state lock and journal', () => {
@@ -148,8 +188,18 @@ describe('state lock and journal', () => {
 
   it('a journal damaged in the middle is reported, not guessed at; a torn last line is ignored', async () => {
     const root = await makeRoot();
-    const begin = JSON.stringify({ t: 'begin', tx: 'x1', op: 'install', at: 'now', steps: [], info: { patch: { name: 'CLP1251123' } } });
-    await writeFile(join(root, 'var/lib/clp/journal'), `${begin}\n{"t":"run","ste\n{"t":"done","steps":[]}\n`);
+    const begin = JSON.stringify({
+      t: 'begin',
+      tx: 'x1',
+      op: 'install',
+      at: 'now',
+      steps: [],
+      info: { patch: { name: 'CLP1251123' } },
+    });
+    await writeFile(
+      join(root, 'var/lib/clp/journal'),
+      `${begin}\n{"t":"run","ste\n{"t":"done","steps":[]}\n`,
+    );
     const error = await failureOf(recover({ root }));
     expect(error.code).toBe('CLP_E_JOURNAL_CORRUPT');
     expect(error.message).toMatch(/damaged at line 2/);

@@ -5,10 +5,18 @@
 import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KeyPair } from '@clp/trust';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installPatch, listInstalled } from '../src/index.ts';
-import { buildPatch, fileAction, makeRoot, sha256, snapshotRoot, tempDir, trustedKey } from './engine-fixtures.ts';
+import {
+  buildPatch,
+  fileAction,
+  makeRoot,
+  sha256,
+  snapshotRoot,
+  tempDir,
+  trustedKey,
+} from './engine-fixtures.ts';
 
 function run(cmd: string, args: string[]): boolean {
   return spawnSync(cmd, args, { stdio: 'ignore' }).status === 0;
@@ -17,7 +25,14 @@ function run(cmd: string, args: string[]): boolean {
 /** Whether this process may mount a tmpfs (root with CAP_SYS_ADMIN). */
 function canMount(): boolean {
   if (process.getuid?.() !== 0) return false;
-  const probe = spawnSync('sh', ['-c', 'd=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs "$d" && umount "$d"; s=$?; rmdir "$d"; exit $s'], { stdio: 'ignore' });
+  const probe = spawnSync(
+    'sh',
+    [
+      '-c',
+      'd=$(mktemp -d) && mount -t tmpfs -o size=64k tmpfs "$d" && umount "$d"; s=$?; rmdir "$d"; exit $s',
+    ],
+    { stdio: 'ignore' },
+  );
   return probe.status === 0;
 }
 
@@ -64,7 +79,9 @@ describe('faults end rolled back with a clear error', () => {
     return { root, key: await trustedKey(root) };
   }
 
-  const replaceConf = fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n', { expectSha256: sha256('v1\n') });
+  const replaceConf = fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n', {
+    expectSha256: sha256('v1\n'),
+  });
 
   it.skipIf(!mountOk)('ENOSPC while staging on a full filesystem (256 KiB tmpfs)', async () => {
     const { root, key } = await setup();
@@ -121,32 +138,39 @@ describe('faults end rolled back with a clear error', () => {
     expect(await snapshotRoot(root)).toEqual(before);
   });
 
-  it.skipIf(!canChattr(tmpdirForProbe()))('permission denied at the rename, after other files of the batch were replaced', async () => {
-    const { root, key } = await setup();
-    await writeFile(join(root, 'etc/locked.conf'), 'locked v1\n');
-    // The folder stays writable (staging works); the file itself cannot be replaced.
-    expect(run('chattr', ['+i', join(root, 'etc/locked.conf')])).toBe(true);
-    immutable.push(join(root, 'etc/locked.conf'));
-    const file = await buildPatch(
-      out,
-      {
-        name: 'CLP1251203',
-        actions: [
-          replaceConf,
-          fileAction('add', '/etc/new.d/added.conf', 'payload/added.conf', 'added\n'),
-          fileAction('replace', '/etc/locked.conf', 'payload/locked.conf', 'locked v2\n'),
-        ],
-        entries: { 'payload/app.conf': 'v2\n', 'payload/added.conf': 'added\n', 'payload/locked.conf': 'locked v2\n' },
-      },
-      key,
-    );
-    const before = await snapshotRoot(root);
-    const error = await failureOf(installPatch(file, { root }));
-    expect(error.code).toBe('CLP_E_PERMISSION');
-    expect(error.message).toMatch(/operation not permitted/i);
-    expect(await snapshotRoot(root)).toEqual(before);
-    run('chattr', ['-i', join(root, 'etc/locked.conf')]);
-  });
+  it.skipIf(!canChattr(tmpdirForProbe()))(
+    'permission denied at the rename, after other files of the batch were replaced',
+    async () => {
+      const { root, key } = await setup();
+      await writeFile(join(root, 'etc/locked.conf'), 'locked v1\n');
+      // The folder stays writable (staging works); the file itself cannot be replaced.
+      expect(run('chattr', ['+i', join(root, 'etc/locked.conf')])).toBe(true);
+      immutable.push(join(root, 'etc/locked.conf'));
+      const file = await buildPatch(
+        out,
+        {
+          name: 'CLP1251203',
+          actions: [
+            replaceConf,
+            fileAction('add', '/etc/new.d/added.conf', 'payload/added.conf', 'added\n'),
+            fileAction('replace', '/etc/locked.conf', 'payload/locked.conf', 'locked v2\n'),
+          ],
+          entries: {
+            'payload/app.conf': 'v2\n',
+            'payload/added.conf': 'added\n',
+            'payload/locked.conf': 'locked v2\n',
+          },
+        },
+        key,
+      );
+      const before = await snapshotRoot(root);
+      const error = await failureOf(installPatch(file, { root }));
+      expect(error.code).toBe('CLP_E_PERMISSION');
+      expect(error.message).toMatch(/operation not permitted/i);
+      expect(await snapshotRoot(root)).toEqual(before);
+      run('chattr', ['-i', join(root, 'etc/locked.conf')]);
+    },
+  );
 
   it('a failing pre script: nothing else ran, nothing changed', async () => {
     const { root, key } = await setup();
@@ -155,7 +179,10 @@ describe('faults end rolled back with a clear error', () => {
       {
         name: 'CLP1251204',
         actions: [{ type: 'script', when: 'pre', path: 'pre.sh' }, replaceConf],
-        entries: { 'payload/app.conf': 'v2\n', 'pre.sh': '#!/bin/sh\necho "cannot stop the service" >&2\nexit 1\n' },
+        entries: {
+          'payload/app.conf': 'v2\n',
+          'pre.sh': '#!/bin/sh\necho "cannot stop the service" >&2\nexit 1\n',
+        },
       },
       key,
     );

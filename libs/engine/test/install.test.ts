@@ -1,9 +1,25 @@
 import { lstat, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
 import type { KeyPair } from '@clp/trust';
-import { engineStatus, explainPatch, getPatch, installPatch, listInstalled, readHistory, uninstallPatch } from '../src/index.ts';
-import { buildPatch, fileAction, makeRoot, sha256, snapshotRoot, tempDir, trustedKey } from './engine-fixtures.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  engineStatus,
+  explainPatch,
+  getPatch,
+  installPatch,
+  listInstalled,
+  readHistory,
+  uninstallPatch,
+} from '../src/index.ts';
+import {
+  buildPatch,
+  fileAction,
+  makeRoot,
+  sha256,
+  snapshotRoot,
+  tempDir,
+  trustedKey,
+} from './engine-fixtures.ts';
 
 const quiet = { warn: () => {} };
 
@@ -48,8 +64,14 @@ describe('install and uninstall of files', () => {
     return {
       name,
       actions: [
-        fileAction('add', '/opt/app/new/tool.conf', 'payload/tool.conf', 'tool\n', { mode: 0o755, owner: 'web', group: 'daemon' }),
-        fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'new config\n', { expectSha256: sha256('old config\n') }),
+        fileAction('add', '/opt/app/new/tool.conf', 'payload/tool.conf', 'tool\n', {
+          mode: 0o755,
+          owner: 'web',
+          group: 'daemon',
+        }),
+        fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'new config\n', {
+          expectSha256: sha256('old config\n'),
+        }),
         { type: 'file' as const, action: 'remove' as const, path: '/etc/obsolete.conf' },
       ],
       entries: { 'payload/tool.conf': 'tool\n', 'payload/app.conf': 'new config\n' },
@@ -84,7 +106,10 @@ describe('install and uninstall of files', () => {
     await uninstallPatch('CLP1251123', { root });
     expect(await snapshotRoot(root)).toEqual(before);
     expect(await listInstalled({ root })).toEqual([]);
-    expect((await readHistory({ root })).map((h) => `${h.op}:${h.result}`)).toEqual(['install:installed', 'uninstall:uninstalled']);
+    expect((await readHistory({ root })).map((h) => `${h.op}:${h.result}`)).toEqual([
+      'install:installed',
+      'uninstall:uninstalled',
+    ]);
   });
 
   it('a failed precondition stops the patch before anything is written', async () => {
@@ -96,7 +121,9 @@ describe('install and uninstall of files', () => {
     expect(error.code).toBe('CLP_E_PRECONDITION');
     expect(error.message).toMatch(/\/etc\/app.conf has sha256 [0-9a-f]{64}, the patch expects/);
     const after = await snapshotRoot(root, ['var/log/CLP.log', 'var/lib/clp/history.jsonl']);
-    expect(after).toEqual(Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'var/log/CLP.log')));
+    expect(after).toEqual(
+      Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'var/log/CLP.log')),
+    );
   });
 
   it('uninstall reports drift and refuses without --force; --force restores', async () => {
@@ -121,7 +148,10 @@ describe('install and uninstall of files', () => {
     expect(await codeOf(installPatch(file, { root, ...quiet }))).toBe('CLP_E_UNKNOWN_KEY');
     const unsigned = await buildPatch(out, mainPatch('CLP1251126'), null);
     expect(await codeOf(installPatch(unsigned, { root, ...quiet }))).toBe('CLP_E_UNSIGNED');
-    expect((await readHistory({ root })).map((h) => `${h.result}:${h.code}`)).toEqual(['refused:CLP_E_UNKNOWN_KEY', 'refused:CLP_E_UNSIGNED']);
+    expect((await readHistory({ root })).map((h) => `${h.result}:${h.code}`)).toEqual([
+      'refused:CLP_E_UNKNOWN_KEY',
+      'refused:CLP_E_UNSIGNED',
+    ]);
     const warnings: string[] = [];
     const result = await installPatch(unsigned, { root, insecure: true, warn: (m) => warnings.push(m) });
     expect(result.signedBy).toBeNull();
@@ -132,14 +162,37 @@ describe('install and uninstall of files', () => {
   it('refuses another architecture and a downgrade within a series', async () => {
     const { root, key } = await setup();
     const other = await buildPatch(out, { ...mainPatch('CLP1251127'), architecture: 'aarch64' }, key);
-    expect(await codeOf(installPatch(other, { root, architecture: 'x86_64', ...quiet }))).toBe('CLP_E_ARCHITECTURE');
-    const newer = await buildPatch(out, { name: 'CLP2251201', series: 'app', actions: [fileAction('add', '/etc/a', 'a', 'a\n')], entries: { a: 'a\n' } }, key);
-    const older = await buildPatch(out, { name: 'CLP1251201', series: 'app', actions: [fileAction('add', '/etc/b', 'b', 'b\n')], entries: { b: 'b\n' } }, key);
+    expect(await codeOf(installPatch(other, { root, architecture: 'x86_64', ...quiet }))).toBe(
+      'CLP_E_ARCHITECTURE',
+    );
+    const newer = await buildPatch(
+      out,
+      {
+        name: 'CLP2251201',
+        series: 'app',
+        actions: [fileAction('add', '/etc/a', 'a', 'a\n')],
+        entries: { a: 'a\n' },
+      },
+      key,
+    );
+    const older = await buildPatch(
+      out,
+      {
+        name: 'CLP1251201',
+        series: 'app',
+        actions: [fileAction('add', '/etc/b', 'b', 'b\n')],
+        entries: { b: 'b\n' },
+      },
+      key,
+    );
     await installPatch(newer, { root, ...quiet });
     expect(await codeOf(installPatch(older, { root, ...quiet }))).toBe('CLP_E_DOWNGRADE');
     const again = await failureOf(installPatch(newer, { root, ...quiet }));
     expect(again.code).toBe('CLP_E_NOT_APPLICABLE');
-    expect(again.details.refusals.map((r) => r.code)).toEqual(['CLP_E_ALREADY_INSTALLED', 'CLP_E_PRECONDITION']);
+    expect(again.details.refusals.map((r) => r.code)).toEqual([
+      'CLP_E_ALREADY_INSTALLED',
+      'CLP_E_PRECONDITION',
+    ]);
   });
 
   it('explain lists every refusal at once and changes nothing', async () => {
@@ -154,7 +207,12 @@ describe('install and uninstall of files', () => {
     const before = await snapshotRoot(root, []);
     const explanation = await explainPatch(file, { root, architecture: 'x86_64' });
     expect(explanation.applies).toBe(false);
-    expect(explanation.refusals.map((r) => r.rule).sort()).toEqual(['architecture', 'os', 'precondition', 'trust']);
+    expect(explanation.refusals.map((r) => r.rule).sort()).toEqual([
+      'architecture',
+      'os',
+      'precondition',
+      'trust',
+    ]);
     expect(await snapshotRoot(root, [])).toEqual(before);
   });
   it('a root used under another path later (prepared with --root, then moved) still uninstalls', async () => {

@@ -9,7 +9,10 @@ export const CLPCTL = join(repo, 'apps/agent/dist/clpctl.mjs');
 /** Builds the bundle when it is not there yet (`npm test` builds it first). */
 export function ensureBundle(): void {
   if (existsSync(CLPCTL)) return;
-  const built = spawnSync(process.execPath, [join(repo, 'scripts/build.mjs')], { cwd: repo, encoding: 'utf8' });
+  const built = spawnSync(process.execPath, [join(repo, 'scripts/build.mjs')], {
+    cwd: repo,
+    encoding: 'utf8',
+  });
   if (built.status !== 0) throw new Error(`build failed: ${built.stderr}`);
 }
 

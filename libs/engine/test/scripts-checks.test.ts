@@ -1,9 +1,24 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
 import type { KeyPair } from '@clp/trust';
-import { engineStatus, explainPatch, installPatch, listInstalled, readHistory, uninstallPatch } from '../src/index.ts';
-import { buildPatch, fileAction, makeRoot, sha256, snapshotRoot, tempDir, trustedKey } from './engine-fixtures.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  engineStatus,
+  explainPatch,
+  installPatch,
+  listInstalled,
+  readHistory,
+  uninstallPatch,
+} from '../src/index.ts';
+import {
+  buildPatch,
+  fileAction,
+  makeRoot,
+  sha256,
+  snapshotRoot,
+  tempDir,
+  trustedKey,
+} from './engine-fixtures.ts';
 
 interface Failure extends Error {
   code: string;
@@ -31,11 +46,14 @@ describe('scripts, services and checks', () => {
     key = await trustedKey(root);
   }
 
-  const replaceConf = fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n', { expectSha256: sha256('v1\n') });
+  const replaceConf = fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n', {
+    expectSha256: sha256('v1\n'),
+  });
 
   it('runs a script by its shebang with CLP_ROOT, CLP_PATCH_DIR and the patch as working directory, its output in the log', async () => {
     await freshRoot();
-    const script = '#!/bin/sh\nset -e\necho "root=$CLP_ROOT dir=$CLP_PATCH_DIR pwd=$(pwd)"\necho ran > "$CLP_ROOT/etc/script-ran"\n';
+    const script =
+      '#!/bin/sh\nset -e\necho "root=$CLP_ROOT dir=$CLP_PATCH_DIR pwd=$(pwd)"\necho ran > "$CLP_ROOT/etc/script-ran"\n';
     const file = await buildPatch(
       out,
       {
@@ -67,7 +85,11 @@ describe('scripts, services and checks', () => {
           replaceConf,
           { type: 'script', when: 'post', path: 'fail.sh' },
         ],
-        entries: { 'payload/a.conf': 'a\n', 'payload/app.conf': 'v2\n', 'fail.sh': '#!/bin/sh\necho about to fail >&2\nexit 3\n' },
+        entries: {
+          'payload/a.conf': 'a\n',
+          'payload/app.conf': 'v2\n',
+          'fail.sh': '#!/bin/sh\necho about to fail >&2\nexit 3\n',
+        },
       },
       key,
     );
@@ -77,7 +99,10 @@ describe('scripts, services and checks', () => {
     expect(error.message).toMatch(/about to fail/);
     expect(await snapshotRoot(root)).toEqual(before);
     expect(await listInstalled({ root })).toEqual([]);
-    expect((await readHistory({ root })).at(-1)).toMatchObject({ result: 'rolled-back', code: 'CLP_E_SCRIPT_FAILED' });
+    expect((await readHistory({ root })).at(-1)).toMatchObject({
+      result: 'rolled-back',
+      code: 'CLP_E_SCRIPT_FAILED',
+    });
   });
 
   it('a script that outlives its timeout is killed and rolled back', async () => {
@@ -103,7 +128,10 @@ describe('scripts, services and checks', () => {
     const before = await snapshotRoot(root);
     const patch = {
       name: 'CLP1251204',
-      actions: [replaceConf, { type: 'check' as const, command: 'grep -q v3 "$CLP_ROOT/etc/app.conf"', withinMs: 1500 }],
+      actions: [
+        replaceConf,
+        { type: 'check' as const, command: 'grep -q v3 "$CLP_ROOT/etc/app.conf"', withinMs: 1500 },
+      ],
       entries: { 'payload/app.conf': 'v2\n' },
     };
     const file = await buildPatch(out, patch, key);
@@ -137,8 +165,12 @@ describe('scripts, services and checks', () => {
     const result = await installPatch(file, { root });
     expect(result.checks.map((c) => c.ok)).toEqual([true]);
     expect(result.skipped).toHaveLength(1);
-    expect(result.skipped[0]).toMatch(/systemctl reload nginx.service .*the root is .* not the running system/);
-    expect(await readFile(join(root, 'var/log/CLP.log'), 'utf8')).toMatch(/skipped: systemctl reload nginx.service/);
+    expect(result.skipped[0]).toMatch(
+      /systemctl reload nginx.service .*the root is .* not the running system/,
+    );
+    expect(await readFile(join(root, 'var/log/CLP.log'), 'utf8')).toMatch(
+      /skipped: systemctl reload nginx.service/,
+    );
     await uninstallPatch('CLP1251205', { root });
     expect(await readFile(join(root, 'etc/app.conf'), 'utf8')).toBe('v1\n');
   });

@@ -13,6 +13,8 @@ export const history: RegisterCommand = (program, globals) =>
       printResult(g, entries, () =>
         entries.length === 0
           ? 'no history yet'
-          : entries.map((e) => `${e.at}  ${e.op.padEnd(9)} ${e.name}  ${e.result}${e.code ? ` (${e.code})` : ''}`).join('\n'),
+          : entries
+              .map((e) => `${e.at}  ${e.op.padEnd(9)} ${e.name}  ${e.result}${e.code ? ` (${e.code})` : ''}`)
+              .join('\n'),
       );
     });

@@ -15,7 +15,9 @@ interface InstallFlags {
 export const install: RegisterCommand = (program, globals) =>
   program
     .command('install')
-    .description('install a signed .clp patch as one transaction (verified, checked, rolled back on any failure)')
+    .description(
+      'install a signed .clp patch as one transaction (verified, checked, rolled back on any failure)',
+    )
     .argument('<file>', 'the .clp patch')
     .option('--insecure', 'skip the signature check (local development only; loud about it)', false)
     .option('--allow-irreversible', 'go ahead when a package change cannot be taken back', false)
@@ -41,7 +43,10 @@ export const install: RegisterCommand = (program, globals) =>
           `installed ${result.name} under ${result.root} (${result.steps.length} step${result.steps.length === 1 ? '' : 's'}${result.signedBy ? `, signed by ${result.signedBy}` : ', UNSIGNED: --insecure'})`,
           ...result.steps.map((s) => `  ${s.description}`),
           ...result.skipped.map((s) => `skipped: ${s}`),
-          ...result.checks.map((c) => `check ${c.ok ? 'passed' : 'failed'}: ${c.check}${c.skipped ? ` (skipped: ${c.skipped})` : ''}`),
+          ...result.checks.map(
+            (c) =>
+              `check ${c.ok ? 'passed' : 'failed'}: ${c.check}${c.skipped ? ` (skipped: ${c.skipped})` : ''}`,
+          ),
         ].join('\n'),
       );
     });

@@ -14,7 +14,9 @@ export const list: RegisterCommand = (program, globals) =>
         installed.length === 0
           ? 'no patches installed'
           : installed
-              .map((p) => `${p.name}  ${p.series}  v${p.version}  ${p.installedAt}  ${p.signedBy ?? 'UNSIGNED'}  ${p.description ?? ''}`.trimEnd())
+              .map((p) =>
+                `${p.name}  ${p.series}  v${p.version}  ${p.installedAt}  ${p.signedBy ?? 'UNSIGNED'}  ${p.description ?? ''}`.trimEnd(),
+              )
               .join('\n'),
       );
     });

@@ -6,7 +6,9 @@ import type { RegisterCommand } from './index.ts';
 export const recoverCommand: RegisterCommand = (program, globals) =>
   program
     .command('recover')
-    .description('finish or roll back a transaction interrupted by a crash (every command also does this first)')
+    .description(
+      'finish or roll back a transaction interrupted by a crash (every command also does this first)',
+    )
     .action(async () => {
       const g = globals();
       const result = await recover({ root: g.root, ...(logFor(g) ? { log: logFor(g) } : {}) });
