@@ -1,7 +1,7 @@
 // Engine benchmarks (GOALS P1–P3): clpctl install / uninstall against dpkg and pacman, and one
 // 512 MiB file against cp + sync, each peer measured in the same run, interleaved, on fresh roots.
 //
-//   npm run bench -- engine [--runs N] [--big-mib N] [--only P1,P2,P3] [--profile] [--work DIR]
+//   npm run bench -- engine [--runs N] [--big-mib N] [--only P1,P2,P3] [--profile] [--floor] [--work DIR]
 //
 // Needs the built agent (npm run build) and Node 24; dpkg, dpkg-deb, pacman and bsdtar for the
 // peers (a missing peer is reported as skipped, never as passed). Writes bench/results/engine.json
@@ -28,6 +28,7 @@ const { values: opts } = parseArgs({
     files: { type: 'string', default: '1000' },
     only: { type: 'string', default: 'P1,P2,P3' },
     profile: { type: 'boolean', default: false },
+    floor: { type: 'boolean', default: false },
     work: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
@@ -427,6 +428,7 @@ async function main() {
     notes: [],
   };
 
+  await rm(join(work, 'keys'), { recursive: true, force: true });
   run(NODE, clpctl('keygen', '--name', 'bench', '--out', join(work, 'keys')));
   const keyFile = join(work, 'keys/bench.key');
   const pubFile = join(work, 'keys/bench.pub');
@@ -464,6 +466,18 @@ async function main() {
         phases: (r) => installPhases(root, r),
       },
     ];
+    const FLOOR = 'node floor (engine-floor.mjs)';
+    if (opts.floor) {
+      for (const mode of ['per-file', 'batch', 'syncfs']) {
+        cases.push({
+          name: `${FLOOR} ${mode}`,
+          prepare: () => clpRoot(root, pubFile),
+          cmd: NODE,
+          args: [join(REPO, 'bench/engine-floor.mjs'), p1Patch, root, mode],
+          check: checkTree,
+        });
+      }
+    }
     if (deb)
       cases.push({
         name: 'dpkg -i',
@@ -495,7 +509,7 @@ async function main() {
     const fasterDurable = durablePeers.length ? Math.min(...durablePeers.map((n) => m[n].median)) : null;
     const fasterAny = Math.min(
       ...Object.entries(m)
-        .filter(([n]) => n !== 'clpctl install')
+        .filter(([n]) => n !== 'clpctl install' && !n.startsWith(FLOOR))
         .map(([, s]) => s.median),
     );
     result.P1 = {
@@ -509,6 +523,15 @@ async function main() {
           .filter(([n]) => n !== 'clpctl install')
           .map(([n, s]) => [n, ratio(clp, s.median)]),
       ),
+      ...(opts.floor && fasterDurable !== null
+        ? {
+            floorRatiosVsFasterDurablePeer: Object.fromEntries(
+              Object.entries(m)
+                .filter(([n]) => n.startsWith(FLOOR))
+                .map(([n, s]) => [n.slice(FLOOR.length + 1), ratio(s.median, fasterDurable)]),
+            ),
+          }
+        : {}),
     };
     result.P1.pass = result.P1.ratioVsFasterDurablePeer !== null && result.P1.ratioVsFasterDurablePeer <= 1.0;
   }
@@ -653,6 +676,15 @@ function markdown(r) {
       )
         .map(([n, x]) => `${n} ${x}×`)
         .join(', ')}.`,
+      ...(r.P1.floorRatiosVsFasterDurablePeer === undefined
+        ? []
+        : [
+            `The node floor (bench/engine-floor.mjs: one pass over the zip, then made durable by the named mode; no journal, backups or signature check) against the faster durable peer: ${Object.entries(
+              r.P1.floorRatiosVsFasterDurablePeer,
+            )
+              .map(([n, x]) => `${n} ${x}×`)
+              .join(', ')}.`,
+          ]),
       'dpkg runs with `--refuse-unsafe-io`, so it fsyncs every file it unpacks (its default; container images often turn that off); pacman does not fsync, so `pacman -U + sync` is its durable form.',
     ]);
   }
