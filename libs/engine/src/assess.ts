@@ -4,6 +4,7 @@
  */
 import { comparePatchNames, type FileAction, type PatchMeta, type ScriptAction } from '@clp/format';
 import type { FileIdentity } from './backup.ts';
+import { mapLimit } from './concurrency.ts';
 import type { Refusal } from './errors.ts';
 import { identityOf } from './file-step.ts';
 import { sha256File } from './hash.ts';
@@ -72,6 +73,8 @@ export interface AssessOptions {
 }
 
 const MAX_SCRIPT_HEAD = 16 << 20;
+/** How many target paths are looked up (and hashed) at once. */
+const LOOKUP_CONCURRENCY = 32;
 
 export async function assessPatch(archive: EngineArchive, options: AssessOptions): Promise<Assessment> {
   const meta = archive.meta;
@@ -166,16 +169,28 @@ async function planFiles(
   const actions = archive.meta.actions.filter((a): a is FileAction => a.type === 'file');
   if (actions.length === 0) return [];
   const owners = await Owners.load(root);
-  const seen = new Set<string>();
-  const planned: PlannedFile[] = [];
-  for (const action of actions) {
+  // The lookups only read, so they run together; the refusals are then taken in the patch's order.
+  const looked = await mapLimit(actions, LOOKUP_CONCURRENCY, async (action) => {
     let target: string;
     try {
       target = await resolveUnderRoot(root, action.path);
     } catch (error) {
-      refuse((error as { code?: string }).code ?? 'CLP_E_PATH_ESCAPE', 'path', (error as Error).message);
+      return { action, ok: false as const, error: error as Error & { code?: string } };
+    }
+    const current = await identityOf(target);
+    const problem =
+      current === null || current.isFile ? await checkPrecondition(action, target, current !== null) : null;
+    return { action, ok: true as const, target, current, problem };
+  });
+  const seen = new Set<string>();
+  const planned: PlannedFile[] = [];
+  for (const item of looked) {
+    const action = item.action;
+    if (!item.ok) {
+      refuse(item.error.code ?? 'CLP_E_PATH_ESCAPE', 'path', item.error.message);
       continue;
     }
+    const { target, current } = item;
     if (seen.has(target)) {
       refuse(
         'CLP_E_PRECONDITION',
@@ -185,7 +200,6 @@ async function planFiles(
       continue;
     }
     seen.add(target);
-    const current = await identityOf(target);
     if (current !== null && !current.isFile) {
       refuse(
         'CLP_E_TARGET_NOT_FILE',
@@ -194,9 +208,8 @@ async function planFiles(
       );
       continue;
     }
-    const problem = await checkPrecondition(action, target, current !== null);
-    if (problem !== null) {
-      refuse('CLP_E_PRECONDITION', 'precondition', problem);
+    if (item.problem !== null) {
+      refuse('CLP_E_PRECONDITION', 'precondition', item.problem);
       continue;
     }
     if (action.action !== 'remove' && (action.source === undefined || !archive.has(action.source))) {

@@ -4,6 +4,7 @@ import { type CheckAction, isClpError, openPatch, type PackageAction, type Servi
 import { SIGNATURE_ENTRY, TrustStore, verifyPatch } from '@clp/trust';
 import { assessPatch, type EngineArchive, type PlannedScript } from './assess.ts';
 import { finishInstall, type InstallInfo, markFailed } from './bookkeeping.ts';
+import { mapLimit } from './concurrency.ts';
 import { codeForSystemError, EngineError, refusalError } from './errors.ts';
 import { type FileUndo, missingDirs, runFileBatch, stageFiles, stagePathFor } from './file-step.ts';
 import { type CheckResult, runCheck } from './health-check.ts';
@@ -307,7 +308,10 @@ async function buildSteps(
   for (const s of assessment.scripts.filter((x) => x.when === 'pre')) scriptGroup(s);
 
   const fileRecords: StepRecord[] = [];
-  for (const f of assessment.files) {
+  const newDirs = await mapLimit(assessment.files, 32, (f) =>
+    f.action.action === 'remove' ? Promise.resolve([]) : missingDirs(b.ctx.root, dirname(f.target)),
+  );
+  for (const [i, f] of assessment.files.entries()) {
     const index = records.length;
     const remove = f.action.action === 'remove';
     const source = remove ? null : (f.action.source as string);
@@ -321,7 +325,7 @@ async function buildSteps(
       orig: f.current !== null ? { mode: f.current.mode, uid: f.current.uid, gid: f.current.gid } : null,
       next: f.next,
       sha256: source === null ? null : (f.action.sha256 ?? b.expected.get(source)?.sha256 ?? null),
-      createdDirs: remove ? [] : await missingDirs(b.ctx.root, dirname(f.target)),
+      createdDirs: newDirs[i] ?? [],
     };
     const record: StepRecord = {
       kind: 'file',
