@@ -84,11 +84,13 @@ export async function stageFiles(records: StepRecord[]): Promise<void> {
     seen.add(u.source);
     return true;
   });
+  // Many files share their new folders: each is made once, parents first.
+  const created = [...new Set(records.flatMap((r) => fileUndo(r).createdDirs))].sort((a, b) => a.length - b.length);
+  for (const d of created) await mkdir(d, { recursive: true, mode: 0o755 });
+  // Stage names carry the transaction id, so none can exist yet.
   await mapLimit(records, FILE_CONCURRENCY, async (record, i) => {
     const u = fileUndo(record);
     if (u.stage === null || u.source === null || u.next === null) return;
-    for (const d of u.createdDirs) await mkdir(d, { recursive: true, mode: 0o755 });
-    await unlink(u.stage).catch(() => {});
     if (linkable[i]) {
       await linkOrCopy(u.source, u.stage, false);
     } else {
@@ -99,7 +101,6 @@ export async function stageFiles(records: StepRecord[]): Promise<void> {
     await fsyncFile(u.stage);
   });
   // Folders the steps created must survive a crash once files are renamed into them.
-  const created = records.flatMap((r) => fileUndo(r).createdDirs);
   if (created.length > 0) await fsyncDirs(created.map((d) => dirname(d)));
 }
 
