@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { CLPCTL, NODE } from './paths.ts';
@@ -90,9 +90,11 @@ export class Machine {
   async enroll(url: string, token: string): Promise<void> {
     const r = await this.run(['--json', 'enroll', url, token]);
     if (r.code !== 0) throw new Error(`${this.name}: enroll exited ${r.code}\n${r.stdout}\n${r.stderr}`);
-    const config = JSON.parse(await readFile(join(this.root, 'etc', 'clp', 'agent.json'), 'utf8')) as {
-      machineId: string;
-    };
+    const file = join(this.root, 'etc', 'clp', 'agent.json');
+    // It holds the machine's credential: readable by root only.
+    const mode = (await stat(file)).mode & 0o777;
+    if (mode !== 0o600) throw new Error(`${this.name}: ${file} has mode ${mode.toString(8)}, expected 600`);
+    const config = JSON.parse(await readFile(file, 'utf8')) as { machineId: string };
     this.machineId = config.machineId;
   }
 
