@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { finishUninstall, type UninstallInfo } from './bookkeeping.ts';
+import { mapLimit } from './concurrency.ts';
 import { EngineError } from './errors.ts';
 import {
   type FileUndo,
@@ -51,19 +52,19 @@ export interface Drift {
 
 /** Files of an installed patch that are no longer what it wrote. */
 export async function findDrift(record: PatchRecord): Promise<Drift[]> {
-  const drift: Drift[] = [];
-  for (const step of record.steps.filter((s) => s.kind === 'file')) {
-    const u = fileUndo(step);
+  const files = record.steps.filter((s) => s.kind === 'file').map(fileUndo);
+  const found = await mapLimit(files, 32, async (u): Promise<Drift | null> => {
     const now = await sha256OrNull(u.target);
     if (u.stage === null) {
-      if (now !== null) drift.push({ path: u.path, problem: 'was removed by the patch but exists again' });
-    } else if (now === null) {
-      drift.push({ path: u.path, problem: 'was written by the patch but is gone' });
-    } else if (u.sha256 !== null && now !== u.sha256) {
-      drift.push({ path: u.path, problem: `has sha256 ${now}, the patch wrote ${u.sha256}` });
+      return now !== null ? { path: u.path, problem: 'was removed by the patch but exists again' } : null;
     }
-  }
-  return drift;
+    if (now === null) return { path: u.path, problem: 'was written by the patch but is gone' };
+    if (u.sha256 !== null && now !== u.sha256) {
+      return { path: u.path, problem: `has sha256 ${now}, the patch wrote ${u.sha256}` };
+    }
+    return null;
+  });
+  return found.filter((d): d is Drift => d !== null);
 }
 
 /**
@@ -188,9 +189,11 @@ async function buildUninstallSteps(
 
   const fileRecords: StepRecord[] = [];
   const installed = [...install.steps].reverse();
-  for (const step of installed.filter((s) => s.kind === 'file')) {
+  const fileSteps = installed.filter((s) => s.kind === 'file');
+  const nowOf = await mapLimit(fileSteps, 32, (s) => identityOf(fileUndo(s).target));
+  for (const [i, step] of fileSteps.entries()) {
     const was = fileUndo(step);
-    const now = await identityOf(was.target);
+    const now = nowOf[i] ?? null;
     const index = records.length;
     const nowIdentity = now === null ? null : { mode: now.mode, uid: now.uid, gid: now.gid };
     let undo: FileUndo;
