@@ -92,39 +92,9 @@ export async function poll(ctx: AppContext, machine: AgentMachine, body: PollReq
   };
 }
 
-/** PostgreSQL's deadlock and serialization failures: the transaction may simply run again. */
-const RETRYABLE = new Set(['40P01', '40001']);
-
-function sqlState(error: unknown): string | undefined {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 4; i++) {
-    if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
-    e = e.cause as typeof e;
-  }
-  return undefined;
-}
-
-async function retryOnConflict<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await run();
-    } catch (error) {
-      const state = sqlState(error);
-      if (i >= attempts || !state || !RETRYABLE.has(state)) throw error;
-      await new Promise((r) => setTimeout(r, Math.random() * 20 * i));
-    }
-  }
-}
-
-const COUNTED = {
-  applied: 'applied',
-  failed: 'failed',
-  reverted: 'reverted',
-  'revert-failed': 'revertFailed',
-} as const;
-
 /**
- * Stores a batch of reports; a report id seen before is a duplicate and changes nothing, so
- * agents may resend their spool freely. Rollout counters move in the same transaction.
+ * Stores a batch of reports (through the group-commit writer); a report id seen before is a
+ * duplicate and changes nothing, so agents may resend their spool freely.
  */
 export async function ingestReports(
   ctx: AppContext,
@@ -133,54 +103,20 @@ export async function ingestReports(
 ): Promise<ReportBatchResponse> {
   const receivedAt = ctx.clock.now();
   const unique = new Map(batch.reports.map((r) => [r.id.toLowerCase(), r]));
-  // Rows and counters are written in a fixed order (ids sorted) so that concurrent batches that
-  // share reports or rollouts wait for each other instead of deadlocking.
-  const rows = [...unique.entries()]
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([id, r]) => ({
-      id,
-      machineId: machine.id,
-      releaseId: r.releaseId ?? null,
-      rolloutId: r.rolloutId ?? null,
-      name: r.name,
-      sha256: r.sha256 ?? null,
-      status: r.status,
-      errorCode: r.errorCode ?? null,
-      log: r.log ?? null,
-      at: new Date(r.at),
-      receivedAt,
-    }));
-  const accepted = await retryOnConflict(() =>
-    ctx.db.transaction(async (tx) => {
-      const inserted = await tx
-        .insert(reports)
-        .values(rows)
-        .onConflictDoNothing()
-        .returning({ id: reports.id });
-      const ids = new Set(inserted.map((r) => r.id));
-      const deltas = new Map<string, Record<'applied' | 'failed' | 'reverted' | 'revertFailed', number>>();
-      for (const row of rows) {
-        if (!ids.has(row.id) || !row.rolloutId) continue;
-        const column = COUNTED[row.status as keyof typeof COUNTED];
-        if (!column) continue;
-        const d = deltas.get(row.rolloutId) ?? { applied: 0, failed: 0, reverted: 0, revertFailed: 0 };
-        d[column]++;
-        deltas.set(row.rolloutId, d);
-      }
-      for (const [rolloutId, d] of [...deltas].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-        await tx
-          .update(rolloutCounters)
-          .set({
-            applied: sql`${rolloutCounters.applied} + ${d.applied}`,
-            failed: sql`${rolloutCounters.failed} + ${d.failed}`,
-            reverted: sql`${rolloutCounters.reverted} + ${d.reverted}`,
-            revertFailed: sql`${rolloutCounters.revertFailed} + ${d.revertFailed}`,
-          })
-          .where(eq(rolloutCounters.rolloutId, rolloutId));
-      }
-      return ids;
-    }),
-  );
+  const rows = [...unique.entries()].map(([id, r]) => ({
+    id,
+    machineId: machine.id,
+    releaseId: r.releaseId ?? null,
+    rolloutId: r.rolloutId ?? null,
+    name: r.name,
+    sha256: r.sha256 ?? null,
+    status: r.status,
+    errorCode: r.errorCode ?? null,
+    log: r.log ?? null,
+    at: new Date(r.at),
+    receivedAt,
+  }));
+  const accepted = await ctx.reportWriter.write(rows);
   const response: ReportBatchResponse = { accepted: [], duplicates: [] };
   for (const r of batch.reports) {
     const id = r.id.toLowerCase();

@@ -8,6 +8,7 @@ import type { MachineSeen } from './machine-seen.ts';
 import type { ServerMetrics } from './metrics.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { ReleaseInspector } from './release-inspector.ts';
+import type { ReportWriter } from './report-writer.ts';
 import type { ActiveRollouts } from './rollout-cache.ts';
 
 export type MachineRow = typeof machines.$inferSelect;
@@ -33,6 +34,7 @@ export interface AppContext {
   inspect: ReleaseInspector;
   rollouts: ActiveRollouts;
   seen: MachineSeen;
+  reportWriter: ReportWriter;
   /** Machine credentials looked up recently (polls are the hot path). */
   machineAuth: MachineAuthCache;
   limits: { enroll: RateLimiter; authFailures: RateLimiter };

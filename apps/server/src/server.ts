@@ -15,6 +15,7 @@ import { MachineSeen } from './machine-seen.ts';
 import { ServerMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { type ReleaseInspector, trustedReleaseInspector } from './release-inspector.ts';
+import { ReportWriter } from './report-writer.ts';
 import { ActiveRollouts, advanceRollouts } from './rollout-cache.ts';
 import { ROUTES, type Route } from './routes.ts';
 import { newSecret } from './secrets.ts';
@@ -97,6 +98,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     inspect: deps.inspect ?? trustedReleaseInspector(config.trustedKeysDir),
     rollouts: new ActiveRollouts(database.db, clock, config.rolloutCacheMs),
     seen: new MachineSeen(database.db, log),
+    reportWriter: new ReportWriter(database.db),
     machineAuth: new MachineAuthCache(),
     limits: {
       enroll: new RateLimiter(config.rateLimits.enrollPerMinute),

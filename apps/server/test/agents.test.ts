@@ -260,6 +260,29 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     }
   });
 
+  it('stores a report sent by several requests at the same moment once, accepted by exactly one', async () => {
+    const t = await enrollmentToken({ tier: 'edge' });
+    const m = await enroll(t.token, 'same-moment-machine');
+    const report = { id: randomUUID(), name: 'CLP1260601', status: 'applied', at: clock.now().toISOString() };
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        s.call('POST', '/v1/agent/reports', {
+          token: m.credential,
+          json: {
+            reports: [report, { ...report, id: randomUUID(), status: i % 2 ? 'downloading' : 'skipped' }],
+          },
+        }),
+      ),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(200));
+    expect(answers.filter((a) => a.body.accepted.includes(report.id))).toHaveLength(1);
+    expect(answers.filter((a) => a.body.duplicates.includes(report.id))).toHaveLength(5);
+    for (const a of answers)
+      expect(a.body.accepted).toHaveLength(a.body.accepted.includes(report.id) ? 2 : 1);
+    const listed = await s.call('GET', '/v1/reports?machine=same-moment-machine', { token: s.admin });
+    expect(listed.body.reports).toHaveLength(7);
+  });
+
   it('answers many machines polling at once, each as itself, and refuses the stranger among them', async () => {
     const t = await enrollmentToken({ tier: 'edge', uses: 30 });
     const fleet = await Promise.all(

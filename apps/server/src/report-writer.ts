@@ -1,0 +1,149 @@
+import { type Database, reports, rolloutCounters } from '@clp/db';
+import { eq, sql } from 'drizzle-orm';
+
+export type ReportRow = typeof reports.$inferInsert & { id: string; status: string };
+
+type Column = 'applied' | 'failed' | 'reverted' | 'revertFailed';
+
+const COUNTED: Record<string, Column> = {
+  applied: 'applied',
+  failed: 'failed',
+  reverted: 'reverted',
+  'revert-failed': 'revertFailed',
+};
+
+/** PostgreSQL's deadlock and serialization failures: the transaction may simply run again. */
+const RETRYABLE = new Set(['40P01', '40001']);
+
+function sqlState(error: unknown): string | undefined {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 4; i++) {
+    if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}
+
+async function retryOnConflict<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await run();
+    } catch (error) {
+      const state = sqlState(error);
+      if (i >= attempts || !state || !RETRYABLE.has(state)) throw error;
+      await new Promise((r) => setTimeout(r, Math.random() * 20 * i));
+    }
+  }
+}
+
+const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+interface Pending {
+  rows: ReportRow[];
+  resolve(accepted: Set<string>): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Stores reports with group commit: the batches of all requests that arrive while a write is
+ * running go to the database together in the next transaction, so that a busy fleet costs one
+ * transaction per round instead of one per request (GOALS P6). A report id already stored is a
+ * duplicate and changes nothing; rollout counters move in the same transaction as the rows.
+ * Rows and counters are written in a fixed order (sorted ids), so that several server instances
+ * writing at once wait for each other instead of deadlocking.
+ */
+export class ReportWriter {
+  readonly #db: Database;
+  readonly #maxRows: number;
+  #queue: Pending[] = [];
+  #running = false;
+
+  constructor(db: Database, maxRows = 2000) {
+    this.#db = db;
+    this.#maxRows = maxRows;
+  }
+
+  /** Stores the rows (ids already lowercase and unique); answers the ids this call stored. */
+  write(rows: ReportRow[]): Promise<Set<string>> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ rows, resolve, reject });
+      if (!this.#running) {
+        this.#running = true;
+        setImmediate(() => void this.#drain());
+      }
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const round: Pending[] = [];
+      let size = 0;
+      while (
+        this.#queue.length > 0 &&
+        (round.length === 0 || size + this.#queue[0]!.rows.length <= this.#maxRows)
+      ) {
+        const next = this.#queue.shift()!;
+        round.push(next);
+        size += next.rows.length;
+      }
+      try {
+        const stored = await retryOnConflict(() => this.#store(round));
+        for (const p of round) {
+          const mine = new Set<string>();
+          for (const r of p.rows) if (stored.get(r.id) === p) mine.add(r.id);
+          p.resolve(mine);
+        }
+      } catch (error) {
+        for (const p of round) p.reject(error);
+      }
+    }
+    this.#running = false;
+  }
+
+  /** One transaction for a round; answers which request stored each new id. */
+  async #store(round: Pending[]): Promise<Map<string, Pending>> {
+    // The first request naming an id owns it; a later one in the same round gets "duplicate".
+    const owner = new Map<string, Pending>();
+    const rows: ReportRow[] = [];
+    for (const p of round) {
+      for (const r of p.rows) {
+        if (owner.has(r.id)) continue;
+        owner.set(r.id, p);
+        rows.push(r);
+      }
+    }
+    rows.sort(byId);
+    return this.#db.transaction(async (tx) => {
+      const inserted = new Set<string>();
+      for (let i = 0; i < rows.length; i += 500) {
+        const part = await tx
+          .insert(reports)
+          .values(rows.slice(i, i + 500))
+          .onConflictDoNothing()
+          .returning({ id: reports.id });
+        for (const r of part) inserted.add(r.id);
+      }
+      const deltas = new Map<string, Record<Column, number>>();
+      for (const row of rows) {
+        const column = COUNTED[row.status];
+        if (!inserted.has(row.id) || !row.rolloutId || !column) continue;
+        const d = deltas.get(row.rolloutId) ?? { applied: 0, failed: 0, reverted: 0, revertFailed: 0 };
+        d[column]++;
+        deltas.set(row.rolloutId, d);
+      }
+      for (const [rolloutId, d] of [...deltas].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+        await tx
+          .update(rolloutCounters)
+          .set({
+            applied: sql`${rolloutCounters.applied} + ${d.applied}`,
+            failed: sql`${rolloutCounters.failed} + ${d.failed}`,
+            reverted: sql`${rolloutCounters.reverted} + ${d.reverted}`,
+            revertFailed: sql`${rolloutCounters.revertFailed} + ${d.revertFailed}`,
+          })
+          .where(eq(rolloutCounters.rolloutId, rolloutId));
+      }
+      const stored = new Map<string, Pending>();
+      for (const id of inserted) stored.set(id, owner.get(id)!);
+      return stored;
+    });
+  }
+}
