@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { comparePatchNames } from '@clp/format';
 import { finishUninstall, type UninstallInfo } from './bookkeeping.ts';
 import { mapLimit } from './concurrency.ts';
 import { EngineError } from './errors.ts';
@@ -45,6 +46,14 @@ export interface UninstallResult {
   drift: Drift[];
 }
 
+function safeCompare(a: string, b: string): number {
+  try {
+    return comparePatchNames(a, b);
+  } catch {
+    return a.localeCompare(b);
+  }
+}
+
 export interface Drift {
   path: string;
   problem: string;
@@ -84,6 +93,18 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
         'CLP_E_NOT_INSTALLED',
         `${name} is not installed under ${root}; 'clpctl list' shows what is`,
         { details: { name } },
+      );
+    }
+    // Patches of a series stack: a newer one was made against what this one left.
+    const above = index.installed.filter(
+      (p) => p.series === record.summary.series && p.name !== name && safeCompare(p.name, name) > 0,
+    );
+    if (above.length > 0 && !options.force) {
+      const names = above.map((p) => p.name).join(', ');
+      throw new EngineError(
+        'CLP_E_DOWNGRADE',
+        `${name} is older than ${names} of series ${record.summary.series}, installed after it; uninstall ${names} first (or use --force)`,
+        { details: { name, newer: above.map((p) => p.name) } },
       );
     }
     const drift = await findDrift(record);

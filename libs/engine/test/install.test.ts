@@ -187,6 +187,22 @@ describe('install and uninstall of files', () => {
     );
     await installPatch(newer, { root, ...quiet });
     expect(await codeOf(installPatch(older, { root, ...quiet }))).toBe('CLP_E_DOWNGRADE');
+    // Older patches of a series stay until the newer ones on top of them are gone.
+    await installPatch(
+      await buildPatch(
+        out,
+        {
+          name: 'CLP3251201',
+          series: 'app',
+          actions: [fileAction('add', '/etc/c', 'c', 'c\n')],
+          entries: { c: 'c\n' },
+        },
+        key,
+      ),
+      { root, ...quiet },
+    );
+    expect(await codeOf(uninstallPatch('CLP2251201', { root }))).toBe('CLP_E_DOWNGRADE');
+    await uninstallPatch('CLP3251201', { root });
     const again = await failureOf(installPatch(newer, { root, ...quiet }));
     expect(again.code).toBe('CLP_E_NOT_APPLICABLE');
     expect(again.details.refusals.map((r) => r.code)).toEqual([
