@@ -124,10 +124,21 @@ export async function explainPatch(
       });
       refusals.push(...assessment.refusals);
       if (archive.meta.actions.some((a): a is PackageAction => a.type === 'package')) {
-        await detectPackageManager(root, options.packageManager).catch((error: unknown) => {
+        const pm = await detectPackageManager(root, options.packageManager).catch((error: unknown) => {
           if (!isClpError(error)) throw error;
           refusals.push({ code: error.code, rule: 'package-manager', message: error.message });
+          return null;
         });
+        for (const action of pm === null ? [] : archive.meta.actions) {
+          if (action.type !== 'package' || action.source !== undefined || action.url !== undefined) continue;
+          if ((await pm?.findInCache(action.name, action.version)) == null) {
+            refusals.push({
+              code: 'CLP_E_PACKAGE_NOT_FOUND',
+              rule: 'package',
+              message: `no package file for ${action.name} ${action.version}: not in the patch, not in the ${pm?.kind} cache, and no URL given`,
+            });
+          }
+        }
       }
       const plan = [
         ...assessment.scripts

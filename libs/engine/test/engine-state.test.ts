@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { installPatch, listInstalled, recover, uninstallPatch } from '../src/index.ts';
+import { explainPatch, installPatch, listInstalled, recover, uninstallPatch } from '../src/index.ts';
 import { DpkgManager } from '../src/package-managers/dpkg.ts';
 import { PacmanManager } from '../src/package-managers/pacman.ts';
 import {
@@ -84,6 +84,33 @@ describe('package actions in a patch (pacman in a temporary root)', () => {
       await uninstallPatch('CLP1251110', { root });
       expect(await new PacmanManager(root).installedVersion('clpnew')).toBeNull();
       expect(await snapshotRoot(root, EXCLUDE)).toEqual(before);
+    },
+  );
+
+  it.skipIf(!withPacman)(
+    'explain names a package that can be found nowhere, with the other refusals',
+    async () => {
+      const root = await pacmanRoot();
+      const key = await trustedKey(root);
+      const file = await buildPatch(
+        work,
+        {
+          name: 'CLP1251113',
+          actions: [
+            fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'v2\n', {
+              expectSha256: sha256('v0\n'),
+            }),
+            { type: 'package', action: 'set-version', name: 'clpnowhere', version: '9-1' },
+          ],
+          entries: { 'payload/app.conf': 'v2\n' },
+        },
+        key,
+      );
+      const e = await explainPatch(file, { root, packageManager: 'pacman' });
+      expect(e.refusals.map((r) => `${r.rule}:${r.code}`)).toEqual([
+        'precondition:CLP_E_PRECONDITION',
+        'package:CLP_E_PACKAGE_NOT_FOUND',
+      ]);
     },
   );
 
