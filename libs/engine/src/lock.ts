@@ -16,7 +16,7 @@ export async function acquireLock(stateDir: string): Promise<Lock> {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(path, 'wx', 0o644);
-      await fh.writeFile(`${process.pid}\n`);
+      await fh.writeFile(`${process.pid} ${(await startTimeOf(process.pid)) ?? ''}\n`);
       await fh.close();
       return {
         async release() {
@@ -26,8 +26,9 @@ export async function acquireLock(stateDir: string): Promise<Lock> {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
-    const pid = await readPid(path);
-    if (pid !== null && pid !== process.pid && isAlive(pid)) {
+    const owner = await readOwner(path);
+    const pid = owner?.pid ?? null;
+    if (owner !== null && owner.pid !== process.pid && (await isAlive(owner))) {
       throw new EngineError(
         'CLP_E_LOCKED',
         `another clpctl (pid ${pid}) is changing this system; wait for it to finish (lock file ${path})`,
@@ -43,20 +44,39 @@ export async function acquireLock(stateDir: string): Promise<Lock> {
   throw new EngineError('CLP_E_LOCKED', `could not take the lock ${path}; try again`);
 }
 
-async function readPid(path: string): Promise<number | null> {
+interface LockOwner {
+  pid: number;
+  /** The process's start time (clock ticks after boot), so that a reused pid is not mistaken for the owner. */
+  start: string | null;
+}
+
+async function readOwner(path: string): Promise<LockOwner | null> {
   try {
-    const n = Number.parseInt((await readFile(path, 'utf8')).trim(), 10);
-    return Number.isSafeInteger(n) && n > 0 ? n : null;
+    const [pidText, start] = (await readFile(path, 'utf8')).trim().split(/\s+/);
+    const pid = Number.parseInt(pidText ?? '', 10);
+    return Number.isSafeInteger(pid) && pid > 0 ? { pid, start: start || null } : null;
   } catch {
     return null;
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Field 22 of /proc/PID/stat (after the parenthesised name, which may hold spaces). */
+async function startTimeOf(pid: number): Promise<string | null> {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
+  } catch {
+    return null;
   }
+}
+
+async function isAlive(owner: LockOwner): Promise<boolean> {
+  try {
+    process.kill(owner.pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (owner.start === null) return true;
+  const now = await startTimeOf(owner.pid);
+  return now === null || now === owner.start;
 }

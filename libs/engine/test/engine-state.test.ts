@@ -206,6 +206,9 @@ describe('state lock and journal', () => {
       const error = await failureOf(listInstalled({ root }));
       expect(error.code).toBe('CLP_E_LOCKED');
       expect(error.message).toMatch(new RegExp(`pid ${sleeper.pid}`));
+      // The same pid with another start time is a reused pid: the owner is gone.
+      await writeFile(join(root, 'var/lib/clp/lock'), `${sleeper.pid} 1\n`);
+      expect(await listInstalled({ root })).toEqual([]);
     } finally {
       sleeper.kill('SIGKILL');
     }
