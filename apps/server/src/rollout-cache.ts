@@ -28,9 +28,16 @@ export class ActiveRollouts {
     this.#ttlMs = Math.min(ttlMs, 1000);
   }
 
-  /** The live rollouts of one tier (cached). */
+  /**
+   * The live rollouts of one tier (cached). When the cache has merely aged, the answer is the
+   * cached one while a reload runs in the background, so that polls never queue behind it; after
+   * an invalidation (a change made here) callers wait for the reload.
+   */
   async forTier(tier: string): Promise<RolloutView[]> {
-    if (performance.now() - this.#loadedAt > this.#ttlMs) await this.refresh();
+    if (performance.now() - this.#loadedAt > this.#ttlMs) {
+      if (this.#loadedAt === Number.NEGATIVE_INFINITY) await this.refresh();
+      else if (!this.#refreshing) void this.refresh().catch(() => undefined);
+    }
     return this.#byTier.get(tier) ?? [];
   }
 

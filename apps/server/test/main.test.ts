@@ -76,7 +76,12 @@ function slowUpload(url: string, token: string, between: () => Promise<void>): P
     );
     req.on('error', fail);
     req.write(Buffer.alloc(64 * 1024, 1));
-    void between().then(() => req.end(Buffer.alloc(64 * 1024, 2)), fail);
+    // Only once the server holds the connection and the first half: then it is a request in flight.
+    req.once('socket', (socket) =>
+      socket.once('connect', () =>
+        setTimeout(() => void between().then(() => req.end(Buffer.alloc(64 * 1024, 2)), fail), 300),
+      ),
+    );
   });
 }
 
