@@ -10,6 +10,7 @@ interface InstallFlags {
   allowIrreversible: boolean;
   packageManager?: string;
   force: boolean;
+  retry: boolean;
 }
 
 export const install: RegisterCommand = (program, globals) =>
@@ -23,6 +24,7 @@ export const install: RegisterCommand = (program, globals) =>
     .option('--allow-irreversible', 'go ahead when a package change cannot be taken back', false)
     .option('--package-manager <name>', "pacman or dpkg (default: the root's own)")
     .option('--force', 'install a patch that failed on this machine before', false)
+    .option('--retry', 'the same as --force', false)
     .action(async (file: string, flags: InstallFlags) => {
       const g = globals();
       const input = resolve(file);
@@ -31,7 +33,7 @@ export const install: RegisterCommand = (program, globals) =>
         root: g.root,
         insecure: flags.insecure,
         allowIrreversible: flags.allowIrreversible,
-        force: flags.force,
+        force: flags.force || flags.retry,
         ...(flags.packageManager !== undefined ? { packageManager: flags.packageManager } : {}),
         warn: note,
         ...(logFor(g) ? { log: logFor(g) } : {}),
