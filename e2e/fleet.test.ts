@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRelease, cohortBucket, GOOD_MOTD, inStage, Machine, OTHER_MOTD } from './support/agents.ts';
@@ -85,6 +85,8 @@ describe.skipIf(missing !== undefined)('a fleet of agents against the real serve
 
   afterAll(async () => {
     await server?.stop();
+    await Promise.all(machines.map((m) => m.remove()));
+    if (release) await rm(release.dir, { recursive: true, force: true });
   }, 60_000);
 
   it('rolls out stage by stage, halts by itself on failures, reverts, and stores each report once', async () => {

@@ -1,4 +1,4 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRelease, GOOD_MOTD, Machine } from './support/agents.ts';
@@ -85,6 +85,8 @@ describe.skipIf(missing !== undefined)('agents through network faults', () => {
   afterAll(async () => {
     await proxy?.down();
     await server?.stop();
+    await Promise.all(machines.map((m) => m.remove()));
+    if (release) await rm(release.dir, { recursive: true, force: true });
   }, 60_000);
 
   it('retries polls answered with 5xx, with growing back-off, and then applies', async () => {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { CLPCTL, NODE } from './paths.ts';
@@ -70,6 +70,10 @@ export class Machine {
     return m;
   }
 
+  async remove(): Promise<void> {
+    await rm(this.root, { recursive: true, force: true });
+  }
+
   async setMotd(text: string): Promise<void> {
     await writeFile(join(this.root, 'etc', 'motd'), text);
   }
@@ -126,6 +130,8 @@ export async function buildRelease(
   name: string,
   blobBytes = 512 * 1024,
 ): Promise<{
+  /** Temporary folder holding the key pair, the patch folder and the .clp. */
+  dir: string;
   file: string;
   pub: string;
   key: string;
@@ -164,7 +170,7 @@ export async function buildRelease(
   );
   const file = join(dir, `${name}.clp`);
   await clpctlOk(['create', src, '-o', file, '--sign', key]);
-  return { file, pub, key, bytes: await readFile(file), conf, blob, newMotd };
+  return { dir, file, pub, key, bytes: await readFile(file), conf, blob, newMotd };
 }
 
 /** The documented cohort rule (DESIGN.md § 4): bucket = first 4 bytes of sha256(rollout id NUL machine id) mod 10000. */
