@@ -126,8 +126,8 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
     const txDir = txDirOf(stateDir, tx);
     const installDir = patchDirOf(stateDir, name);
     const ctx: StepContext = { root, stateDir, txDir, log };
-    await mkdir(txDir, { recursive: true });
     const { records, groups, fileRecords } = await buildUninstallSteps(record, { ctx, tx, installDir });
+    await mkdir(txDir, { recursive: true });
     const total = groups.length;
     const progressed = groups.map((g, i) => ({
       records: g.records,
