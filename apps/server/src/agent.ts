@@ -63,7 +63,10 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
     );
   }
   // The old credential of a machine enrolling again must stop working now, not when its cache entry ends.
-  if (result.again) ctx.machineAuth.clear();
+  if (result.again) {
+    ctx.machineAuth.clear();
+    ctx.seen.forget(machineId);
+  }
   ctx.log.info({ machine: machineId, tier: result.tier, again: result.again }, 'machine enrolled');
   return { machineId, credential, tier: result.tier, tags: result.tags };
 }

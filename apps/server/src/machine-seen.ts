@@ -8,6 +8,10 @@ interface Seen {
   facts: Record<string, unknown>;
 }
 
+const LAST_SEEN_PRECISION_MS = 60_000;
+/** Machines remembered as written; past this the memory starts afresh (costing one write each). */
+const MAX_REMEMBERED = 500_000;
+
 /**
  * What polls learn about machines (last seen, installed patches, facts: hostname, OS, architecture, agent version), written in batches:
  * one UPDATE per flush instead of one per poll, which is what lets polls scale (GOALS P5).
@@ -16,7 +20,8 @@ interface Seen {
 export class MachineSeen {
   readonly #db: Database;
   readonly #log: Logger;
-  #pending = new Map<string, Seen>();
+  #pending = new Map<string, Seen & { state: string }>();
+  readonly #written = new Map<string, { at: number; state: string }>();
   #timer: NodeJS.Timeout | undefined;
   #flushing: Promise<void> = Promise.resolve();
 
@@ -27,8 +32,20 @@ export class MachineSeen {
     this.#timer.unref();
   }
 
+  /**
+   * Notes a poll. A machine that says nothing new within LAST_SEEN_PRECISION_MS of the last write
+   * costs no write at all: "last seen" is kept to the minute, not to the poll.
+   */
   record(machineId: string, seen: Seen): void {
-    this.#pending.set(machineId, seen);
+    const state = JSON.stringify([seen.installed, seen.facts]);
+    const last = this.#written.get(machineId);
+    if (last && last.state === state && seen.at.getTime() - last.at < LAST_SEEN_PRECISION_MS) return;
+    this.#pending.set(machineId, { ...seen, state });
+  }
+
+  /** Forgets what was written for a machine (its record changed elsewhere: it enrolled again). */
+  forget(machineId: string): void {
+    this.#written.delete(machineId);
   }
 
   /** Writes everything recorded so far. */
@@ -58,6 +75,8 @@ export class MachineSeen {
                 os_id = v.facts->'os'->>'id', os_version = coalesce(v.facts->'os'->>'version', '')
               from (values ${values}) as v(id, seen, installed, facts) where m.id = v.id`,
         );
+        if (this.#written.size > MAX_REMEMBERED) this.#written.clear();
+        for (const [id, s] of part) this.#written.set(id, { at: s.at.getTime(), state: s.state });
       } catch (error) {
         // Put the batch back unless newer data arrived meanwhile; the next flush retries.
         for (const [id, s] of part) if (!this.#pending.has(id)) this.#pending.set(id, s);

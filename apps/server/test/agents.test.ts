@@ -167,6 +167,26 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect(byTag.body.total).toBe(1);
   });
 
+  it('keeps last seen to the minute, and writes any change of facts or installed patches at once', async () => {
+    const t = await enrollmentToken({ tier: 'edge' });
+    const m = await enroll(t.token, 'last-seen-machine');
+    const poll = (installed: unknown[] = []) =>
+      s.call('POST', '/v1/agent/poll', { token: m.credential, json: { facts: FACTS, installed } });
+    const seen = async () => (await s.call('GET', `/v1/machines/${m.machineId}`, { token: s.admin })).body;
+    await poll();
+    const first = clock.now().toISOString();
+    expect((await seen()).lastSeenAt).toBe(first);
+    clock.advance(30);
+    await poll();
+    expect((await seen()).lastSeenAt).toBe(first);
+    const installed = [{ name: 'CLP1260601', sha256: 'd'.repeat(64), state: 'installed' }];
+    await poll(installed);
+    expect(await seen()).toMatchObject({ lastSeenAt: clock.now().toISOString(), installed });
+    clock.advance(61);
+    await poll(installed);
+    expect((await seen()).lastSeenAt).toBe(clock.now().toISOString());
+  });
+
   it('stores each report once by its id, within a batch and across resends, with error code and log', async () => {
     const release = await upload('CLP1260602');
     const t = await enrollmentToken({ tier: 'beta' });
