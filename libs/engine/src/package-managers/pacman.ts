@@ -83,8 +83,9 @@ export function parsePkgInfo(text: string): Map<string, string[]> {
 /**
  * pacman against a root. For `/` it runs with the system's configuration; for any other root
  * every path pacman uses (database, cache, hooks, keyring, log) is taken under that root, with a
- * generated configuration that names no repositories and checks no signatures: the package files
- * it installs have already been verified by sha256 against a signed patch.
+ * generated configuration that names no repositories and checks no package signatures: the files
+ * it installs come from a signed patch (checked by sha256 where the action names one), from that
+ * root's own cache, or from a file the operator named.
  */
 export class PacmanManager implements PackageManager {
   readonly kind = 'pacman' as const;
