@@ -46,6 +46,7 @@ type KnownCode =
   | EngineErrorCode
   | 'CLP_E_USAGE'
   | 'CLP_E_NOT_FOUND'
+  | 'CLP_E_UNAVAILABLE'
   | 'CLP_E_INTERNAL';
 
 const TABLE: Record<KnownCode, ExitCode> = {
@@ -86,6 +87,8 @@ const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_USAGE: EXIT.usage,
   CLP_E_NOT_FOUND: EXIT.notFound,
   CLP_E_INTERNAL: EXIT.internal,
+  // The server's 503: its database is not reachable right now.
+  CLP_E_UNAVAILABLE: EXIT.network,
   CLP_E_NOT_AN_ARCHIVE: EXIT.badArchive,
   CLP_E_TRUNCATED: EXIT.badArchive,
   CLP_E_CORRUPT_ENTRY: EXIT.badArchive,
