@@ -159,6 +159,20 @@ export class Transaction {
   }
 }
 
+/** Counts undone steps in this process, for the crash-test hook. */
+let undone = 0;
+
+/**
+ * Test hook for the crash tests: with CLP_TEST_KILL_AT_UNDO=N the process sends itself SIGKILL
+ * right after undoing its N-th step, in the middle of a rollback, which recovery must then finish
+ * by undoing again (every undo is idempotent).
+ */
+function afterUndo(): void {
+  undone++;
+  const at = process.env.CLP_TEST_KILL_AT_UNDO;
+  if (at !== undefined && Number(at) === undone) process.kill(process.pid, 'SIGKILL');
+}
+
 /**
  * Undoes steps in reverse order. Steps whose undo is only right once they started are undone only
  * when `started` has them. Services are reloaded last, once every file is back.
@@ -180,6 +194,7 @@ export async function undoSteps(
       failures.push({ step: record.description, error: (error as Error).message });
       ctx.log(`rollback: could not undo "${record.description}": ${(error as Error).message}`);
     }
+    afterUndo();
   }
   if (failures.length > 0) {
     throw new EngineError(

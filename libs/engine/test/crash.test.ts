@@ -201,7 +201,7 @@ describe('crash at every journal step, then recover', () => {
   );
 
   it.skipIf(process.getuid?.() !== 0)(
-    'a failing install killed during its own rollback is rolled back by recover',
+    'a failing install killed during its own rollback (at each journal write and each undone step) is rolled back by recover',
     async () => {
       const root0 = await makeRoot({
         'etc/app.conf': { content: 'config v1\n', mode: 0o640, uid: 33, gid: 33 },
@@ -235,6 +235,18 @@ describe('crash at every journal step, then recover', () => {
         else expect(killed.stderr).toMatch(/^error CLP_E_SCRIPT_FAILED: fail.sh exited with status 4/);
         expect(clpctl(['--root', root, 'recover']).status).toBe(0);
         expect(await snapshotRoot(root, EXCLUDE), `kill point ${n}`).toEqual(before);
+      }
+      // Killed in the middle of the rollback itself, after each undone step (script, then each file).
+      for (let n = 1; n <= 3; n++) {
+        const root = join(work, `failing-undo-kill-${n}`);
+        copyTree(root0, root);
+        const killed = clpctl(['--root', root, 'install', failing], { CLP_TEST_KILL_AT_UNDO: String(n) });
+        expect(killed.signal, `undo kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
+        expect(await readFile(join(root, 'var/lib/clp/journal'), 'utf8')).toMatch(/"t":"rollback"/);
+        const recovered = clpctl(['--root', root, '--json', 'recover']);
+        expect(recovered.status, recovered.stderr).toBe(0);
+        expect(JSON.parse(recovered.stdout).action).toBe('rolled-back');
+        expect(await snapshotRoot(root, EXCLUDE), `undo kill point ${n}`).toEqual(before);
       }
     },
   );
