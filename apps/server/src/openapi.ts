@@ -34,10 +34,12 @@ const STATUS_TEXT: Record<number, string> = {
   416: 'Range not satisfiable',
   422: 'Archive rejected: the format or trust library error code',
   429: 'Rate limited',
+  503: 'The database is not reachable right now (Retry-After)',
 };
 
 function errorsFor(route: Route): number[] {
   const codes = [400];
+  if (route.access.kind !== 'public') codes.push(503);
   if (route.access.kind === 'admin' || route.access.kind === 'agent') codes.push(401, 429);
   if (route.access.kind === 'admin') codes.push(403);
   if (route.access.kind === 'enroll') codes.push(401, 429);

@@ -1,5 +1,6 @@
 import { type Database, reports, rolloutCounters } from '@clp/db';
 import { eq, sql } from 'drizzle-orm';
+import { sqlState } from './db-errors.ts';
 
 export type ReportRow = typeof reports.$inferInsert & { id: string; status: string };
 
@@ -14,14 +15,6 @@ const COUNTED: Record<string, Column> = {
 
 /** PostgreSQL's deadlock and serialization failures: the transaction may simply run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
-
-function sqlState(error: unknown): string | undefined {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined, i = 0; e && i < 4; i++) {
-    if (typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code)) return e.code;
-    e = e.cause as typeof e;
-  }
-  return undefined;
-}
 
 async function retryOnConflict<T>(run: () => Promise<T>, attempts = 5): Promise<T> {
   for (let i = 1; ; i++) {

@@ -10,6 +10,7 @@ import { FolderBlobStore } from './blob-store.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { ServerConfig } from './config.ts';
 import type { AppContext, Principal } from './context.ts';
+import { isDatabaseUnavailable } from './db-errors.ts';
 import { httpStatusFor, ServerError } from './errors.ts';
 import { MachineSeen } from './machine-seen.ts';
 import { ServerMetrics } from './metrics.ts';
@@ -197,6 +198,15 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       err = new ServerError('CLP_E_VALIDATION', `body: ${(error as Error).message}`, { field: 'body' });
     } else if (error instanceof URIError) {
       err = new ServerError('CLP_E_VALIDATION', 'the URL is not valid percent-encoding');
+    } else if (!isClpError(error) && isDatabaseUnavailable(error)) {
+      log.warn({ err: error, url: req.originalUrl }, 'database unavailable');
+      err = new ServerError(
+        'CLP_E_UNAVAILABLE',
+        'the database is not reachable right now; try again shortly',
+        {
+          details: { retryAfter: 5 },
+        },
+      );
     }
     if (res.headersSent) {
       log.warn({ err, url: req.originalUrl }, 'error after the response started; connection closed');
@@ -208,7 +218,8 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       const field = (err as ServerError).field;
       if (status === 413) res.setHeader('Connection', 'close');
       if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="clp"');
-      if (status === 429) res.setHeader('Retry-After', String(err.details.retryAfter ?? 60));
+      if (status === 429 || status === 503)
+        res.setHeader('Retry-After', String(err.details.retryAfter ?? 60));
       if (status >= 500) log.error({ err, url: req.originalUrl }, 'request failed');
       res
         .status(status)

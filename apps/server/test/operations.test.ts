@@ -231,6 +231,13 @@ describe('readiness', () => {
       expect(down.status).toBe(503);
       expect(await down.json()).toEqual({ status: 'database unreachable', database: 'pglite' });
       expect((await fetch(`${started.url}/healthz`)).status).toBe(200);
+      // Calls that need the database answer 503 with Retry-After, not 500.
+      const tiers = await fetch(`${started.url}/v1/tiers`, {
+        headers: { authorization: `Bearer ${started.adminToken}` },
+      });
+      expect(tiers.status).toBe(503);
+      expect(tiers.headers.get('retry-after')).toBe('5');
+      expect(((await tiers.json()) as { error: { code: string } }).error.code).toBe('CLP_E_UNAVAILABLE');
     } finally {
       await started.close().catch(() => undefined);
       await rm(dataDir, { recursive: true, force: true });
