@@ -7,7 +7,7 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyPair } from '@clp/trust';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installPatch, listInstalled } from '../src/index.ts';
+import { installPatch, listInstalled, uninstallPatch } from '../src/index.ts';
 import {
   buildPatch,
   fileAction,
@@ -112,6 +112,37 @@ describe('faults end rolled back with a clear error', () => {
     expect((await readdir(small)).sort()).toEqual(['existing.txt']);
     expect(await listInstalled({ root })).toEqual([]);
   });
+
+  it.skipIf(!mountOk)(
+    'targets on another filesystem than the state: copies instead of links, still exact',
+    async () => {
+      const { root, key } = await setup();
+      const other = join(root, 'opt/other');
+      await mkdir(other, { recursive: true });
+      expect(run('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', other])).toBe(true);
+      mounts.push(other);
+      await writeFile(join(other, 'keep.conf'), 'keep v1\n', { mode: 0o600 });
+      const before = await snapshotRoot(root);
+      const file = await buildPatch(
+        out,
+        {
+          name: 'CLP1251205',
+          actions: [
+            fileAction('replace', '/opt/other/keep.conf', 'payload/keep.conf', 'keep v2\n', {
+              owner: 'daemon',
+            }),
+            fileAction('add', '/opt/other/sub/new.conf', 'payload/new.conf', 'new\n'),
+          ],
+          entries: { 'payload/keep.conf': 'keep v2\n', 'payload/new.conf': 'new\n' },
+        },
+        key,
+      );
+      await installPatch(file, { root });
+      expect((await snapshotRoot(root))['opt/other/keep.conf']).toBe(`file ${sha256('keep v2\n')} 600 1:0`);
+      await uninstallPatch('CLP1251205', { root });
+      expect(await snapshotRoot(root)).toEqual(before);
+    },
+  );
 
   it.skipIf(!mountOk)('a read-only target filesystem', async () => {
     const { root, key } = await setup();
