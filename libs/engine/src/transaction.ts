@@ -21,10 +21,16 @@
  * - Scripts, services and packages get one `run` entry each, because their undo must not run for
  *   a step that never started (recovery undoes them only when their `run` is in the journal).
  * - `done [steps…]` after a batch or step; informational for people reading the journal.
+ * - Health checks run as a last group (`run []`) after every change and before `commit`: a check
+ *   that fails, or a crash within its window, takes the whole patch back.
  * - `commit` is the commit point: every step ran. Recovery after it finishes the bookkeeping
  *   (installed index, patch record, history), which is idempotent, instead of undoing.
  * - `rollback` before undoing, `end` when everything (undo or bookkeeping) is over; then the
  *   journal is removed. A crash during undo is recovered by undoing again (undo is idempotent).
+ * - Step records hold real paths under the root; `begin` also names that root, so a root used
+ *   under another path later is recovered all the same (rebase.ts).
+ * The crash tests kill the process after each journal write (CLP_TEST_KILL_AT_STEP, journal.ts)
+ * and after each undone step (CLP_TEST_KILL_AT_UNDO, below).
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
