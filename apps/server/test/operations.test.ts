@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '@clp/db';
+import { sql } from 'drizzle-orm';
+import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES, startServer } from '../src/index.ts';
 import { drivers, FACTS, fakeRelease, jsonInspector, type Running, start } from './harness.ts';
@@ -22,6 +24,43 @@ describe.each(drivers())('operations on $name', (driver) => {
   afterAll(async () => {
     await s?.close();
   });
+
+  it.skipIf(driver.name !== 'postgres')(
+    'recovers by itself when its PostgreSQL connections are cut',
+    async () => {
+      const token = await s.call('POST', '/v1/enrollment-tokens', { token: s.admin, json: { tier: 'edge' } });
+      s.server.context.limits.enroll.reset();
+      const m = await s.call('POST', '/v1/agent/enroll', {
+        json: { token: token.body.token, facts: FACTS, machineId: 'cut-machine' },
+      });
+      expect(m.status).toBe(201);
+      const rows = (await s.server.context.db.execute(sql`select current_database() as name`)) as unknown as
+        | Array<{ name: string }>
+        | { rows: Array<{ name: string }> };
+      const name = (Array.isArray(rows) ? rows : rows.rows)[0]!.name;
+      const admin = postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
+      try {
+        const cut = await admin`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+        where datname = ${name} and pid <> pg_backend_pid()`;
+        expect(cut[0]!.n).toBeGreaterThan(0);
+      } finally {
+        await admin.end({ timeout: 5 });
+      }
+      const statuses: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const poll = await s.call('POST', '/v1/agent/poll', {
+          token: m.body.credential,
+          json: { facts: FACTS },
+        });
+        statuses.push(poll.status);
+        if (poll.status === 200) break;
+        expect(poll.status).toBe(503);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(statuses.at(-1)).toBe(200);
+      expect((await s.call('GET', '/readyz')).status).toBe(200);
+    },
+  );
 
   it('answers /healthz and /readyz with the database kind', async () => {
     const health = await s.call('GET', '/healthz');
