@@ -38,11 +38,12 @@ export function checkEntryName(raw: string, archive: string): string {
 
 /**
  * Tracks entry names: a name may appear once, and a file may not also be a folder of another
- * entry (a/b as a file and a/b/c), whichever comes first.
+ * entry (a/b as a file and a/b/c). Exact repeats are caught as they are added; file-as-folder
+ * clashes by `finish()`, in one sort, so that deep paths do not cost quadratic time.
  */
 export class EntryNameSet {
-  readonly #files = new Set<string>();
-  readonly #folders = new Set<string>();
+  readonly #seen = new Set<string>();
+  readonly #entries: Array<{ key: string; name: string; file: boolean }> = [];
   readonly #archive: string;
 
   constructor(archive: string) {
@@ -50,19 +51,29 @@ export class EntryNameSet {
   }
 
   addFile(name: string): void {
-    if (this.#files.has(name) || this.#folders.has(name)) this.#duplicate(name);
-    const parents = parentsOf(name);
-    if (parents.some((p) => this.#files.has(p))) this.#duplicate(name);
-    this.#files.add(name);
-    for (const p of parents) this.#folders.add(p);
+    this.#add(name, true);
   }
 
   addFolder(name: string): void {
-    if (this.#files.has(name)) this.#duplicate(name);
-    for (const p of [...parentsOf(name), name]) {
-      if (this.#files.has(p)) this.#duplicate(name);
-      this.#folders.add(p);
+    this.#add(name, false);
+  }
+
+  /** Throws CLP_E_DUPLICATE_ENTRY when a file is also the folder of another entry. */
+  finish(): void {
+    // With '/' mapped to the lowest code unit, every entry under X sorts right after X.
+    const sorted = [...this.#entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (let i = 0; i + 1 < sorted.length; i++) {
+      const current = sorted[i]!;
+      const next = sorted[i + 1]!;
+      if (next.key === current.key && (current.file || next.file)) this.#duplicate(next.name);
+      if (current.file && next.key.startsWith(`${current.key}\u0000`)) this.#duplicate(next.name);
     }
+  }
+
+  #add(name: string, file: boolean): void {
+    if (file && this.#seen.has(name)) this.#duplicate(name);
+    this.#seen.add(name);
+    this.#entries.push({ key: name.replaceAll('/', '\u0000'), name, file });
   }
 
   #duplicate(name: string): never {
@@ -72,11 +83,4 @@ export class EntryNameSet {
       { details: { archive: this.#archive, entry: name } },
     );
   }
-}
-
-function parentsOf(name: string): string[] {
-  const segments = name.split('/');
-  const out: string[] = [];
-  for (let i = 1; i < segments.length; i++) out.push(segments.slice(0, i).join('/'));
-  return out;
 }

@@ -172,6 +172,7 @@ export async function openTarGz(file: string, limits: ArchiveLimits): Promise<Ar
     entries.push({ name, size, compressedSize: size, mode: (header.mode ?? 0o644) & 0o7777 || 0o644 });
     return undefined;
   });
+  names.finish();
   return new TarBackend(file, limits, entries);
 }
 

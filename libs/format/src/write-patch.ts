@@ -43,6 +43,7 @@ export async function writePatch(file: string, entries: readonly EntrySource[]):
       throw new TypeError(`writePatch: entry ${entry.name} needs exactly one of file or data`);
     }
   }
+  names.finish();
   for (const entry of entries) {
     if (entry.file !== undefined) await requireRegularFile(entry.file, entry.name);
   }

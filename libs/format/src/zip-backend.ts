@@ -7,6 +7,7 @@ import { checkEntrySize, LimitTally } from './limit-checks.ts';
 import type { ArchiveLimits } from './limits.ts';
 
 const UNIX = 3;
+const MACOS = 19;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
@@ -93,7 +94,11 @@ async function readCentralDirectory(
       start: e.relativeOffsetOfLocalHeader,
       end: e.relativeOffsetOfLocalHeader + LOCAL_HEADER_SIZE + e.fileNameLength + e.compressedSize,
     });
-    const unixMode = e.versionMadeBy >> 8 === UNIX ? e.externalFileAttributes >>> 16 : 0;
+    // Unix and macOS zips keep st_mode in the high half; others leave it 0. Any other value there is
+    // read as a mode too, so that an unknown file type is refused rather than trusted.
+    const host = e.versionMadeBy >> 8;
+    const high = e.externalFileAttributes >>> 16;
+    const unixMode = host === UNIX || host === MACOS || high !== 0 ? high : 0;
     const type = unixMode & S_IFMT;
     const details = { archive: file, entry: name };
     if (type === S_IFLNK) {
@@ -151,6 +156,7 @@ async function readCentralDirectory(
       zipEntry: e,
     });
   }
+  names.finish();
   checkNoOverlap(file, extents);
   return entries;
 }
