@@ -126,7 +126,7 @@ export async function explain(
       tier: r.tier,
       outcome: d.outcome,
       rule: d.rule,
-      reason: d.reason,
+      reason: r.state === 'halted' && r.haltReason ? `${d.reason} (halted: ${r.haltReason})` : d.reason,
       ...(d.bucket !== undefined ? { bucket: d.bucket } : {}),
       ...(d.percent !== undefined ? { percent: d.percent } : {}),
     };

@@ -438,6 +438,7 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
       const halted = await explain(inside);
       expect(halted.verdict).toBe('not-offered');
       expect(halted.rollouts[0]).toMatchObject({ rule: 'halted', state: 'halted' });
+      expect(halted.rollouts[0].reason).toMatch(/halted: failure rate/);
       // The cut-off after a week no longer holds, but a halted rollout still offers nothing.
       clock.advance(8 * 86_400);
       const week = await explain(inside, '&cutoff=7d');
