@@ -246,6 +246,10 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
           resolve({ port: address.port, url: `http://${shown}:${address.port}` });
         });
         s.keepAliveTimeout = 65_000;
+        // A release of hundreds of MiB over a slow link takes longer than Node's 5-minute default;
+        // headers must still arrive within a minute.
+        s.requestTimeout = 30 * 60_000;
+        s.headersTimeout = 60_000;
         server = s;
       });
     },
