@@ -216,7 +216,8 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     if (isClpError(err)) {
       const status = httpStatusFor(err.code);
       const field = (err as ServerError).field;
-      if (status === 413) res.setHeader('Connection', 'close');
+      // A body left unread (a refused upload) is not worth receiving: end the connection instead.
+      if (status === 413 || !req.complete) res.setHeader('Connection', 'close');
       if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="clp"');
       if (status === 429 || status === 503)
         res.setHeader('Retry-After', String(err.details.retryAfter ?? 60));
