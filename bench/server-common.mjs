@@ -280,6 +280,23 @@ export function runWrk({ url, script, threads = 1, connections = 64, seconds = 2
   });
 }
 
+/** Which server was measured: the commit, and whether apps/server or db differ from it. */
+function serverRevision() {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: REPO,
+      encoding: 'utf8',
+    }).trim();
+    const changed = execFileSync('git', ['status', '--porcelain', '--', 'apps/server/src', 'db'], {
+      cwd: REPO,
+      encoding: 'utf8',
+    }).trim();
+    return changed ? `${commit} with uncommitted changes in apps/server or db` : commit;
+  } catch {
+    return 'unknown (not a git checkout)';
+  }
+}
+
 export function machineInfo() {
   const c = cpus();
   let nginx = '';
@@ -308,6 +325,7 @@ export function machineInfo() {
     nginx,
     wrk,
     postgres: pg,
+    server: serverRevision(),
     // Other work on the machine takes CPU from the server, PostgreSQL and wrk alike.
     loadAverage: loadavg().map((l) => Math.round(l * 100) / 100),
     at: new Date().toISOString(),

@@ -141,7 +141,7 @@ await withTempDir('clp-bench-download-', async (dir) => {
     };
     const md = `# P7: blob download against nginx (${result.machine.at.slice(0, 10)})
 
-Command: \`${result.command}\`
+Command: \`${result.command}\` (server at ${result.machine.server})
 
 A ${MIB} MiB random blob stored by the server (GET /v1/blobs/SHA256, one server process) and the same file
 (a hard link) served by nginx (1 worker, sendfile on), both on loopback, page cache warm. MB = 10^6 bytes.

@@ -158,7 +158,7 @@ await withTempDir('clp-bench-poll-', async (dir) => {
     };
     const md = `# P5: poll throughput (${result.machine.at.slice(0, 10)})
 
-Command: \`${result.command}\`
+Command: \`${result.command}\` (server at ${result.machine.server})
 
 ${MACHINES.toLocaleString('en')} enrolled machines, ${ROLLOUTS} active rollouts, PostgreSQL; one server process; wrk with
 ${CONNECTIONS} keep-alive connections and ${THREADS} thread(s), each poll with the next machine's credential;

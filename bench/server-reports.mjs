@@ -118,7 +118,7 @@ await withTempDir('clp-bench-reports-', async (dir) => {
     };
     const md = `# P6: report ingestion (${result.machine.at.slice(0, 10)})
 
-Command: \`${result.command}\`
+Command: \`${result.command}\` (server at ${result.machine.server})
 
 ${MACHINES.toLocaleString('en')} machines, ${ROLLOUTS} active rollouts, PostgreSQL; one server process; wrk with ${CONNECTIONS}
 keep-alive connections posting new reports (each with its own id, spread over the rollouts, 2% failures),
