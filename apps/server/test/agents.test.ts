@@ -167,6 +167,36 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect(byTag.body.total).toBe(1);
   });
 
+  it('promotes a release from tier to tier, and lists releases by tier', async () => {
+    const release = await upload('CLP1260606');
+    for (const tier of ['edge', 'beta']) {
+      const res = await s.call('POST', `/v1/releases/${release.id}/promote`, {
+        token: s.admin,
+        json: { tier },
+      });
+      expect(res.status).toBe(200);
+    }
+    const shown = await s.call('GET', `/v1/releases/${release.id}`, { token: s.admin });
+    expect(shown.body.tiers).toEqual(['edge', 'beta']);
+    const inBeta = await s.call('GET', '/v1/releases?tier=beta', { token: s.admin });
+    expect(inBeta.body.releases.map((r: { id: string }) => r.id)).toContain(release.id);
+    const inStable = await s.call('GET', '/v1/releases?tier=stable', { token: s.admin });
+    expect(inStable.body.releases.map((r: { id: string }) => r.id)).not.toContain(release.id);
+    const nowhere = await s.call('POST', `/v1/releases/${release.id}/promote`, {
+      token: s.admin,
+      json: { tier: 'nowhere' },
+    });
+    expect(nowhere.status).toBe(404);
+    expect(nowhere.body.error.field).toBe('tier');
+    await s.call('POST', `/v1/releases/${release.id}/yank`, { token: s.admin, json: {} });
+    const yanked = await s.call('POST', `/v1/releases/${release.id}/promote`, {
+      token: s.admin,
+      json: { tier: 'stable' },
+    });
+    expect(yanked.status).toBe(409);
+    expect(yanked.body.error.code).toBe('CLP_E_RELEASE_YANKED');
+  });
+
   it('keeps last seen to the minute, and writes any change of facts or installed patches at once', async () => {
     const t = await enrollmentToken({ tier: 'edge' });
     const m = await enroll(t.token, 'last-seen-machine');
