@@ -5,8 +5,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
+// Shared helper modules (NAME-common.mjs) are not benchmarks.
 const available = (await readdir(here))
-  .filter((f) => f.endsWith('.mjs') && f !== 'run.mjs')
+  .filter((f) => f.endsWith('.mjs') && f !== 'run.mjs' && !f.endsWith('-common.mjs'))
   .map((f) => f.slice(0, -4));
 const [name, ...rest] = process.argv.slice(2);
 
