@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { enrollmentTokens, machines, reports, rolloutCounters } from '@clp/db';
+import { enrollmentTokens, machines } from '@clp/db';
 import type {
   EnrollRequest,
   EnrollResponse,
