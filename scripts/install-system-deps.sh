@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive for real: pacman and dpkg for package reverts,
 # bsdtar and zstd to build test packages, systemd-analyze for the unit files, nginx as the
-# download peer of the benchmarks, Chromium for the dashboard test.
+# download peer of the benchmarks, and docker-compose to check the compose file.
 set -euo pipefail
 
 needed=()
@@ -14,7 +14,7 @@ need fakeroot fakeroot
 need dpkg-deb dpkg
 need systemd-analyze systemd
 need nginx nginx
-need chromium chromium
+need docker-compose docker-compose
 
 if [ ${#needed[@]} -eq 0 ]; then
   echo "system packages: all present"
