@@ -303,6 +303,18 @@ describe('hostile zip archives, refused when opened', () => {
       names: 'payload/mac-link',
     },
     {
+      title: 'a symbolic link mode in a zip that claims to be made on MS-DOS',
+      build: withZipEntry({
+        name: 'payload/dos-link',
+        data: Buffer.from('/etc/passwd'),
+        method: STORE,
+        mode: S_IFLNK | 0o777,
+        madeBy: 0,
+      }),
+      code: 'CLP_E_LINK_ENTRY',
+      names: 'payload/dos-link',
+    },
+    {
       title: 'PKGINFO.meta itself as a symbolic link',
       build: zip([
         { name: 'PKGINFO.meta', data: Buffer.from('/etc/shadow'), method: STORE, mode: S_IFLNK | 0o777 },
