@@ -280,10 +280,10 @@ export function runWrk({ url, script, threads = 1, connections = 64, seconds = 2
   });
 }
 
-/** Which server was measured: the commit, and whether apps/server or db differ from it. */
+/** Which server was measured: the last commit of apps/server or db, and whether the tree differs from it. */
 function serverRevision() {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+    const commit = execFileSync('git', ['log', '-1', '--format=%h', '--', 'apps/server', 'db'], {
       cwd: REPO,
       encoding: 'utf8',
     }).trim();
