@@ -6,9 +6,10 @@
  * after it (patch listed as installed, or gone for an uninstall) past it.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFile, mkdir, readFile, rename } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DpkgManager } from '../src/package-managers/dpkg.ts';
 import { PacmanManager } from '../src/package-managers/pacman.ts';
 import {
   buildPatch,
@@ -19,7 +20,7 @@ import {
   tempDir,
   trustedKey,
 } from './engine-fixtures.ts';
-import { hasTool, makePacmanPackage } from './package-fixtures.ts';
+import { hasTool, makeDeb, makePacmanPackage } from './package-fixtures.ts';
 import { clpctl, ensureBundle } from './run-clpctl.ts';
 
 const withPacman = hasTool('pacman') && hasTool('bsdtar');
@@ -247,6 +248,84 @@ describe('crash at every journal step, then recover', () => {
         expect(recovered.status, recovered.stderr).toBe(0);
         expect(JSON.parse(recovered.stdout).action).toBe('rolled-back');
         expect(await snapshotRoot(root, EXCLUDE), `undo kill point ${n}`).toEqual(before);
+      }
+    },
+  );
+});
+
+const withDpkg = hasTool('dpkg') && hasTool('dpkg-deb');
+if (!withDpkg) console.warn('skipped: needs dpkg and dpkg-deb (the crash test with a dpkg package action)');
+
+describe('crash at every journal step with a dpkg package action, then recover', () => {
+  const DPKG_EXCLUDE = ['var/lib/clp', 'var/log/CLP.log', 'var/lib/dpkg', 'var/log/dpkg.log'];
+
+  it.skipIf(process.getuid?.() !== 0 || !withDpkg)(
+    'install: before up to the commit point, after past it, at every kill point',
+    async () => {
+      ensureBundle();
+      const work = await tempDir('crash-dpkg');
+      const template = await makeRoot({
+        'etc/app.conf': { content: 'config v1\n', mode: 0o600, uid: 1, gid: 33 },
+      });
+      for (const d of ['info', 'updates', 'triggers']) {
+        await mkdir(join(template, 'var/lib/dpkg', d), { recursive: true });
+      }
+      await writeFile(join(template, 'var/lib/dpkg/status'), '');
+      await writeFile(join(template, 'var/lib/dpkg/available'), '');
+      await mkdir(join(template, 'var/cache/apt/archives'), { recursive: true });
+      const v1 = await makeDeb(work, 'clpdeb', '1.0-1', { 'usr/share/clpdeb/data': 'deb v1\n' });
+      const v2 = await makeDeb(work, 'clpdeb', '2.0-1', { 'usr/share/clpdeb/data': 'deb v2\n' });
+      await new DpkgManager(template).installFile(v1);
+      await copyFile(v1, join(template, 'var/cache/apt/archives/clpdeb_1.0-1_all.deb'));
+      const key = await trustedKey(template);
+      const patch = await buildPatch(
+        work,
+        {
+          name: 'CLP1251125',
+          actions: [
+            fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'config v2\n'),
+            {
+              type: 'package',
+              action: 'set-version',
+              name: 'clpdeb',
+              version: '2.0-1',
+              source: 'packages/clpdeb.deb',
+            },
+            { type: 'script', when: 'post', path: 'post.sh' },
+          ],
+          entries: {
+            'payload/app.conf': 'config v2\n',
+            'packages/clpdeb.deb': { file: v2 },
+            'post.sh': '#!/bin/sh\ntest -f "$CLP_ROOT/usr/share/clpdeb/data"\n',
+          },
+        },
+        key,
+      );
+      const version = (root: string) => new DpkgManager(root).installedVersion('clpdeb');
+      const before = await snapshotRoot(template, DPKG_EXCLUDE);
+      const reference = join(work, 'reference');
+      copyTree(template, reference);
+      expect(clpctl(['--root', reference, 'install', patch]).status).toBe(0);
+      const after = await snapshotRoot(reference, DPKG_EXCLUDE);
+      expect(after).not.toEqual(before);
+
+      const groups = 3; // files, package, script
+      const commitAt = 1 + 2 * groups + 1;
+      for (let n = 1; n <= commitAt + 2; n++) {
+        const root = join(work, `kill-${n}`);
+        copyTree(template, root);
+        const killed = clpctl(['--root', root, 'install', patch], { CLP_TEST_KILL_AT_STEP: String(n) });
+        if (n <= commitAt + 1) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
+        else expect(killed.status, killed.stderr).toBe(0);
+        expect(clpctl(['--root', root, 'recover']).status).toBe(0);
+        const snap = await snapshotRoot(root, DPKG_EXCLUDE);
+        if (n >= commitAt) {
+          expect(snap, `kill point ${n} (past the commit point)`).toEqual(after);
+          expect(await version(root)).toBe('2.0-1');
+        } else {
+          expect(snap, `kill point ${n} (before the commit point)`).toEqual(before);
+          expect(await version(root)).toBe('1.0-1');
+        }
       }
     },
   );
