@@ -107,7 +107,7 @@ async function installOpened(
         log(`install ${name} refused: ${error.code}: ${error.message}`);
         await appendHistory(stateDir, {
           at: new Date().toISOString(),
-          tx: `refused-${Date.now().toString(36)}`,
+          tx: `refused-${newTxId()}`,
           op: 'install',
           name,
           result: 'refused',
@@ -123,15 +123,19 @@ async function installOpened(
   const assessment = await assessPatch(archive, { root, host, index, retryFailed: options.force ?? false });
   const packageActions = meta.actions.filter((a): a is PackageAction => a.type === 'package');
   let pm: PackageManager | null = null;
-  if (packageActions.length > 0 && assessment.refusals.length === 0) {
-    pm = await detectPackageManager(root, options.packageManager);
+  if (packageActions.length > 0) {
+    pm = await detectPackageManager(root, options.packageManager).catch((error: unknown) => {
+      if (!isClpError(error)) throw error;
+      assessment.refusals.push({ code: error.code, rule: 'package-manager', message: error.message });
+      return null;
+    });
   }
   if (assessment.refusals.length > 0) {
     const error = refusalError(assessment.refusals, name);
     log(error.message);
     await appendHistory(stateDir, {
       at: new Date().toISOString(),
-      tx: `refused-${Date.now().toString(36)}`,
+      tx: `refused-${newTxId()}`,
       op: 'install',
       name,
       result: 'refused',
