@@ -154,7 +154,16 @@ export class Transaction {
   /** After the commit point: runs the bookkeeping, then ends and removes the journal. */
   async finish(bookkeeping: () => Promise<void>): Promise<void> {
     this.#expect('committed');
-    await bookkeeping();
+    try {
+      await bookkeeping();
+    } catch (error) {
+      // The changes are in place; the journal stays, and the next command finishes the records.
+      throw new EngineError(
+        'CLP_E_RECOVERY_FAILED',
+        `the ${this.op} took effect, but recording it failed: ${(error as Error).message}; fix the cause and run 'clpctl recover' to finish the records`,
+        { cause: error, details: { tx: this.tx } },
+      );
+    }
     await this.#journal!.append({ t: 'end', result: 'committed' });
     await this.#journal!.remove();
   }
