@@ -1,7 +1,7 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type CheckAction, isClpError, openPatch, type PackageAction, type ServiceAction } from '@clp/format';
-import { SIGNATURE_ENTRY, TrustStore, verifyPatch } from '@clp/trust';
+import { SIGNATURE_ENTRY, TrustStore, verifySignedEntries } from '@clp/trust';
 import { assessPatch, type EngineArchive, type PlannedScript } from './assess.ts';
 import { finishInstall, type InstallInfo, markFailed } from './bookkeeping.ts';
 import { mapLimit } from './concurrency.ts';
@@ -65,9 +65,10 @@ async function trustOf(
 ): Promise<{ expected: ReadonlyMap<string, { sha256: string; size: number }>; signedBy: string | null }> {
   if (!insecure) {
     const store = await TrustStore.load(keysDirOf(root));
-    const manifest = await verifyPatch(archive, store);
+    // Each payload byte is checked against this manifest as it is extracted, before anything is used.
+    const manifest = await verifySignedEntries(archive, store);
     log(
-      `${archive.meta.name}: signature by ${manifest.keyName} (${manifest.keyId}) verified, ${manifest.size} entries checked`,
+      `${archive.meta.name}: signature by ${manifest.keyName} (${manifest.keyId}) verified over ${manifest.size} entries`,
     );
     return { expected: manifest, signedBy: manifest.keyId };
   }

@@ -1,5 +1,6 @@
-import { lstat, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { lstat, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { openPatch, writePatch } from '@clp/format';
 import type { KeyPair } from '@clp/trust';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -140,6 +141,37 @@ describe('install and uninstall of files', () => {
     expect(forced.drift).toHaveLength(1);
     expect(await snapshotRoot(root)).toEqual(before);
   });
+
+  it.each([
+    ['same size, other bytes', 'NEW CONFIG\n', ['CLP_E_HASH_MISMATCH']],
+    ['another size', 'new config, longer\n', ['CLP_E_MANIFEST_MISMATCH']],
+  ])(
+    'a payload changed after signing (%s) is refused and nothing is written',
+    async (_what, tampered, codes) => {
+      const { root, key } = await setup();
+      const before = await snapshotRoot(root);
+      const signed = await buildPatch(out, mainPatch('CLP1251129'), key);
+      const original = await openPatch(signed);
+      const entries: Array<{ name: string; data: Buffer }> = [];
+      try {
+        for (const e of original.entries) {
+          const data =
+            e.name === 'payload/app.conf' ? Buffer.from(tampered) : await original.readEntry(e.name, 1 << 20);
+          entries.push({ name: e.name, data });
+        }
+      } finally {
+        await original.close();
+      }
+      const file = join(out, `tampered-${tampered.length}.clp`);
+      await writePatch(file, entries);
+      const error = await failureOf(installPatch(file, { root, ...quiet }));
+      expect(codes).toContain(error.code);
+      expect(error.message).toContain('payload/app.conf');
+      expect(await snapshotRoot(root)).toEqual(before);
+      expect(await listInstalled({ root })).toEqual([]);
+      expect(await readdir(join(root, 'var/lib/clp/tx')).catch(() => [])).toEqual([]);
+    },
+  );
 
   it('refuses an untrusted patch, and installs it with insecure (loudly)', async () => {
     const { root } = await setup();

@@ -30,4 +30,10 @@ export {
   verifyManifestSignature,
 } from './signature.ts';
 export { parseRevocationList, REVOKED_FILE, type TrustedKey, TrustStore } from './trust-store.ts';
-export { readSignatureEntry, type VerifiableArchive, VerifiedManifest, verifyPatch } from './verify-patch.ts';
+export {
+  readSignatureEntry,
+  type VerifiableArchive,
+  VerifiedManifest,
+  verifyPatch,
+  verifySignedEntries,
+} from './verify-patch.ts';

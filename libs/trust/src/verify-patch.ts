@@ -1,7 +1,11 @@
-import type { PatchMeta } from '@clp/format';
+import { createHash } from 'node:crypto';
+import { type PatchMeta, PKGINFO_ENTRY, readPatchMeta } from '@clp/format';
 import { checkDeclaredHashes } from './declared-hashes.ts';
 import { TrustError } from './errors.ts';
 import { type EntryDigest, SIGNATURE_ENTRY } from './manifest.ts';
+
+const MAX_PKGINFO_BYTES = 1024 * 1024;
+
 import { MAX_SIGNATURE_BYTES, verifyManifestSignature } from './signature.ts';
 import type { TrustStore } from './trust-store.ts';
 
@@ -9,6 +13,8 @@ import type { TrustStore } from './trust-store.ts';
 export interface VerifiableArchive {
   readonly file: string;
   readonly meta: PatchMeta;
+  /** The entries as the archive declares them; verifySignedEntries compares these, unread. */
+  readonly entries: readonly { name: string; size: number }[];
   has(name: string): boolean;
   readEntry(name: string, maxBytes: number): Promise<Buffer>;
   hashEntries(): Promise<Map<string, EntryDigest>>;
@@ -71,20 +77,40 @@ export async function verifyPatch(archive: VerifiableArchive, store: TrustStore)
   }
   const actual = await archive.hashEntries();
   actual.delete(SIGNATURE_ENTRY);
+  compareWithManifest(archive.file, signed.entries, actual, true);
+  checkDeclaredHashes(archive.meta, signed.entries);
+  return new VerifiedManifest(signed.entries, {
+    keyId: signed.keyId,
+    keyName: signed.keyName,
+    signer: signed.signer,
+    patchName: signed.patchName,
+    manifestText: signed.manifest,
+  });
+}
+
+/** Every signed entry present with its size (and sha256 when known), and nothing unsigned added. */
+function compareWithManifest(
+  file: string,
+  signed: ReadonlyMap<string, EntryDigest>,
+  actual: ReadonlyMap<string, { sha256?: string; size: number }>,
+  hashed: boolean,
+): void {
   const problems: Array<{ entry: string; problem: string }> = [];
-  for (const [name, want] of signed.entries) {
+  for (const [name, want] of signed) {
     const got = actual.get(name);
     if (!got)
       problems.push({ entry: name, problem: 'is in the signed manifest but missing from the archive' });
-    else if (got.sha256 !== want.sha256 || got.size !== want.size) {
+    else if (got.size !== want.size || (hashed && got.sha256 !== want.sha256)) {
       problems.push({
         entry: name,
-        problem: `was changed after signing (sha256 ${got.sha256}, size ${got.size}; signed: sha256 ${want.sha256}, size ${want.size})`,
+        problem: hashed
+          ? `was changed after signing (sha256 ${got.sha256}, size ${got.size}; signed: sha256 ${want.sha256}, size ${want.size})`
+          : `was changed after signing (size ${got.size}; signed: size ${want.size})`,
       });
     }
   }
   for (const name of actual.keys()) {
-    if (!signed.entries.has(name))
+    if (!signed.has(name))
       problems.push({ entry: name, problem: 'was added after signing (not in the signed manifest)' });
   }
   if (problems.length > 0) {
@@ -96,12 +122,43 @@ export async function verifyPatch(archive: VerifiableArchive, store: TrustStore)
             .map((p) => p.entry)
             .join(', ')})`
         : '';
+    throw new TrustError('CLP_E_MANIFEST_MISMATCH', `${file}: entry ${first.entry} ${first.problem}${more}`, {
+      details: { entry: first.entry, problems },
+    });
+  }
+}
+
+/**
+ * The signature-first check for installing: the signature by a trusted, unrevoked key, the entry
+ * list and sizes against the signed manifest, and PKGINFO.meta (read again and hashed) — without
+ * reading the payload. The caller MUST extract with `expected` set to the returned manifest, which
+ * checks every payload byte as it streams; nothing may be used from the archive before that.
+ * Installing reads each payload once instead of twice.
+ */
+export async function verifySignedEntries(
+  archive: VerifiableArchive,
+  store: TrustStore,
+): Promise<VerifiedManifest> {
+  const signed = verifyManifestSignature(await readSignatureEntry(archive), store);
+  if (signed.patchName !== archive.meta.name) {
     throw new TrustError(
       'CLP_E_MANIFEST_MISMATCH',
-      `${archive.file}: entry ${first.entry} ${first.problem}${more}`,
-      {
-        details: { entry: first.entry, problems },
-      },
+      `${archive.file}: the signed manifest is for ${signed.patchName}, but PKGINFO.meta names ${archive.meta.name}`,
+      { details: { expected: signed.patchName, actual: archive.meta.name } },
+    );
+  }
+  const declared = new Map(
+    archive.entries.filter((e) => e.name !== SIGNATURE_ENTRY).map((e) => [e.name, { size: e.size }] as const),
+  );
+  compareWithManifest(archive.file, signed.entries, declared, false);
+  const pkginfo = await archive.readEntry(PKGINFO_ENTRY, MAX_PKGINFO_BYTES);
+  const sha256 = createHash('sha256').update(pkginfo).digest('hex');
+  const want = signed.entries.get(PKGINFO_ENTRY);
+  if (!want || want.sha256 !== sha256 || !sameMeta(pkginfo, archive)) {
+    throw new TrustError(
+      'CLP_E_MANIFEST_MISMATCH',
+      `${archive.file}: entry ${PKGINFO_ENTRY} was changed after signing (sha256 ${sha256}; signed: ${want?.sha256 ?? 'none'})`,
+      { details: { entry: PKGINFO_ENTRY } },
     );
   }
   checkDeclaredHashes(archive.meta, signed.entries);
@@ -112,4 +169,13 @@ export async function verifyPatch(archive: VerifiableArchive, store: TrustStore)
     patchName: signed.patchName,
     manifestText: signed.manifest,
   });
+}
+
+/** The metadata the archive was opened with is the one in the signed PKGINFO.meta bytes. */
+function sameMeta(pkginfo: Buffer, archive: VerifiableArchive): boolean {
+  const reparsed = readPatchMeta(
+    pkginfo.toString('utf8'),
+    archive.entries.map((e) => e.name),
+  );
+  return JSON.stringify(reparsed) === JSON.stringify(archive.meta);
 }
