@@ -8,11 +8,16 @@ if (major < 24) {
   );
   process.exit(2);
 }
+// Caches the compiled bundle on disk: later starts skip parsing it (an agent starts often).
+const { enableCompileCache } = await import('node:module');
+enableCompileCache?.();
 try {
   await import('../dist/clpctl.mjs');
 } catch (error) {
   if (error?.code === 'ERR_MODULE_NOT_FOUND' && String(error.message).includes('clpctl.mjs')) {
-    process.stderr.write("error CLP_E_USAGE: clpctl is not built yet; run 'npm run build' in the repository first.\n");
+    process.stderr.write(
+      "error CLP_E_USAGE: clpctl is not built yet; run 'npm run build' in the repository first.\n",
+    );
     process.exit(2);
   }
   throw error;

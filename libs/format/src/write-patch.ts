@@ -3,6 +3,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { deflateRawSync } from 'node:zlib';
 import yazl from 'yazl';
 import { checkEntryName, EntryNameSet } from './entry-name.ts';
 import { ClpError, FormatError } from './errors.ts';
@@ -52,7 +53,7 @@ export async function writePatch(file: string, entries: readonly EntrySource[]):
     const options = {
       mtime: FIXED_MTIME,
       mode: 0o100000 | ((entry.mode ?? 0o644) & 0o7777),
-      compress: !ALREADY_COMPRESSED.test(entry.name),
+      compress: await worthCompressing(entry),
     };
     if (entry.data !== undefined) zip.addBuffer(entry.data, entry.name, options);
     else zip.addReadStreamLazy(entry.name, options, (done) => done(null, createReadStream(entry.file!)));
@@ -93,4 +94,28 @@ async function requireRegularFile(file: string, name: string): Promise<void> {
       details: { file, entry: name },
     });
   }
+}
+
+const SAMPLE_BYTES = 64 * 1024;
+
+/**
+ * Deflate only pays when it shrinks the data: a large entry whose first 64 KiB do not shrink by
+ * 5 % is stored, so that installing it does not spend time inflating what was never smaller.
+ */
+async function worthCompressing(entry: EntrySource): Promise<boolean> {
+  if (ALREADY_COMPRESSED.test(entry.name)) return false;
+  let sample: Buffer;
+  if (entry.data !== undefined) sample = entry.data.subarray(0, SAMPLE_BYTES);
+  else {
+    const handle = await open(entry.file!, 'r');
+    try {
+      const buffer = Buffer.alloc(SAMPLE_BYTES);
+      const { bytesRead } = await handle.read(buffer, 0, SAMPLE_BYTES, 0);
+      sample = buffer.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  }
+  if (sample.length < 4096) return true;
+  return deflateRawSync(sample, { level: 1 }).length < sample.length * 0.95;
 }
