@@ -244,6 +244,15 @@ class OpenedPatch implements PatchArchive {
       }
     }
     await mkdir(root, { recursive: true });
+    const made = new Map<string, Promise<unknown>>();
+    const makeFolder = (folder: string): Promise<unknown> => {
+      let done = made.get(folder);
+      if (!done) {
+        done = mkdir(folder, { recursive: true });
+        made.set(folder, done);
+      }
+      return done;
+    };
     await this.#backend.visitEntries(
       (entry) => only(entry.name),
       async (entry, data) => {
@@ -257,7 +266,7 @@ class OpenedPatch implements PatchArchive {
             },
           );
         }
-        await mkdir(dirname(target), { recursive: true });
+        await makeFolder(dirname(target));
         const guard = guardFor(this.file, entry, expected?.get(entry.name));
         const out = createWriteStream(target, { flags: 'wx', mode: entry.mode & 0o755 });
         let created = false;

@@ -13,6 +13,7 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 const STORED = 0;
+const VISIT_CONCURRENCY = 8;
 const DEFLATED = 8;
 
 /** Maps yauzl's and zlib's errors to the format's codes; the message keeps their words. */
@@ -217,13 +218,30 @@ class ZipBackend implements ArchiveBackend {
     return mapStreamErrors(stream, (error) => zipError(error, this.#file, entry.name));
   }
 
+  /** Entries are visited several at a time: small files cost round trips, not bandwidth. */
   async visitEntries(
     choose: (entry: RawEntry) => boolean,
     visit: (entry: RawEntry, data: Readable) => Promise<void>,
-  ) {
-    for (const entry of this.entries) {
-      if (choose(entry)) await visit(entry, await this.open(entry));
-    }
+  ): Promise<void> {
+    const chosen = this.entries.filter(choose);
+    let next = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      while (!failed && next < chosen.length) {
+        const entry = chosen[next++]!;
+        try {
+          await visit(entry, await this.open(entry));
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+      }
+    };
+    const results = await Promise.allSettled(
+      Array.from({ length: Math.min(VISIT_CONCURRENCY, chosen.length) }, worker),
+    );
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
   }
 
   async close(): Promise<void> {
