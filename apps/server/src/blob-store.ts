@@ -3,7 +3,7 @@ import { link, mkdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const SHA256 = /^[0-9a-f]{64}$/;
-const READ_CHUNK = 256 * 1024;
+const READ_CHUNK = 1024 * 1024;
 
 /** Content-addressed storage of release files. Ids are sha256 hex digests, nothing else. */
 export interface BlobStore {
