@@ -382,12 +382,14 @@ export async function measureCpu(server, fn) {
   const pg = await backendPids();
   const before = { server: cpuSeconds([server.pid]), postgres: cpuSeconds(pg) };
   const value = await fn();
+  // Backends the pool opened during the run used all their CPU within it.
+  const opened = (await backendPids()).filter((pid) => !pg.includes(pid));
   return {
     value,
     cpu: {
       serverSeconds: Math.round((cpuSeconds([server.pid]) - before.server) * 100) / 100,
-      postgresSeconds: Math.round((cpuSeconds(pg) - before.postgres) * 100) / 100,
-      postgresBackends: pg.length,
+      postgresSeconds: Math.round((cpuSeconds(pg) - before.postgres + cpuSeconds(opened)) * 100) / 100,
+      postgresBackends: pg.length + opened.length,
     },
   };
 }
