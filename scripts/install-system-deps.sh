@@ -15,6 +15,7 @@ need dpkg-deb dpkg
 need systemd-analyze systemd
 need nginx nginx
 need docker-compose docker-compose
+need wrk wrk
 
 if [ ${#needed[@]} -eq 0 ]; then
   echo "system packages: all present"
