@@ -123,16 +123,23 @@ export class ReportWriter {
         d[column]++;
         deltas.set(row.rolloutId, d);
       }
-      for (const [rolloutId, d] of [...deltas].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-        await tx
-          .update(rolloutCounters)
-          .set({
-            applied: sql`${rolloutCounters.applied} + ${d.applied}`,
-            failed: sql`${rolloutCounters.failed} + ${d.failed}`,
-            reverted: sql`${rolloutCounters.reverted} + ${d.reverted}`,
-            revertFailed: sql`${rolloutCounters.revertFailed} + ${d.revertFailed}`,
-          })
-          .where(eq(rolloutCounters.rolloutId, rolloutId));
+      if (deltas.size > 0) {
+        // One statement for every rollout of the round: a round spans many rollouts under load.
+        const values = sql.join(
+          [...deltas]
+            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+            .map(
+              ([rolloutId, d]) =>
+                sql`(${rolloutId}, ${d.applied}::int, ${d.failed}::int, ${d.reverted}::int, ${d.revertFailed}::int)`,
+            ),
+          sql`, `,
+        );
+        await tx.execute(
+          sql`update ${rolloutCounters} as c set applied = c.applied + v.applied, failed = c.failed + v.failed,
+                reverted = c.reverted + v.reverted, revert_failed = c.revert_failed + v.revert_failed
+              from (values ${values}) as v(rollout_id, applied, failed, reverted, revert_failed)
+              where c.rollout_id = v.rollout_id`,
+        );
       }
       const stored = new Map<string, Pending>();
       for (const id of inserted) stored.set(id, owner.get(id)!);
