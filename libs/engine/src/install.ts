@@ -80,6 +80,19 @@ async function trustOf(
   return { expected, signedBy: null };
 }
 
+/** A refused install changes nothing but is kept in the history, so that `history` explains it. */
+function recordRefusal(stateDir: string, name: string, error: { code: string; message: string }): Promise<void> {
+  return appendHistory(stateDir, {
+    at: new Date().toISOString(),
+    tx: `refused-${newTxId()}`,
+    op: 'install',
+    name,
+    result: 'refused',
+    code: error.code,
+    message: error.message,
+  });
+}
+
 /** Installs a .clp patch as one transaction; throws a ClpError naming the cause, with the system as before. */
 export async function installPatch(file: string, options: InstallOptions = {}): Promise<InstallResult> {
   const warn = options.warn ?? ((m: string) => process.stderr.write(`${m}\n`));
@@ -106,15 +119,7 @@ async function installOpened(
     async (error: unknown) => {
       if (isClpError(error)) {
         log(`install ${name} refused: ${error.code}: ${error.message}`);
-        await appendHistory(stateDir, {
-          at: new Date().toISOString(),
-          tx: `refused-${newTxId()}`,
-          op: 'install',
-          name,
-          result: 'refused',
-          code: error.code,
-          message: error.message,
-        });
+        await recordRefusal(stateDir, name, error);
       }
       throw error;
     },
@@ -134,15 +139,7 @@ async function installOpened(
   if (assessment.refusals.length > 0) {
     const error = refusalError(assessment.refusals, name);
     log(error.message);
-    await appendHistory(stateDir, {
-      at: new Date().toISOString(),
-      tx: `refused-${newTxId()}`,
-      op: 'install',
-      name,
-      result: 'refused',
-      code: error.code,
-      message: error.message,
-    });
+    await recordRefusal(stateDir, name, error);
     throw error;
   }
 
