@@ -42,6 +42,15 @@ const ADMIN_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:543
 const DB_NAME = 'clp_fleetsim';
 const OUT = args.out ?? (AGENTS === 100_000 ? join(REPO, 'bench', 'results', 'fleet-sim') : undefined);
 
+/** The commit measured (with a mark when the tree had changes). */
+const COMMIT = (() => {
+  try {
+    const git = (...a) => execFileSync('git', ['-C', REPO, ...a], { encoding: 'utf8' }).trim();
+    return `${git('rev-parse', '--short', 'HEAD')}${git('status', '--porcelain', '--', 'apps', 'libs', 'db') ? ' (with local changes)' : ''}`;
+  } catch {
+    return 'unknown';
+  }
+})();
 // Other work on the machine slows the server down; the result records how busy it was.
 const LOAD_AT_START = loadavg().map((x) => Number(x.toFixed(1)));
 const log = (line) => process.stdout.write(`${line}\n`);
@@ -448,6 +457,7 @@ async function simulate() {
   const result = {
     goal: 'P8',
     date: new Date().toISOString(),
+    commit: COMMIT,
     machine: {
       cpus: cpus().length,
       node: process.version,
@@ -510,7 +520,7 @@ async function simulate() {
       `# P8: fleet simulation (${AGENTS.toLocaleString('en')} agents)
 
 Measured ${result.date} on ${result.machine.cpus} cores (load average ${result.machine.loadAverageAtStart[0]} at the start, ${result.machine.loadAverageAtEnd[0]} at the end: other work shared the machine), Node ${result.machine.node}, PostgreSQL (database \`${DB_NAME}\`).
-Command: \`npm run build && npx node bench/fleet-sim.mjs\` (see bench/README.md).
+Commit ${COMMIT}. Command: \`npm run build && npx node bench/fleet-sim.mjs\` (see bench/README.md).
 
 The real server (HTTP API, in a worker thread, clock driven by the simulation) and ${AGENTS.toLocaleString('en')} simulated
 agents over keep-alive HTTP with ${CONCURRENCY} requests in flight. Each agent polls once a simulated day at 12:00
