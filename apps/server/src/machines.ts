@@ -40,7 +40,9 @@ export async function listMachines(
   if (query.hostname) where.push(eq(machines.hostname, query.hostname));
   if (query.tag) where.push(sql`${machines.tags} @> ${JSON.stringify([query.tag])}::jsonb`);
   if (query.installed) {
-    where.push(sql`${machines.installed} @> ${JSON.stringify([{ sha256: query.installed }])}::jsonb`);
+    where.push(
+      sql`${machines.installed} @> ${JSON.stringify([{ sha256: query.installed, state: 'installed' }])}::jsonb`,
+    );
   }
   const filter = where.length ? and(...where) : undefined;
   const rows = await ctx.db

@@ -142,6 +142,7 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     clock.advance(90);
     const installed = [
       { name: 'CLP1260601', sha256: 'c'.repeat(64), series: 'CLP260601', state: 'installed' },
+      { name: 'CLP1260602', sha256: 'd'.repeat(64), series: 'CLP260602', state: 'failed' },
     ];
     const facts = {
       hostname: 'web-1b',
@@ -163,6 +164,8 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     });
     const found = await s.call('GET', `/v1/machines?installed=${'c'.repeat(64)}`, { token: s.admin });
     expect(found.body.machines.map((x: { id: string }) => x.id)).toEqual(['record-machine']);
+    const failedHere = await s.call('GET', `/v1/machines?installed=${'d'.repeat(64)}`, { token: s.admin });
+    expect(failedHere.body.machines).toEqual([]);
     const byTag = await s.call('GET', '/v1/machines?tag=lab&arch=aarch64', { token: s.admin });
     expect(byTag.body.total).toBe(1);
   });
