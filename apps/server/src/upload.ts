@@ -68,6 +68,8 @@ export async function receiveUpload(
       out.once('error', fail);
     });
   } catch (error) {
+    // The file may still be opening: removing it before the stream has closed could leave it behind.
+    if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()));
     await rm(file, { force: true });
     throw error;
   }
