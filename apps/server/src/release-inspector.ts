@@ -1,4 +1,4 @@
-import { openPatch, type PatchMeta } from '@clp/format';
+import { isClpError, openPatch, type PatchMeta } from '@clp/format';
 import { TrustStore, verifyPatch } from '@clp/trust';
 
 export interface InspectedRelease {
@@ -16,12 +16,18 @@ export type ReleaseInspector = (file: string) => Promise<InspectedRelease>;
 export function trustedReleaseInspector(keysDir: string): ReleaseInspector {
   return async (file) => {
     const store = await TrustStore.load(keysDir);
-    const archive = await openPatch(file);
     try {
-      const manifest = await verifyPatch(archive, store);
-      return { meta: archive.meta, signerKeyId: manifest.keyId };
-    } finally {
-      await archive.close();
+      const archive = await openPatch(file);
+      try {
+        const manifest = await verifyPatch(archive, store);
+        return { meta: archive.meta, signerKeyId: manifest.keyId };
+      } finally {
+        await archive.close();
+      }
+    } catch (error) {
+      // The uploader knows their file, not the server's temporary name for it.
+      if (isClpError(error)) error.message = error.message.replaceAll(file, 'the uploaded .clp');
+      throw error;
     }
   };
 }

@@ -319,6 +319,7 @@ describe.each(drivers())('release uploads on $name', (driver) => {
     expect(res.status).toBeLessThan(500);
     expect(res.body.error.code).toMatch(code);
     expect(res.body.error.message.length).toBeGreaterThan(10);
+    expect(res.body.error.message).not.toMatch(/upload-[0-9a-f-]{36}/);
     expect(await storedState()).toEqual(before);
   });
 
