@@ -18,6 +18,7 @@ import {
 } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { PackageError } from './errors.ts';
+import { findCachedPackage, keepInstalledPackage } from './package-cache.ts';
 import type { PackageFileInfo, PackageManager } from './package-manager.ts';
 import { runTool, runToolRaw, runToolWaitingForLock, waitUntil } from './run-tool.ts';
 
@@ -161,35 +162,18 @@ export class DpkgManager implements PackageManager {
     return null;
   }
 
-  async findInCache(name: string, version: string): Promise<string | null> {
-    let entries: string[];
-    try {
-      entries = await readdir(this.cacheDir);
-    } catch {
-      return null;
-    }
+  findInCache(name: string, version: string): Promise<string | null> {
     const prefixes = [`${name}_${version}_`, `${name}_${version.replace(/:/g, '%3a')}_`];
-    for (const entry of entries
-      .filter((e) => e.endsWith('.deb') && prefixes.some((p) => e.startsWith(p)))
-      .sort()) {
-      const file = join(this.cacheDir, entry);
-      const info = await this.inspectFile(file).catch(() => null);
-      if (info && info.name === name && info.version === version) return file;
-    }
-    return null;
+    return findCachedPackage(
+      this,
+      name,
+      version,
+      (e) => e.endsWith('.deb') && prefixes.some((p) => e.startsWith(p)),
+    );
   }
 
-  async keepInstalledVersion(name: string, destDir: string): Promise<string | null> {
-    const version = await this.installedVersion(name);
-    if (version === null) return null;
-    await mkdir(destDir, { recursive: true });
-    const cached = await this.findInCache(name, version);
-    if (cached !== null) {
-      const kept = join(destDir, cached.split('/').pop() ?? `${name}.deb`);
-      await copyFile(cached, kept);
-      return kept;
-    }
-    return this.repack(name, version, destDir);
+  keepInstalledVersion(name: string, destDir: string): Promise<string | null> {
+    return keepInstalledPackage(this, name, destDir, (n, v, d) => this.repack(n, v, d));
   }
 
   /**

@@ -18,6 +18,7 @@ import {
 } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { PackageError } from './errors.ts';
+import { findCachedPackage, keepInstalledPackage } from './package-cache.ts';
 import type { InstallOptions, PackageFileInfo, PackageManager } from './package-manager.ts';
 import { runTool, runToolRaw, runToolWaitingForLock, waitUntil } from './run-tool.ts';
 
@@ -168,34 +169,13 @@ export class PacmanManager implements PackageManager {
     );
   }
 
-  async findInCache(name: string, version: string): Promise<string | null> {
-    let entries: string[];
-    try {
-      entries = await readdir(this.cacheDir);
-    } catch {
-      return null;
-    }
+  findInCache(name: string, version: string): Promise<string | null> {
     const pattern = cacheNamePattern(name, version);
-    for (const entry of entries.filter((e) => pattern.test(e) && !e.endsWith('.sig')).sort()) {
-      const file = join(this.cacheDir, entry);
-      // The name pattern is ambiguous when names contain '-': trust the file's own .PKGINFO.
-      const info = await this.inspectFile(file).catch(() => null);
-      if (info && info.name === name && info.version === version) return file;
-    }
-    return null;
+    return findCachedPackage(this, name, version, (e) => pattern.test(e) && !e.endsWith('.sig'));
   }
 
-  async keepInstalledVersion(name: string, destDir: string): Promise<string | null> {
-    const version = await this.installedVersion(name);
-    if (version === null) return null;
-    await mkdir(destDir, { recursive: true });
-    const cached = await this.findInCache(name, version);
-    if (cached !== null) {
-      const kept = join(destDir, basename(cached));
-      await copyFile(cached, kept);
-      return kept;
-    }
-    return this.repack(name, version, destDir);
+  keepInstalledVersion(name: string, destDir: string): Promise<string | null> {
+    return keepInstalledPackage(this, name, destDir, (n, v, d) => this.repack(n, v, d));
   }
 
   /**
