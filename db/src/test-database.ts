@@ -8,9 +8,9 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** Creates an empty database `clp_test_<random>` on the server that `adminUrl` points at. */
-export async function createTestDatabase(adminUrl: string): Promise<TestDatabase> {
-  const name = `clp_test_${randomBytes(6).toString('hex')}`;
+/** Creates an empty database `<prefix>_<random>` on the server that `adminUrl` points at. */
+export async function createTestDatabase(adminUrl: string, prefix = 'clp_test'): Promise<TestDatabase> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   try {
     await admin.unsafe(`create database ${name}`);

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
+import { createTestDatabase } from '@clp/db';
 import { NODE, SERVER } from './paths.ts';
 
 export interface CallResult {
@@ -27,30 +27,6 @@ export interface ServerProcess {
     options?: { json?: unknown; body?: Buffer; token?: string },
   ): Promise<CallResult>;
   stop(): Promise<void>;
-}
-
-/** Creates clp_e2e_<random> on the server DATABASE_URL points at; drop() removes it. */
-async function freshDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `clp_e2e_${randomBytes(6).toString('hex')}`;
-  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-  try {
-    await admin.unsafe(`create database ${name}`);
-  } finally {
-    await admin.end({ timeout: 5 });
-  }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const client = postgres(adminUrl, { max: 1, onnotice: () => {} });
-      try {
-        await client.unsafe(`drop database if exists ${name} with (force)`);
-      } finally {
-        await client.end({ timeout: 5 });
-      }
-    },
-  };
 }
 
 function waitForUrl(child: ChildProcess, output: () => string, timeoutMs: number): Promise<string> {
@@ -90,7 +66,7 @@ export async function startServerProcess(): Promise<ServerProcess> {
   await mkdir(keysDir, { recursive: true });
   const admin = `clp_adm_e2e${randomBytes(16).toString('hex')}`;
   const adminUrl = process.env.DATABASE_URL;
-  const db = adminUrl ? await freshDatabase(adminUrl) : undefined;
+  const db = adminUrl ? await createTestDatabase(adminUrl, 'clp_e2e') : undefined;
   if (!db) console.warn('end-to-end server runs on PGlite: DATABASE_URL not set');
   const child = spawn(NODE, [SERVER], {
     env: {
