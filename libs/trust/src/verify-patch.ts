@@ -66,7 +66,23 @@ export async function readSignatureEntry(
  * against the signed manifest (an added, removed or changed entry is an error naming it), then
  * the sha256s PKGINFO.meta declares. Returns the manifest for a re-checked extraction.
  */
-export async function verifyPatch(archive: VerifiableArchive, store: TrustStore): Promise<VerifiedManifest> {
+export function verifyPatch(archive: VerifiableArchive, store: TrustStore): Promise<VerifiedManifest> {
+  return verifySigned(archive, store, async (signed) => {
+    const actual = await archive.hashEntries();
+    actual.delete(SIGNATURE_ENTRY);
+    compareWithManifest(archive.file, signed, actual, true);
+  });
+}
+
+/**
+ * The steps every verification shares: the signature by a trusted, unrevoked key over a manifest
+ * for this patch, `checkEntries` against the signed entries, then the sha256s PKGINFO.meta declares.
+ */
+async function verifySigned(
+  archive: VerifiableArchive,
+  store: TrustStore,
+  checkEntries: (signed: ReadonlyMap<string, EntryDigest>) => Promise<void>,
+): Promise<VerifiedManifest> {
   const signed = verifyManifestSignature(await readSignatureEntry(archive), store);
   if (signed.patchName !== archive.meta.name) {
     throw new TrustError(
@@ -75,9 +91,7 @@ export async function verifyPatch(archive: VerifiableArchive, store: TrustStore)
       { details: { expected: signed.patchName, actual: archive.meta.name } },
     );
   }
-  const actual = await archive.hashEntries();
-  actual.delete(SIGNATURE_ENTRY);
-  compareWithManifest(archive.file, signed.entries, actual, true);
+  await checkEntries(signed.entries);
   checkDeclaredHashes(archive.meta, signed.entries);
   return new VerifiedManifest(signed.entries, {
     keyId: signed.keyId,
@@ -135,39 +149,27 @@ function compareWithManifest(
  * checks every payload byte as it streams; nothing may be used from the archive before that.
  * Installing reads each payload once instead of twice.
  */
-export async function verifySignedEntries(
+export function verifySignedEntries(
   archive: VerifiableArchive,
   store: TrustStore,
 ): Promise<VerifiedManifest> {
-  const signed = verifyManifestSignature(await readSignatureEntry(archive), store);
-  if (signed.patchName !== archive.meta.name) {
-    throw new TrustError(
-      'CLP_E_MANIFEST_MISMATCH',
-      `${archive.file}: the signed manifest is for ${signed.patchName}, but PKGINFO.meta names ${archive.meta.name}`,
-      { details: { expected: signed.patchName, actual: archive.meta.name } },
+  return verifySigned(archive, store, async (signed) => {
+    const declared = new Map(
+      archive.entries
+        .filter((e) => e.name !== SIGNATURE_ENTRY)
+        .map((e) => [e.name, { size: e.size }] as const),
     );
-  }
-  const declared = new Map(
-    archive.entries.filter((e) => e.name !== SIGNATURE_ENTRY).map((e) => [e.name, { size: e.size }] as const),
-  );
-  compareWithManifest(archive.file, signed.entries, declared, false);
-  const pkginfo = await archive.readEntry(PKGINFO_ENTRY, MAX_PKGINFO_BYTES);
-  const sha256 = createHash('sha256').update(pkginfo).digest('hex');
-  const want = signed.entries.get(PKGINFO_ENTRY);
-  if (!want || want.sha256 !== sha256 || !sameMeta(pkginfo, archive)) {
-    throw new TrustError(
-      'CLP_E_MANIFEST_MISMATCH',
-      `${archive.file}: entry ${PKGINFO_ENTRY} was changed after signing (sha256 ${sha256}; signed: ${want?.sha256 ?? 'none'})`,
-      { details: { entry: PKGINFO_ENTRY } },
-    );
-  }
-  checkDeclaredHashes(archive.meta, signed.entries);
-  return new VerifiedManifest(signed.entries, {
-    keyId: signed.keyId,
-    keyName: signed.keyName,
-    signer: signed.signer,
-    patchName: signed.patchName,
-    manifestText: signed.manifest,
+    compareWithManifest(archive.file, signed, declared, false);
+    const pkginfo = await archive.readEntry(PKGINFO_ENTRY, MAX_PKGINFO_BYTES);
+    const sha256 = createHash('sha256').update(pkginfo).digest('hex');
+    const want = signed.get(PKGINFO_ENTRY);
+    if (!want || want.sha256 !== sha256 || !sameMeta(pkginfo, archive)) {
+      throw new TrustError(
+        'CLP_E_MANIFEST_MISMATCH',
+        `${archive.file}: entry ${PKGINFO_ENTRY} was changed after signing (sha256 ${sha256}; signed: ${want?.sha256 ?? 'none'})`,
+        { details: { entry: PKGINFO_ENTRY } },
+      );
+    }
   });
 }
 
