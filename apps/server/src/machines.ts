@@ -4,8 +4,9 @@ import type { z } from 'zod';
 import type { AppContext, MachineRow } from './context.ts';
 import { judgeCutoff, parseCutoff } from './cutoff.ts';
 import { ServerError } from './errors.ts';
-import { decide, type PollMachine, type RolloutView } from './poll.ts';
+import { decide, type PollMachine } from './poll.ts';
 import { findRelease } from './releases.ts';
+import { rolloutView } from './rollout-cache.ts';
 import type { Explanation, Machine, MachineListQuery, Report, ReportListQuery } from './schemas.ts';
 
 type MachineOut = z.infer<typeof Machine>;
@@ -103,24 +104,7 @@ export async function explain(
     osId: machine.osId,
   };
   const decisions = rows.map((r) => {
-    const v: RolloutView = {
-      id: r.id,
-      tier: r.tier,
-      state: r.state,
-      selector: r.selector,
-      stages: r.stages,
-      currentStage: r.currentStage,
-      release: {
-        id: release.id,
-        name: release.name,
-        series: release.series,
-        sha256: release.sha256,
-        size: release.size,
-        arch: release.arch,
-        uploadedAt: release.uploadedAt,
-        yanked: release.yankedAt !== null,
-      },
-    };
+    const v = rolloutView(r, release);
     const d = decide(pm, installed, v);
     return {
       rolloutId: r.id,

@@ -1,5 +1,5 @@
 import { type Database, reports, rolloutCounters } from '@clp/db';
-import { eq, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { sqlState } from './db-errors.ts';
 
 export type ReportRow = typeof reports.$inferInsert & { id: string; status: string };

@@ -75,24 +75,7 @@ export class ActiveRollouts {
     const byTier = new Map<string, RolloutView[]>();
     const all: RolloutView[] = [];
     for (const { rollout, release } of rows) {
-      const view: RolloutView = {
-        id: rollout.id,
-        tier: rollout.tier,
-        state: rollout.state,
-        selector: rollout.selector,
-        stages: rollout.stages,
-        currentStage: rollout.currentStage,
-        release: {
-          id: release.id,
-          name: release.name,
-          series: release.series,
-          sha256: release.sha256,
-          size: release.size,
-          arch: release.arch,
-          uploadedAt: release.uploadedAt,
-          yanked: release.yankedAt !== null,
-        },
-      };
+      const view = rolloutView(rollout, release);
       all.push(view);
       const list = byTier.get(view.tier) ?? [];
       list.push(view);
@@ -159,4 +142,29 @@ export async function advanceRollouts(
     if (done) changed.push({ rolloutId: rollout.id, transition });
   }
   return changed;
+}
+
+/** What polls and explanations need of a rollout and its release. */
+export function rolloutView(
+  rollout: typeof rollouts.$inferSelect,
+  release: typeof releases.$inferSelect,
+): RolloutView {
+  return {
+    id: rollout.id,
+    tier: rollout.tier,
+    state: rollout.state,
+    selector: rollout.selector,
+    stages: rollout.stages,
+    currentStage: rollout.currentStage,
+    release: {
+      id: release.id,
+      name: release.name,
+      series: release.series,
+      sha256: release.sha256,
+      size: release.size,
+      arch: release.arch,
+      uploadedAt: release.uploadedAt,
+      yanked: release.yankedAt !== null,
+    },
+  };
 }
