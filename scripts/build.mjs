@@ -16,7 +16,14 @@ const externalNpmPackages = {
   },
 };
 
-const common = { bundle: true, platform: 'node', format: 'esm', target: 'node24', sourcemap: 'linked', logLevel: 'warning' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node24',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+};
 
 await mkdir('apps/agent/dist', { recursive: true });
 await build({

@@ -28,7 +28,8 @@ if (args.has('--reset')) rmSync(dataDir, { recursive: true, force: true });
 mkdirSync(dataDir, { recursive: true });
 
 const tokenFile = join(dataDir, 'demo-admin-token');
-if (!existsSync(tokenFile)) writeFileSync(tokenFile, `clp_adm_demo_${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
+if (!existsSync(tokenFile))
+  writeFileSync(tokenFile, `clp_adm_demo_${randomBytes(24).toString('hex')}\n`, { mode: 0o600 });
 const adminToken = readFileSync(tokenFile, 'utf8').trim();
 
 const say = (text) => process.stdout.write(`${text}\n`);
@@ -49,7 +50,8 @@ function clpctl(argv, { env = {}, quiet = false } = {}) {
 
 async function waitReady(child) {
   for (let i = 0; i < 300; i++) {
-    if (child.exitCode !== null) throw new Error(`the server exited with ${child.exitCode}; see ${show(serverLog)}`);
+    if (child.exitCode !== null)
+      throw new Error(`the server exited with ${child.exitCode}; see ${show(serverLog)}`);
     try {
       const res = await fetch(`${url}/readyz`);
       if (res.ok) return;
@@ -112,7 +114,9 @@ try {
 
   const doneMarker = join(dataDir, 'demo-done');
   if (existsSync(doneMarker)) {
-    say(`\nthe walk-through ran at the first start; 'npm start -- --reset' starts over from an empty ${show(dataDir)}`);
+    say(
+      `\nthe walk-through ran at the first start; 'npm start -- --reset' starts over from an empty ${show(dataDir)}`,
+    );
   } else {
     await walkThrough();
     writeFileSync(doneMarker, `${new Date().toISOString()}\n`);
@@ -145,7 +149,9 @@ async function walkThrough() {
   clpctl(['admin', 'upload', patch]);
 
   step('an operator makes an enrollment token for the stable tier');
-  const token = JSON.parse(clpctl(['admin', 'tokens', 'create', '--tier', 'stable', '--uses', '2', '--json'], { quiet: true }));
+  const token = JSON.parse(
+    clpctl(['admin', 'tokens', 'create', '--tier', 'stable', '--uses', '2', '--json'], { quiet: true }),
+  );
   const enrollToken = token.token ?? token.secret;
   say(`  enrollment token: ${enrollToken}`);
 
@@ -161,13 +167,26 @@ async function walkThrough() {
   }
 
   step('the operator rolls the patch out to stable in one stage of 100 %');
-  clpctl(['admin', 'rollout', 'create', 'CLP1251123', '--tier', 'stable', '--stages', '100', '--stage-min-minutes', '0']);
+  clpctl([
+    'admin',
+    'rollout',
+    'create',
+    'CLP1251123',
+    '--tier',
+    'stable',
+    '--stages',
+    '100',
+    '--stage-min-minutes',
+    '0',
+  ]);
 
   for (const root of machines) {
     step(`${show(root)} runs its daily check now instead of at noon`);
     clpctl(['update', '--root', root]);
     clpctl(['list', '--root', root]);
-    say(`  ${show(join(root, 'etc/motd'))} now reads:\n    ${indented(readFileSync(join(root, 'etc/motd'), 'utf8'))}`);
+    say(
+      `  ${show(join(root, 'etc/motd'))} now reads:\n    ${indented(readFileSync(join(root, 'etc/motd'), 'utf8'))}`,
+    );
   }
 
   step('the server has the machines and their reports');
@@ -176,7 +195,9 @@ async function walkThrough() {
 
   step('any patch can be taken back: machine-1 uninstalls it');
   clpctl(['uninstall', 'CLP1251123', '--root', machines[0]]);
-  say(`  ${show(join(machines[0], 'etc/motd'))} reads again:\n    ${indented(readFileSync(join(machines[0], 'etc/motd'), 'utf8'))}`);
+  say(
+    `  ${show(join(machines[0], 'etc/motd'))} reads again:\n    ${indented(readFileSync(join(machines[0], 'etc/motd'), 'utf8'))}`,
+  );
 }
 
 function printTryNext() {

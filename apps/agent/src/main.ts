@@ -1,5 +1,5 @@
-import { Command, CommanderError } from 'commander';
 import { ClpError } from '@clp/format';
+import { Command, CommanderError } from 'commander';
 import { COMMANDS } from './commands/index.ts';
 import { EXIT_CODE_HELP } from './exit-codes.ts';
 import { type GlobalOptions, reportError } from './output.ts';
@@ -30,7 +30,12 @@ async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0) return 0;
+      if (
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.exitCode === 0
+      )
+        return 0;
       // commander already printed its message; normalise to our usage code.
       return 2;
     }
@@ -41,4 +46,5 @@ async function main(argv: string[]): Promise<number> {
 
 // Run only as the program, not when imported by tests.
 process.exitCode = await main(process.argv).catch((error: unknown) => reportError(error, false));
+
 export { ClpError };

@@ -1,5 +1,5 @@
 import { isClpError } from '@clp/format';
-import { exitCodeFor, EXIT } from './exit-codes.ts';
+import { EXIT, exitCodeFor } from './exit-codes.ts';
 
 export interface GlobalOptions {
   /** The system root every path is taken under (like pacman --root). */
@@ -31,7 +31,9 @@ export function reportError(error: unknown, json: boolean): number {
   if (isClpError(error)) {
     if (json) {
       const details = (error as { details?: Record<string, unknown> }).details ?? {};
-      process.stderr.write(`${JSON.stringify({ error: { code: error.code, message: error.message, ...details } })}\n`);
+      process.stderr.write(
+        `${JSON.stringify({ error: { code: error.code, message: error.message, ...details } })}\n`,
+      );
     } else {
       process.stderr.write(`error ${error.code}: ${error.message}\n`);
     }
@@ -42,7 +44,8 @@ export function reportError(error: unknown, json: boolean): number {
     process.stderr.write(`${JSON.stringify({ error: { code: 'CLP_E_INTERNAL', message } })}\n`);
   } else {
     process.stderr.write(`error CLP_E_INTERNAL: ${message}\n`);
-    if (error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n(this is a bug in clpctl; please report it)\n`);
+    if (error instanceof Error && error.stack)
+      process.stderr.write(`${error.stack}\n(this is a bug in clpctl; please report it)\n`);
   }
   return EXIT.internal;
 }

@@ -26,7 +26,9 @@ describe.each(drivers())('operations on $name', (driver) => {
   });
 
   if (driver.name !== 'postgres') {
-    console.warn(`skipped on ${driver.name}: cutting server connections needs PostgreSQL (PGlite runs in-process)`);
+    console.warn(
+      `skipped on ${driver.name}: cutting server connections needs PostgreSQL (PGlite runs in-process)`,
+    );
   }
   it.skipIf(driver.name !== 'postgres')(
     'recovers by itself when its PostgreSQL connections are cut',

@@ -85,7 +85,9 @@ export async function stageFiles(records: StepRecord[]): Promise<void> {
     return true;
   });
   // Many files share their new folders: each is made once, parents first.
-  const created = [...new Set(records.flatMap((r) => fileUndo(r).createdDirs))].sort((a, b) => a.length - b.length);
+  const created = [...new Set(records.flatMap((r) => fileUndo(r).createdDirs))].sort(
+    (a, b) => a.length - b.length,
+  );
   for (const d of created) await mkdir(d, { recursive: true, mode: 0o755 });
   // Stage names carry the transaction id, so none can exist yet.
   await mapLimit(records, FILE_CONCURRENCY, async (record, i) => {

@@ -81,7 +81,11 @@ async function trustOf(
 }
 
 /** A refused install changes nothing but is kept in the history, so that `history` explains it. */
-function recordRefusal(stateDir: string, name: string, error: { code: string; message: string }): Promise<void> {
+function recordRefusal(
+  stateDir: string,
+  name: string,
+  error: { code: string; message: string },
+): Promise<void> {
   return appendHistory(stateDir, {
     at: new Date().toISOString(),
     tx: `refused-${newTxId()}`,

@@ -16,7 +16,10 @@ export const EnrollRequest = z.object({
   token: z.string().min(1).max(200),
   facts: MachineFacts,
   /** A stable machine id (e.g. /etc/machine-id); the server makes one when absent. */
-  machineId: z.string().regex(/^[A-Za-z0-9-]{8,64}$/).optional(),
+  machineId: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{8,64}$/)
+    .optional(),
   tags: z.array(z.string().min(1).max(64)).max(32).default([]),
   /** Patches already installed when the machine enrolls (same shape as in the poll). */
   get installed() {
@@ -81,7 +84,14 @@ export const PollResponse = z.object({
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 
-export const ReportStatus = z.enum(['downloading', 'applied', 'failed', 'reverted', 'revert-failed', 'skipped']);
+export const ReportStatus = z.enum([
+  'downloading',
+  'applied',
+  'failed',
+  'reverted',
+  'revert-failed',
+  'skipped',
+]);
 export type ReportStatus = z.infer<typeof ReportStatus>;
 
 export const AgentReport = z.object({

@@ -24,4 +24,24 @@ import { verify } from './verify.ts';
 export type RegisterCommand = (program: Command, globals: () => GlobalOptions) => Command;
 
 /** Every clpctl command, in the order `--help` lists them. One file per command. */
-export const COMMANDS: RegisterCommand[] = [keygen, create, sign, verify, inspect, install, uninstall, list, status, history, show, recoverCommand, explain, admin, enroll, update, daemon, config, pkg];
+export const COMMANDS: RegisterCommand[] = [
+  keygen,
+  create,
+  sign,
+  verify,
+  inspect,
+  install,
+  uninstall,
+  list,
+  status,
+  history,
+  show,
+  recoverCommand,
+  explain,
+  admin,
+  enroll,
+  update,
+  daemon,
+  config,
+  pkg,
+];
