@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { PassThrough, pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { PassThrough, pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import type { ArchiveBackend, RawEntry } from './backend.ts';
@@ -122,13 +122,20 @@ function normalTarName(name: string): string {
   return name.startsWith('./') ? name.slice(2) : name;
 }
 
+/**
+ * Small top-level entries (PKGINFO.meta, SIGNATURE, scripts) are kept from the listing pass: every
+ * open reads PKGINFO.meta and a verify reads SIGNATURE, and tar has no index to jump to them.
+ */
+const KEEP_TOTAL_BYTES = 4 * 1024 * 1024;
+
 export async function openTarGz(file: string, limits: ArchiveLimits): Promise<ArchiveBackend> {
   const entries: RawEntry[] = [];
+  const kept = new Map<string, Buffer>();
+  let keptBytes = 0;
   const names = new EntryNameSet(file);
   const tally = new LimitTally(file, limits);
   let count = 0;
-  await scanTar(file, limits, async (header, data) => {
-    data.resume();
+  const listEntry = (header: TarEntryHeader): RawEntry | undefined => {
     const rawName = normalTarName(header.name);
     if (rawName === '' || rawName === '.' || rawName === './') return undefined;
     if (++count > limits.maxEntries) {
@@ -169,11 +176,29 @@ export async function openTarGz(file: string, limits: ArchiveLimits): Promise<Ar
     names.addFile(name);
     checkEntrySize(file, name, size, size, limits);
     tally.add(name, size);
-    entries.push({ name, size, compressedSize: size, mode: (header.mode ?? 0o644) & 0o7777 || 0o644 });
+    return { name, size, compressedSize: size, mode: (header.mode ?? 0o644) & 0o7777 || 0o644 };
+  };
+  await scanTar(file, limits, async (header, data) => {
+    const entry = listEntry(header);
+    if (entry) entries.push(entry);
+    const keep =
+      entry !== undefined &&
+      !entry.name.includes('/') &&
+      entry.size <= limits.maxMetaSize &&
+      keptBytes + entry.size <= KEEP_TOTAL_BYTES;
+    if (!keep) {
+      data.resume();
+      return undefined;
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of data) chunks.push(chunk as Buffer);
+    const bytes = Buffer.concat(chunks);
+    keptBytes += bytes.length;
+    kept.set(entry.name, bytes);
     return undefined;
   });
   names.finish();
-  return new TarBackend(file, limits, entries);
+  return new TarBackend(file, limits, entries, kept);
 }
 
 class TarBackend implements ArchiveBackend {
@@ -181,14 +206,18 @@ class TarBackend implements ArchiveBackend {
   readonly entries: readonly RawEntry[];
   readonly #file: string;
   readonly #limits: ArchiveLimits;
+  readonly #kept: ReadonlyMap<string, Buffer>;
 
-  constructor(file: string, limits: ArchiveLimits, entries: RawEntry[]) {
+  constructor(file: string, limits: ArchiveLimits, entries: RawEntry[], kept: ReadonlyMap<string, Buffer>) {
     this.#file = file;
     this.#limits = limits;
     this.entries = entries;
+    this.#kept = kept;
   }
 
   async open(entry: RawEntry): Promise<Readable> {
+    const kept = this.#kept.get(entry.name);
+    if (kept) return Readable.from(kept.length > 0 ? [kept] : [], { objectMode: false });
     const out = new PassThrough();
     let found = false;
     const scanned = scanTar(this.#file, this.#limits, async (header, data) => {
