@@ -282,6 +282,31 @@ async function pruneDownloads(
   }
 }
 
+/**
+ * The lines about one release, kept for its report's log excerpt: fleet lines (`say`) go to
+ * CLP.log too; engine lines (`heard`) are already there, so they are only shown.
+ */
+function transcript(log: (line: string) => void, echo: (line: string) => void) {
+  const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    log(line);
+  };
+  const heard = (line: string) => {
+    lines.push(line);
+    echo(line);
+  };
+  return { lines, say, heard };
+}
+
+/** How a release is named in the update's result (`base`) and in its reports (`report`). */
+function releaseIdentity(o: { name: string; releaseId: string; rolloutId: string | null; sha256: string }) {
+  return {
+    base: { name: o.name, releaseId: o.releaseId, sha256: o.sha256 },
+    report: { releaseId: o.releaseId, rolloutId: o.rolloutId, name: o.name, sha256: o.sha256 },
+  };
+}
+
 async function revertOne(
   order: ReleaseToRevert,
   options: UpdateOptions,
@@ -290,23 +315,8 @@ async function revertOne(
   log: (line: string) => void,
   echo: (line: string) => void,
 ): Promise<UpdateAction> {
-  const lines: string[] = [];
-  const say = (line: string) => {
-    lines.push(line);
-    log(line);
-  };
-  // The engine writes its own lines to CLP.log; they are kept for the report and shown only.
-  const heard = (line: string) => {
-    lines.push(line);
-    echo(line);
-  };
-  const base = { name: order.name, releaseId: order.releaseId, sha256: order.sha256 };
-  const report = {
-    releaseId: order.releaseId,
-    rolloutId: order.rolloutId,
-    name: order.name,
-    sha256: order.sha256,
-  };
+  const { lines, say, heard } = transcript(log, echo);
+  const { base, report } = releaseIdentity(order);
   const entry = ledger.byName(order.name);
   if (!entry || entry.sha256 !== order.sha256) {
     // The server's view is stale: this exact release is not what is installed under that name.
@@ -357,22 +367,8 @@ interface ApplyContext extends UpdateOptions {
 }
 
 async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<UpdateAction> {
-  const lines: string[] = [];
-  const say = (line: string) => {
-    lines.push(line);
-    ctx.log(line);
-  };
-  const heard = (line: string) => {
-    lines.push(line);
-    ctx.echo(line);
-  };
-  const base = { name: offer.name, releaseId: offer.releaseId, sha256: offer.sha256 };
-  const report = {
-    releaseId: offer.releaseId,
-    rolloutId: offer.rolloutId,
-    name: offer.name,
-    sha256: offer.sha256,
-  };
+  const { lines, say, heard } = transcript(ctx.log, ctx.echo);
+  const { base, report } = releaseIdentity(offer);
 
   const held = cutoffReason(offer, ctx.config, ctx.now());
   if (held) {
