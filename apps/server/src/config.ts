@@ -1,4 +1,6 @@
 import { join, resolve } from 'node:path';
+import { DEFAULT_PORT, listenAddressFromEnv } from './listen-address.ts';
+import { type TlsFiles, tlsFilesFromEnv } from './tls.ts';
 
 export interface ServerConfig {
   /** PGlite data (when no databaseUrl) and blobs live here. */
@@ -23,7 +25,7 @@ export interface ServerConfig {
   trustProxy: string;
 }
 
-export const DEFAULT_PORT = 8080;
+export { DEFAULT_PORT };
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
   const dataDir = resolve(overrides.dataDir ?? './data');
@@ -43,12 +45,17 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
 }
 
 /** Settings from the environment (see DESIGN.md § 4). */
-export function configFromEnv(env: NodeJS.ProcessEnv = process.env): { config: ServerConfig; port: number } {
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): {
+  config: ServerConfig;
+  port: number;
+  /** CLP_LISTEN's address; every interface by default. */
+  host: string;
+  /** CLP_TLS_CERT and CLP_TLS_KEY: serve HTTPS with them. */
+  tls: TlsFiles | undefined;
+} {
   const dataDir = resolve(env.CLP_DATA_DIR || './data');
-  const port = env.PORT ? Number(env.PORT) : DEFAULT_PORT;
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) {
-    throw new Error(`PORT=${env.PORT} is not a TCP port number (0-65535)`);
-  }
+  const { host, port } = listenAddressFromEnv(env);
+  const tls = tlsFilesFromEnv(env);
   const maxUpload = env.CLP_MAX_UPLOAD_BYTES ? Number(env.CLP_MAX_UPLOAD_BYTES) : undefined;
   if (maxUpload !== undefined && (!Number.isSafeInteger(maxUpload) || maxUpload <= 0)) {
     throw new Error(`CLP_MAX_UPLOAD_BYTES=${env.CLP_MAX_UPLOAD_BYTES} is not a positive number of bytes`);
@@ -62,5 +69,5 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): { config: S
     trustProxy: env.CLP_TRUST_PROXY ?? '',
     ...(maxUpload ? { maxUploadBytes: maxUpload } : {}),
   });
-  return { config, port };
+  return { config, port, host, tls };
 }

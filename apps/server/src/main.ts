@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { configFromEnv } from './config.ts';
 import { createServer } from './server.ts';
+import { loadTls } from './tls.ts';
 
 async function countKeys(dir: string): Promise<number> {
   try {
@@ -11,13 +12,23 @@ async function countKeys(dir: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const { config, port } = configFromEnv();
+  const { config, port, host, tls } = configFromEnv();
+  // A certificate that cannot be used stops the start before the database is opened.
+  if (tls) await loadTls(tls);
   const server = await createServer(config);
-  const { url } = await server.listen(port);
+  const { url, bound } = await server.listen(port, host, tls);
   const db = server.context.database;
   const keys = await countKeys(config.trustedKeysDir);
   const out = process.stdout;
-  out.write(`Core LivePatch server listening on ${url} (all interfaces, port ${new URL(url).port})\n`);
+  const everywhere = host === '0.0.0.0' || host === '::';
+  out.write(
+    `Core LivePatch server listening on ${url} (bound to ${bound}${everywhere ? ', every interface' : ''}; set CLP_LISTEN to change)\n`,
+  );
+  out.write(
+    tls
+      ? `TLS: certificate ${tls.certFile}, key ${tls.keyFile} (read again on SIGHUP)\n`
+      : 'TLS: off, plain HTTP (set CLP_TLS_CERT and CLP_TLS_KEY, or put a TLS proxy in front)\n',
+  );
   out.write(
     db.kind === 'pglite'
       ? `database: embedded PGlite in ${db.location} (set DATABASE_URL to use PostgreSQL)\n`
@@ -52,6 +63,21 @@ async function main(): Promise<void> {
       },
     );
   };
+  // A renewed certificate is taken without a restart; a bad one is refused and the old one kept.
+  process.on('SIGHUP', () => {
+    server.reloadTls().then(
+      () =>
+        server.context.log.info(
+          { signal: 'SIGHUP' },
+          tls ? 'TLS certificate reloaded' : 'nothing to reload: TLS is off',
+        ),
+      (error: unknown) =>
+        server.context.log.error(
+          { err: error },
+          'TLS certificate not reloaded; the previous one is still served',
+        ),
+    );
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 }

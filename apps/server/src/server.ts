@@ -1,4 +1,5 @@
-import type { Server } from 'node:http';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { adminTokens, type DatabaseHandle, migrate, openDatabase } from '@clp/db';
 import { isClpError } from '@clp/format';
@@ -12,6 +13,7 @@ import type { ServerConfig } from './config.ts';
 import type { AppContext, Principal } from './context.ts';
 import { isDatabaseUnavailable } from './db-errors.ts';
 import { httpStatusFor, ServerError } from './errors.ts';
+import { formatAddress, reachableHost } from './listen-address.ts';
 import { MachineSeen } from './machine-seen.ts';
 import { ServerMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
@@ -20,6 +22,7 @@ import { ReportWriter } from './report-writer.ts';
 import { ActiveRollouts, advanceRollouts } from './rollout-cache.ts';
 import { ROUTES, type Route } from './routes.ts';
 import { newSecret } from './secrets.ts';
+import { loadTls, type TlsFiles } from './tls.ts';
 import { insertAdminToken } from './tokens.ts';
 
 const JSON_LIMIT = '2mb';
@@ -40,10 +43,21 @@ export interface ClpServer {
   context: AppContext;
   /** Set when this start made the first admin token (it is not stored in clear anywhere). */
   generatedAdminToken: string | undefined;
-  listen(port: number, host?: string): Promise<{ port: number; url: string }>;
+  /** HOST defaults to every interface; with TLS files the server speaks HTTPS only. */
+  listen(port: number, host?: string, tls?: TlsFiles): Promise<Listening>;
+  /** Reads the TLS files again (SIGHUP after a renewal); new connections get the new certificate. */
+  reloadTls(): Promise<void>;
   /** Applies due rollout stage changes now (simulations with a manual clock). */
   tick(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface Listening {
+  port: number;
+  /** A URL that reaches the server from this machine (loopback when bound to every interface). */
+  url: string;
+  /** The address and port actually bound, e.g. 0.0.0.0:8080 or [::1]:43121. */
+  bound: string;
 }
 
 function validationError(error: ZodError, where: string): ServerError {
@@ -233,26 +247,38 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       .json({ error: { code: 'CLP_E_INTERNAL', message: 'internal server error; see the server log' } });
   });
 
-  let server: Server | undefined;
+  let server: Server | HttpsServer | undefined;
+  let tlsFiles: TlsFiles | undefined;
   return {
     app,
     context: ctx,
     generatedAdminToken,
-    listen(port, host) {
-      return new Promise((resolve, reject) => {
-        const s = app.listen(port, host ?? '0.0.0.0', (error?: Error) => {
-          if (error) return reject(error);
-          const address = s.address() as AddressInfo;
-          const shown = host && host !== '0.0.0.0' ? host : '127.0.0.1';
-          resolve({ port: address.port, url: `http://${shown}:${address.port}` });
+    async listen(port, host = '0.0.0.0', tls) {
+      const s = tls ? createHttpsServer(await loadTls(tls), app) : createHttpServer(app);
+      tlsFiles = tls;
+      s.keepAliveTimeout = 65_000;
+      // A release of hundreds of MiB over a slow link takes longer than Node's 5-minute default;
+      // headers must still arrive within a minute.
+      s.requestTimeout = 30 * 60_000;
+      s.headersTimeout = 60_000;
+      server = s;
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(port, host, () => {
+          s.off('error', reject);
+          resolve();
         });
-        s.keepAliveTimeout = 65_000;
-        // A release of hundreds of MiB over a slow link takes longer than Node's 5-minute default;
-        // headers must still arrive within a minute.
-        s.requestTimeout = 30 * 60_000;
-        s.headersTimeout = 60_000;
-        server = s;
       });
+      const address = s.address() as AddressInfo;
+      return {
+        port: address.port,
+        url: `${tls ? 'https' : 'http'}://${reachableHost(address.address)}:${address.port}`,
+        bound: formatAddress(address.address, address.port),
+      };
+    },
+    async reloadTls() {
+      if (!tlsFiles || !server || !('setSecureContext' in server)) return;
+      server.setSecureContext(await loadTls(tlsFiles));
     },
     async tick() {
       await advanceRollouts(ctx.db, ctx.clock);

@@ -2,12 +2,15 @@ import type { Clock } from './clock.ts';
 import { defaultConfig, type ServerConfig } from './config.ts';
 import type { ReleaseInspector } from './release-inspector.ts';
 import { type ClpServer, createServer, type ServerDeps } from './server.ts';
+import type { TlsFiles } from './tls.ts';
 
 export interface StartServerOptions extends Partial<ServerConfig> {
   /** TCP port; 0 (the default here) lets the system choose one. */
   port?: number;
   /** Address to listen on (default 127.0.0.1: in-process servers are for this machine). */
   host?: string;
+  /** Serve HTTPS with this certificate and key. */
+  tls?: TlsFiles;
   clock?: Clock;
   inspect?: ReleaseInspector;
   database?: ServerDeps['database'];
@@ -28,7 +31,7 @@ export interface StartedServer {
  * and migrated, listening, with an admin token at hand. `close()` shuts it down gracefully.
  */
 export async function startServer(options: StartServerOptions = {}): Promise<StartedServer> {
-  const { port = 0, host = '127.0.0.1', clock, inspect, database, logStream, ...overrides } = options;
+  const { port = 0, host = '127.0.0.1', tls, clock, inspect, database, logStream, ...overrides } = options;
   const config = defaultConfig({ logLevel: 'warn', ...overrides });
   const server = await createServer(config, {
     ...(clock ? { clock } : {}),
@@ -36,7 +39,7 @@ export async function startServer(options: StartServerOptions = {}): Promise<Sta
     ...(database ? { database } : {}),
     ...(logStream ? { logStream } : {}),
   });
-  const listening = await server.listen(port, host);
+  const listening = await server.listen(port, host, tls);
   return {
     server,
     url: listening.url,
