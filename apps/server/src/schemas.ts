@@ -1,269 +1,59 @@
-import { ADMIN_ROLES } from '@clp/db';
+import type { AdminRole as DbAdminRole } from '@clp/db';
+import { type AdminRole, ExplainQuery as ExplainQueryShape } from '@clp/protocol';
 import { z } from 'zod';
 import { parseCutoff } from './cutoff.ts';
 
-/** Request and response bodies of the admin API. The agent API lives in @clp/protocol. */
+/** The admin API's bodies live in @clp/protocol (shared with the console and clpctl); server-only checks are added here. */
+export {
+  AdminToken,
+  AdminTokenList,
+  AuditEntry,
+  AuditList,
+  CreateAdminTokenBody,
+  CreatedAdminToken,
+  CreatedEnrollmentToken,
+  CreateEnrollmentTokenBody,
+  CreateRolloutBody,
+  CreateTierBody,
+  EditTierBody,
+  EnrollmentToken,
+  EnrollmentTokenList,
+  Explanation,
+  FailureThreshold,
+  Health,
+  IdParam,
+  Machine,
+  MachineList,
+  MachineListQuery,
+  PromoteBody,
+  Release,
+  ReleaseList,
+  ReleaseListQuery,
+  ReorderTiersBody,
+  Report,
+  ReportList,
+  ReportListQuery,
+  RolloutActionBody,
+  RolloutList,
+  RolloutListQuery,
+  RolloutProgressView,
+  Selector,
+  Sha256Param,
+  Stage,
+  Tier,
+  TierList,
+  YankBody,
+} from '@clp/protocol';
 
-export const Sha256Param = z.object({ sha256: z.string() });
-export const IdParam = z.object({ id: z.string().min(1).max(128) });
-
-const tierName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lowercase letters, digits and -, at most 32');
-const tag = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:=-]{0,63}$/, 'letters, digits and . _ : = -, at most 64');
-
-export const Release = z.object({
-  id: z.string(),
-  sha256: z.string(),
-  name: z.string(),
-  series: z.string(),
-  version: z.string(),
-  arch: z.string(),
-  size: z.number(),
-  signerKeyId: z.string(),
-  uploadedBy: z.string(),
-  uploadedAt: z.string(),
-  yanked: z.boolean(),
-  yankedAt: z.string().nullable(),
-  tiers: z.array(z.string()),
-  meta: z.record(z.string(), z.unknown()),
-});
-export type Release = z.infer<typeof Release>;
-
-export const ReleaseList = z.object({ releases: z.array(Release) });
-export const ReleaseListQuery = z.object({
-  name: z.string().max(64).optional(),
-  series: z.string().max(64).optional(),
-  tier: z.string().max(64).optional(),
-  yanked: z.enum(['true', 'false']).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
-export const PromoteBody = z.object({ tier: tierName });
-export const YankBody = z.object({ reason: z.string().max(500).optional() }).default({});
-
-export const Tier = z.object({ name: z.string(), position: z.number(), description: z.string() });
-export const TierList = z.object({ tiers: z.array(Tier) });
-export const CreateTierBody = z.object({
-  name: tierName,
-  position: z.number().int().min(0).max(1000).optional(),
-  description: z.string().max(500).default(''),
-});
-export const EditTierBody = z.object({
-  position: z.number().int().min(0).max(1000).optional(),
-  description: z.string().max(500).optional(),
-});
-export const ReorderTiersBody = z.object({ order: z.array(tierName).min(1).max(100) });
-
-export const Selector = z.object({
-  tags: z.array(tag).max(32).optional(),
-  arch: z
-    .array(z.enum(['x86_64', 'aarch64']))
-    .max(2)
-    .optional(),
-  os: z.array(z.string().min(1).max(64)).max(32).optional(),
-});
-export const Stage = z.object({
-  percent: z.number().gt(0).max(100),
-  minDurationSeconds: z
-    .number()
-    .int()
-    .min(0)
-    .max(365 * 86_400),
-});
-export const FailureThreshold = z.object({
-  maxFailureRate: z.number().gt(0).max(1),
-  minReports: z.number().int().min(1).max(1_000_000),
-});
-export const CreateRolloutBody = z
-  .object({
-    releaseId: z.string().regex(/^[0-9a-f]{64}$/, 'a release id (sha256)'),
-    tier: tierName,
-    selector: Selector.default({}),
-    stages: z.array(Stage).min(1).max(20),
-    failureThreshold: FailureThreshold.default({ maxFailureRate: 0.05, minReports: 10 }),
-  })
-  .refine((b) => b.stages.every((s, i) => i === 0 || s.percent >= b.stages[i - 1]!.percent), {
-    message: 'stage percentages must not decrease',
-    path: ['stages'],
-  });
-export const RolloutActionBody = z.object({ reason: z.string().max(500).optional() }).default({});
-
-export const RolloutProgressView = z.object({
-  id: z.string(),
-  releaseId: z.string(),
-  releaseName: z.string(),
-  tier: z.string(),
-  selector: Selector,
-  stages: z.array(Stage),
-  currentStage: z.number(),
-  stageStartedAt: z.string(),
-  nextStageAt: z.string().nullable(),
-  percent: z.number(),
-  state: z.string(),
-  haltReason: z.string().nullable(),
-  failureThreshold: FailureThreshold,
-  counters: z.object({
-    applied: z.number(),
-    failed: z.number(),
-    reverted: z.number(),
-    revertFailed: z.number(),
-  }),
-  failureRate: z.number(),
-  createdBy: z.string(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-});
-export const RolloutList = z.object({ rollouts: z.array(RolloutProgressView) });
-export const RolloutListQuery = z.object({
-  state: z.string().max(32).optional(),
-  tier: z.string().max(64).optional(),
-  releaseId: z.string().max(64).optional(),
-});
-export const AuditEntry = z.object({
-  id: z.number(),
-  actor: z.string(),
-  action: z.string(),
-  at: z.string(),
-  details: z.record(z.string(), z.unknown()),
-});
-export const AuditList = z.object({ entries: z.array(AuditEntry) });
-
-export const CreateEnrollmentTokenBody = z.object({
-  tier: tierName,
-  tags: z.array(tag).max(32).default([]),
-  expiresInSeconds: z
-    .number()
-    .int()
-    .min(60)
-    .max(365 * 86_400)
-    .default(7 * 86_400),
-  uses: z.number().int().min(1).max(1_000_000).default(1),
-});
-export const EnrollmentToken = z.object({
-  id: z.string(),
-  tier: z.string(),
-  tags: z.array(z.string()),
-  expiresAt: z.string(),
-  usesLeft: z.number(),
-  createdBy: z.string(),
-  createdAt: z.string(),
-  revoked: z.boolean(),
-});
-export const CreatedEnrollmentToken = EnrollmentToken.extend({
-  /** The secret, shown only in this answer. */
-  token: z.string(),
-});
-export const EnrollmentTokenList = z.object({ tokens: z.array(EnrollmentToken) });
-
-export const CreateAdminTokenBody = z.object({
-  name: z.string().min(1).max(100),
-  role: z.enum(ADMIN_ROLES),
-  expiresInSeconds: z
-    .number()
-    .int()
-    .min(60)
-    .max(5 * 365 * 86_400)
-    .optional(),
-});
-export const AdminToken = z.object({
-  id: z.string(),
-  name: z.string(),
-  role: z.string(),
-  createdAt: z.string(),
-  expiresAt: z.string().nullable(),
-  revoked: z.boolean(),
-});
-export const CreatedAdminToken = AdminToken.extend({ token: z.string() });
-export const AdminTokenList = z.object({ tokens: z.array(AdminToken) });
-
-export const Machine = z.object({
-  id: z.string(),
-  hostname: z.string(),
-  arch: z.string(),
-  os: z.object({ id: z.string(), version: z.string() }),
-  agentVersion: z.string().nullable(),
-  tier: z.string(),
-  tags: z.array(z.string()),
-  enrolledAt: z.string(),
-  lastSeenAt: z.string().nullable(),
-  installed: z.array(z.record(z.string(), z.unknown())),
-  facts: z.record(z.string(), z.unknown()),
-  /** A revoked machine's credential no longer works; it may enroll again with a new token. */
-  revoked: z.boolean(),
-});
-export const MachineList = z.object({ machines: z.array(Machine), total: z.number() });
-export const MachineListQuery = z.object({
-  tier: z.string().max(64).optional(),
-  tag: z.string().max(64).optional(),
-  arch: z.string().max(32).optional(),
-  os: z.string().max(64).optional(),
-  hostname: z.string().max(253).optional(),
-  /** Machines with this release (sha256 or release id) installed. */
-  installed: z.string().max(64).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
-});
-export const ExplainQuery = z.object({
-  release: z.string().regex(/^[0-9a-f]{64}$/, 'a release id (sha256)'),
-  /** The machine's cut-off setting (the agent applies it): none, 7d, or a date. */
+export const ExplainQuery = ExplainQueryShape.extend({
   cutoff: z
     .string()
     .max(40)
     .refine((v) => parseCutoff(v) !== undefined, 'none, a delay in days (7d) or a date (2026-01-31)')
     .optional(),
 });
-export const Explanation = z.object({
-  machineId: z.string(),
-  releaseId: z.string(),
-  releaseName: z.string(),
-  yanked: z.boolean(),
-  installed: z.enum(['installed', 'failed', 'no']),
-  /** held: the server offers it, but the machine's cut-off (query `cutoff`) keeps it back for now. */
-  verdict: z.enum(['offered', 'held', 'revert', 'not-offered']),
-  summary: z.string(),
-  releasedAt: z.string(),
-  cutoff: z
-    .object({
-      setting: z.string(),
-      held: z.boolean(),
-      appliesFrom: z.string().nullable(),
-      reason: z.string(),
-    })
-    .nullable(),
-  rollouts: z.array(
-    z.object({
-      rolloutId: z.string(),
-      state: z.string(),
-      tier: z.string(),
-      outcome: z.string(),
-      rule: z.string(),
-      reason: z.string(),
-      bucket: z.number().optional(),
-      percent: z.number().optional(),
-    }),
-  ),
-});
 
-export const Report = z.object({
-  id: z.string(),
-  machineId: z.string(),
-  releaseId: z.string().nullable(),
-  rolloutId: z.string().nullable(),
-  name: z.string(),
-  sha256: z.string().nullable(),
-  status: z.string(),
-  errorCode: z.string().nullable(),
-  log: z.string().nullable(),
-  at: z.string(),
-  receivedAt: z.string(),
-});
-export type Report = z.infer<typeof Report>;
-export const ReportList = z.object({ reports: z.array(Report) });
-export const ReportListQuery = z.object({
-  rollout: z.string().max(64).optional(),
-  machine: z.string().max(64).optional(),
-  status: z.string().max(32).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
-});
-
-export const Health = z.object({ status: z.string(), database: z.string().optional() });
+// The database and the wire name the same roles: either list changing alone fails to compile.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const sameRoles: Same<AdminRole, DbAdminRole> = true;
+void sameRoles;
