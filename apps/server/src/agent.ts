@@ -11,6 +11,7 @@ import type {
 import { and, eq, gt, isNull, sql } from 'drizzle-orm';
 import type { AgentMachine, AppContext } from './context.ts';
 import { ServerError } from './errors.ts';
+import { changesInstalled } from './installed-from-reports.ts';
 import { desiredState } from './poll.ts';
 import { hashSecret, newSecret } from './secrets.ts';
 
@@ -120,6 +121,8 @@ export async function ingestReports(
     receivedAt,
   }));
   const accepted = await ctx.reportWriter.write(rows);
+  // The machine's record changed under MachineSeen's memory: its next poll is written, not skipped.
+  if (rows.some((r) => accepted.has(r.id) && changesInstalled(r))) ctx.seen.forget(machine.id);
   const response: ReportBatchResponse = { accepted: [], duplicates: [] };
   for (const r of batch.reports) {
     const id = r.id.toLowerCase();

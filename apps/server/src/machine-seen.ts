@@ -9,6 +9,11 @@ interface Seen {
 }
 
 const LAST_SEEN_PRECISION_MS = 60_000;
+
+/** The rows of `db.execute`: postgres.js answers an array, PGlite an object with `rows`. */
+function rowsOf<T>(result: unknown): T[] {
+  return Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []);
+}
 /** Machines remembered as written; past this the memory starts afresh (costing one write each). */
 const MAX_REMEMBERED = 500_000;
 
@@ -69,14 +74,19 @@ export class MachineSeen {
         sql`, `,
       );
       try {
-        await this.#db.execute(
+        // A machine whose record is newer than this poll (a report arrived since) keeps it.
+        const written = await this.#db.execute<{ id: string }>(
           sql`update ${machines} as m set last_seen_at = v.seen, installed = v.installed, facts = v.facts,
                 hostname = v.facts->>'hostname', arch = v.facts->>'arch',
                 os_id = v.facts->'os'->>'id', os_version = coalesce(v.facts->'os'->>'version', '')
-              from (values ${values}) as v(id, seen, installed, facts) where m.id = v.id`,
+              from (values ${values}) as v(id, seen, installed, facts)
+              where m.id = v.id and (m.last_seen_at is null or m.last_seen_at <= v.seen)
+              returning m.id`,
         );
+        const ids = new Set(rowsOf<{ id: string }>(written).map((r) => r.id));
         if (this.#written.size > MAX_REMEMBERED) this.#written.clear();
-        for (const [id, s] of part) this.#written.set(id, { at: s.at.getTime(), state: s.state });
+        for (const [id, s] of part)
+          if (ids.has(id)) this.#written.set(id, { at: s.at.getTime(), state: s.state });
       } catch (error) {
         // Put the batch back unless newer data arrived meanwhile; the next flush retries.
         for (const [id, s] of part) if (!this.#pending.has(id)) this.#pending.set(id, s);

@@ -1,6 +1,7 @@
 import { type Database, reports, rolloutCounters } from '@clp/db';
 import { sql } from 'drizzle-orm';
 import { sqlState } from './db-errors.ts';
+import { recordInstalled } from './installed-from-reports.ts';
 
 export type ReportRow = typeof reports.$inferInsert & { id: string; status: string };
 
@@ -40,7 +41,8 @@ interface Pending {
  * Stores reports with group commit: the batches of all requests that arrive while a write is
  * running go to the database together in the next transaction, so that a busy fleet costs one
  * transaction per round instead of one per request (GOALS P6). A report id already stored is a
- * duplicate and changes nothing; rollout counters move in the same transaction as the rows.
+ * duplicate and changes nothing; rollout counters and the reporting machines' installed lists
+ * move in the same transaction as the rows.
  * Rows and counters are written in a fixed order (sorted ids), so that several server instances
  * writing at once wait for each other instead of deadlocking.
  */
@@ -104,6 +106,8 @@ export class ReportWriter {
         rows.push(r);
       }
     }
+    // The order the agents sent them in, for the installed lists; the inserts go by id.
+    const sent = [...rows];
     rows.sort(byId);
     return this.#db.transaction(async (tx) => {
       const inserted = new Set<string>();
@@ -141,6 +145,19 @@ export class ReportWriter {
               where c.rollout_id = v.rollout_id`,
         );
       }
+      const fresh = sent.filter((r) => inserted.has(r.id));
+      await recordInstalled(
+        tx,
+        fresh.map((r) => ({
+          machineId: r.machineId,
+          releaseId: r.releaseId ?? null,
+          name: r.name,
+          sha256: r.sha256 ?? null,
+          status: r.status,
+          at: r.at,
+          receivedAt: r.receivedAt,
+        })),
+      );
       const stored = new Map<string, Pending>();
       for (const id of inserted) stored.set(id, owner.get(id)!);
       return stored;

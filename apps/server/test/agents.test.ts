@@ -220,6 +220,55 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect((await seen()).lastSeenAt).toBe(clock.now().toISOString());
   });
 
+  it('lists a release as installed when its machine reports it applied, before the next poll, and drops it when reverted', async () => {
+    const release = await upload('CLP1260607');
+    const t = await enrollmentToken({ tier: 'edge' });
+    const m = await enroll(t.token, 'installed-by-report');
+    const rolloutId = await rollout(release.id, 'edge');
+    const report = (status: string) =>
+      s.call('POST', '/v1/agent/reports', {
+        token: m.credential,
+        json: {
+          reports: [
+            {
+              id: randomUUID(),
+              rolloutId,
+              releaseId: release.id,
+              name: 'CLP1260607',
+              sha256: release.id,
+              status,
+              at: clock.now().toISOString(),
+            },
+          ],
+        },
+      });
+    const record = async () => (await s.call('GET', `/v1/machines/${m.machineId}`, { token: s.admin })).body;
+    // The poll before the apply is still waiting in the batch of polls when the report arrives.
+    s.server.context.seen.record(m.machineId, {
+      at: clock.now(),
+      installed: [],
+      facts: FACTS as unknown as Record<string, unknown>,
+    });
+    clock.advance(5);
+    expect((await report('applied')).status).toBe(200);
+    const applied = { name: 'CLP1260607', sha256: release.id, series: 'CLP260607', state: 'installed' };
+    expect(await record()).toMatchObject({ installed: [applied], lastSeenAt: clock.now().toISOString() });
+    const listed = await s.call('GET', `/v1/machines?installed=${release.id}`, { token: s.admin });
+    expect(listed.body.machines.map((x: { id: string }) => x.id)).toEqual([m.machineId]);
+
+    clock.advance(5);
+    await report('reverted');
+    expect((await record()).installed).toEqual([]);
+    clock.advance(5);
+    await report('failed');
+    expect((await record()).installed).toEqual([{ ...applied, state: 'failed' }]);
+
+    // A later poll is the machine's own word again.
+    clock.advance(5);
+    await s.call('POST', '/v1/agent/poll', { token: m.credential, json: { facts: FACTS, installed: [] } });
+    expect((await record()).installed).toEqual([]);
+  });
+
   it('stores each report once by its id, within a batch and across resends, with error code and log', async () => {
     const release = await upload('CLP1260602');
     const t = await enrollmentToken({ tier: 'beta' });
