@@ -17,6 +17,7 @@ export const EXIT = {
   network: 8,
   drift: 9,
   notFound: 10,
+  busy: 11,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
@@ -31,7 +32,9 @@ export const EXIT_CODE_HELP = `Exit codes:
   7   a rollback or recovery could not finish; see the log and run 'clpctl recover'
   8   the server could not be reached or answered with an error
   9   files changed since the patch was applied (drift); --force overrides
-  10  no such patch, file or key`;
+  10  no such patch, file or key
+  11  busy: another clpctl or the package manager is changing this system; nothing was changed,
+      try again later`;
 
 /**
  * Every code any library can throw, mapped to an exit code. The Record type makes
@@ -50,7 +53,7 @@ type KnownCode =
   | 'CLP_E_INTERNAL';
 
 const TABLE: Record<KnownCode, ExitCode> = {
-  CLP_E_LOCKED: EXIT.applyFailed,
+  CLP_E_BUSY: EXIT.busy,
   CLP_E_NOT_APPLICABLE: EXIT.notApplicable,
   CLP_E_ARCHITECTURE: EXIT.notApplicable,
   CLP_E_OS: EXIT.notApplicable,

@@ -1,5 +1,6 @@
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { EngineError } from '@clp/engine';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFile, loadConfig, saveConfig } from '../src/fleet/config.ts';
 import { UpdateDaemon } from '../src/fleet/daemon.ts';
@@ -238,6 +239,27 @@ describe('the fleet loop against the real server', () => {
     const good = await update(root);
     expect(good.actions).toEqual([expect.objectContaining({ outcome: 'applied' })]);
     await expect(stat(stale)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readFile(join(root, patch.adds), 'utf8')).toBe(patch.content);
+  });
+
+  it('a busy system (CLP_E_BUSY) is not a failure: nothing is reported as failed, exit 11, and the next check applies it', async () => {
+    const root = await machine({ tier: 'apply-tier' });
+    // The engine as it answers while another clpctl or the package manager holds its lock.
+    const busyEngine = {
+      ...localEngine,
+      install: async () => {
+        throw new EngineError('CLP_E_BUSY', 'pacman holds /var/lib/pacman/db.lck; try again later');
+      },
+    };
+    const busy = await update(root, { engine: busyEngine });
+    expect(busy.exitCode).toBe(11);
+    expect(busy.actions).toEqual([expect.objectContaining({ outcome: 'busy', code: 'CLP_E_BUSY' })]);
+    await expect(stat(join(root, patch.adds))).rejects.toMatchObject({ code: 'ENOENT' });
+    const { machineId } = await loadConfig(root);
+    expect((await reportsOf(machineId!)).filter((r) => r.status === 'failed')).toEqual([]);
+    const later = await update(root);
+    expect(later.exitCode).toBe(0);
+    expect(later.actions).toEqual([expect.objectContaining({ outcome: 'applied' })]);
     expect(await readFile(join(root, patch.adds), 'utf8')).toBe(patch.content);
   });
 

@@ -1,8 +1,11 @@
 import { ClpError } from '@clp/format';
 
 export const ENGINE_ERROR_CODES = [
-  /** Another transaction holds ROOT/var/lib/clp/lock. */
-  'CLP_E_LOCKED',
+  /**
+   * Another clpctl holds ROOT/var/lib/clp/lock, or a package manager holds its own lock: nothing
+   * was changed, try again later.
+   */
+  'CLP_E_BUSY',
   /** Several refusals at once; each is listed in the message and in details.refusals. */
   'CLP_E_NOT_APPLICABLE',
   'CLP_E_ARCHITECTURE',

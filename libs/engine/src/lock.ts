@@ -30,7 +30,7 @@ export async function acquireLock(stateDir: string): Promise<Lock> {
     const pid = owner?.pid ?? null;
     if (owner !== null && owner.pid !== process.pid && (await isAlive(owner))) {
       throw new EngineError(
-        'CLP_E_LOCKED',
+        'CLP_E_BUSY',
         `another clpctl (pid ${pid}) is changing this system; wait for it to finish (lock file ${path})`,
         { details: { pid, lock: path } },
       );
@@ -41,7 +41,7 @@ export async function acquireLock(stateDir: string): Promise<Lock> {
       () => {},
     );
   }
-  throw new EngineError('CLP_E_LOCKED', `could not take the lock ${path}; try again`);
+  throw new EngineError('CLP_E_BUSY', `could not take the lock ${path}; try again`);
 }
 
 interface LockOwner {

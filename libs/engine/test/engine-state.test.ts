@@ -198,13 +198,13 @@ describe('package actions in a patch (dpkg in a temporary root)', () => {
 });
 
 describe('state lock and journal', () => {
-  it('a live process holding the lock stops another command with CLP_E_LOCKED; a dead one is taken over', async () => {
+  it('a live process holding the lock stops another command with CLP_E_BUSY; a dead one is taken over', async () => {
     const root = await makeRoot();
     const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       await writeFile(join(root, 'var/lib/clp/lock'), `${sleeper.pid}\n`);
       const error = await failureOf(listInstalled({ root }));
-      expect(error.code).toBe('CLP_E_LOCKED');
+      expect(error.code).toBe('CLP_E_BUSY');
       expect(error.message).toMatch(new RegExp(`pid ${sleeper.pid}`));
       // The same pid with another start time is a reused pid: the owner is gone.
       await writeFile(join(root, 'var/lib/clp/lock'), `${sleeper.pid} 1\n`);

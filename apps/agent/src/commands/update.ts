@@ -33,7 +33,7 @@ export const update: RegisterCommand = (program, globals) =>
     .option('--retry-failed', 'let the server offer again the releases that failed on this machine', false)
     .addHelpText(
       'after',
-      '\nExit status: 0 nothing to do or everything applied, 6 an apply or revert failed (rolled back),\n7 a rollback could not finish, 8 no server answered or a download failed (retried next time).',
+      '\nExit status: 0 nothing to do or everything applied, 6 an apply or revert failed (rolled back),\n7 a rollback could not finish, 8 no server answered or a download failed (retried next time),\n11 another clpctl or the package manager was busy (nothing changed; retried next time).',
     )
     .action(async (options: { retryFailed: boolean }) => {
       const g = globals();

@@ -31,7 +31,9 @@ export type ActionOutcome =
   | 'held-back'
   /** check-only mode: downloaded and verified, not applied. */
   | 'verified'
-  | 'download-failed';
+  | 'download-failed'
+  /** Another clpctl or the package manager was busy: nothing changed, tried again at the next check. */
+  | 'busy';
 
 export interface UpdateAction {
   name: string;
@@ -83,17 +85,23 @@ function codeOf(error: unknown): string {
   return isClpError(error) ? error.code : 'CLP_E_INTERNAL';
 }
 
+/** Whether the engine refused only because the system was busy (nothing changed; try again later). */
+function isBusy(error: unknown): boolean {
+  return codeOf(error) === 'CLP_E_BUSY';
+}
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Worst outcome wins: a failed apply or revert over a network problem over success. */
+/** Worst outcome wins: a failed apply or revert over a busy system over a network problem over success. */
 export function exitCodeOf(actions: readonly UpdateAction[], pollFailed: boolean): ExitCode {
   const failures = actions.filter((a) => a.outcome === 'failed' || a.outcome === 'revert-failed');
   if (failures.some((a) => a.code === 'CLP_E_ROLLBACK_FAILED' || a.code === 'CLP_E_RECOVERY_FAILED')) {
     return EXIT.recoveryFailed;
   }
   if (failures.length > 0) return EXIT.applyFailed;
+  if (actions.some((a) => a.outcome === 'busy')) return EXIT.busy;
   if (pollFailed || actions.some((a) => a.outcome === 'download-failed')) return EXIT.network;
   return EXIT.ok;
 }
@@ -328,6 +336,11 @@ async function revertOne(
   try {
     await options.engine.uninstall(order.name, { root: options.root, log: heard });
   } catch (error) {
+    if (isBusy(error)) {
+      // Nothing was taken back: the order stands and the next check carries it out.
+      say(`revert ${order.name} waits for the next check: ${codeOf(error)}: ${messageOf(error)}`);
+      return { ...base, outcome: 'busy', code: codeOf(error), message: messageOf(error) };
+    }
     if (codeOf(error) !== 'CLP_E_NOT_INSTALLED') {
       say(`revert ${order.name} failed: ${codeOf(error)}: ${messageOf(error)}`);
       const spooled = await spool.add({
@@ -428,6 +441,12 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
     await ctx.engine.install(file, { root: ctx.root, log: heard });
   } catch (error) {
     const code = codeOf(error);
+    if (isBusy(error)) {
+      // Not the patch's failure: nothing is reported against the rollout, the download is kept,
+      // and the next check applies it.
+      say(`apply ${offer.name} waits for the next check: ${code}: ${messageOf(error)}`);
+      return { ...base, outcome: 'busy', code, message: messageOf(error) };
+    }
     if (code === 'CLP_E_ALREADY_INSTALLED') {
       // Installed by hand from the same release: adopt it, so the server can count and revert it.
       say(`${offer.name} is already installed here; recorded as this release`);
