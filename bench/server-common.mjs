@@ -1,7 +1,7 @@
 // Shared pieces of the server benchmarks (GOALS P5–P7): a dedicated PostgreSQL database, the
 // built server as its own process, a seeded fleet, nginx as the peer, wrk as the load generator.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -13,7 +13,8 @@ import postgres from 'postgres';
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const RESULTS = join(REPO, 'bench/results');
 const SERVER = join(REPO, 'apps/server/dist/server.mjs');
-export const ADMIN_TOKEN = 'clp_adm_bench-admin-token-not-secret';
+// A fresh strong token per run: the server refuses a bootstrap token under 128 bits.
+export const ADMIN_TOKEN = `clp_adm_bench_${randomBytes(32).toString('hex')}`;
 
 /** The PostgreSQL server to use; the benchmark makes and drops the database `clp_bench` on it. */
 export const ADMIN_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { isClpError, openPatch, type PatchMeta } from '@clp/format';
 import { TrustStore, verifyPatch } from '@clp/trust';
 
@@ -14,9 +15,10 @@ export type ReleaseInspector = (file: string) => Promise<InspectedRelease>;
  * keys in `keysDir`, read again for each upload so that adding or revoking a key needs no restart.
  */
 export function trustedReleaseInspector(keysDir: string): ReleaseInspector {
+  const folder = resolve(keysDir);
   return async (file) => {
-    const store = await TrustStore.load(keysDir);
     try {
+      const store = await TrustStore.load(keysDir);
       const archive = await openPatch(file);
       try {
         const manifest = await verifyPatch(archive, store);
@@ -25,8 +27,14 @@ export function trustedReleaseInspector(keysDir: string): ReleaseInspector {
         await archive.close();
       }
     } catch (error) {
-      // The uploader knows their file, not the server's temporary name for it.
-      if (isClpError(error)) error.message = error.message.replaceAll(file, 'the uploaded .clp');
+      // The uploader knows their file, not the server's temporary name for it, and has no business
+      // knowing where the server keeps its keys.
+      if (isClpError(error)) {
+        error.message = error.message
+          .replaceAll(file, 'the uploaded .clp')
+          .replaceAll(folder, "the server's trusted keys folder")
+          .replaceAll(keysDir, "the server's trusted keys folder");
+      }
       throw error;
     }
   };

@@ -36,12 +36,16 @@ export async function serveBlob(ctx: AppContext, req: Request, res: Response, sh
   const size = await ctx.blobs.size(sha256);
   if (size === undefined) throw new ServerError('CLP_E_NOT_FOUND', `no blob ${sha256} on this server`);
   const etag = `"${sha256}"`;
-  res.setHeader('ETag', etag);
-  res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
   res.setHeader('Accept-Ranges', 'bytes');
-  res.setHeader('Content-Type', 'application/octet-stream');
+  // Only answers that describe the blob carry its validator and the year-long caching; an error
+  // (416 below) must not be kept by a shared cache as if it were the content.
+  const describeBlob = () => {
+    res.setHeader('ETag', etag);
+    res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
+  };
   const inm = req.headers['if-none-match'];
   if (inm?.split(',').some((t) => t.trim() === etag || t.trim() === `W/${etag}` || t.trim() === '*')) {
+    describeBlob();
     res.status(304).end();
     return;
   }
@@ -59,6 +63,8 @@ export async function serveBlob(ctx: AppContext, req: Request, res: Response, sh
     }
     range = parsed;
   }
+  describeBlob();
+  res.setHeader('Content-Type', 'application/octet-stream');
   if (range) {
     res.status(206);
     res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${size}`);

@@ -23,6 +23,7 @@ import { ActiveRollouts, advanceRollouts } from './rollout-cache.ts';
 import { ROUTES, type Route } from './routes.ts';
 import { newSecret } from './secrets.ts';
 import { loadTls, type TlsFiles } from './tls.ts';
+import { weakTokenReason } from './token-strength.ts';
 import { insertAdminToken } from './tokens.ts';
 
 const JSON_LIMIT = '2mb';
@@ -60,6 +61,11 @@ export interface Listening {
   bound: string;
 }
 
+/** The media type of a Content-Type header, without parameters: `application/octet-stream; x=y` → `application/octet-stream`. */
+function mediaType(header: string): string {
+  return (header.split(';', 1)[0] ?? '').trim().toLowerCase();
+}
+
 function validationError(error: ZodError, where: string): ServerError {
   const issue = error.issues[0];
   const field = [where, ...(issue?.path ?? []).map(String)].filter(Boolean).join('.');
@@ -91,6 +97,11 @@ async function bootstrapAdmin(ctx: AppContext): Promise<string | undefined> {
 
 /** Builds the whole server (database opened and migrated) without listening yet. */
 export async function createServer(config: ServerConfig, deps: ServerDeps = {}): Promise<ClpServer> {
+  // Refused before anything is opened: a guessable admin token is a server anyone may run.
+  const weak = config.bootstrapToken
+    ? weakTokenReason('CLP_BOOTSTRAP_TOKEN', config.bootstrapToken)
+    : undefined;
+  if (weak) throw new Error(weak);
   const clock = deps.clock ?? systemClock;
   const log = pino(
     { level: config.logLevel, base: { service: 'clp-server' }, timestamp: pino.stdTimeFunctions.isoTime },
@@ -172,7 +183,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       res.locals.principal = await authenticate(ctx, route.access, req.headers.authorization, ip);
       if (route.body === 'binary') {
         const type = req.headers['content-type'] ?? '';
-        if (!type.startsWith('application/octet-stream')) {
+        if (mediaType(type) !== 'application/octet-stream') {
           throw new ServerError(
             'CLP_E_UNSUPPORTED_MEDIA_TYPE',
             `send the .clp file as the raw body with Content-Type: application/octet-stream (got ${type || 'none'})`,
@@ -227,6 +238,9 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       res.destroy();
       return;
     }
+    // An error describes this request only: no cache keeps it, and no validator of content goes with it.
+    res.removeHeader('ETag');
+    res.setHeader('Cache-Control', 'no-store');
     if (isClpError(err)) {
       const status = httpStatusFor(err.code);
       const field = (err as ServerError).field;

@@ -58,6 +58,7 @@ describe.each(drivers())('blob downloads on $name', (driver) => {
   it('answers 304 to a matching If-None-Match', async () => {
     const res = await fetch(`${s.url}/v1/blobs/${sha}`, { headers: { 'if-none-match': `"${sha}"` } });
     expect(res.status).toBe(304);
+    expect(res.headers.get('etag')).toBe(`"${sha}"`);
     const other = await fetch(`${s.url}/v1/blobs/${sha}`, { headers: { 'if-none-match': '"other"' } });
     expect(other.status).toBe(200);
   });
@@ -75,10 +76,12 @@ describe.each(drivers())('blob downloads on $name', (driver) => {
     expect(Buffer.from(await res.arrayBuffer())).toEqual(bytes.subarray(start, end + 1));
   });
 
-  it('answers 416 with the size to a range past the end', async () => {
+  it('answers 416 with the size to a range past the end, neither cacheable nor carrying the ETag', async () => {
     const res = await fetch(`${s.url}/v1/blobs/${sha}`, { headers: { range: `bytes=${bytes.length}-` } });
     expect(res.status).toBe(416);
     expect(res.headers.get('content-range')).toBe(`bytes */${bytes.length}`);
+    expect(res.headers.get('etag')).toBeNull();
+    expect(res.headers.get('cache-control')).toBe('no-store');
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
       'CLP_E_RANGE_NOT_SATISFIABLE',
     );
@@ -92,9 +95,11 @@ describe.each(drivers())('blob downloads on $name', (driver) => {
     expect(Buffer.from(await res.arrayBuffer())).toEqual(bytes);
   });
 
-  it('answers 404 for an unknown sha256', async () => {
+  it('answers 404 for an unknown sha256, which no cache keeps (it may be uploaded later)', async () => {
     const res = await fetch(`${s.url}/v1/blobs/${'f'.repeat(64)}`);
     expect(res.status).toBe(404);
+    expect(res.headers.get('etag')).toBeNull();
+    expect(res.headers.get('cache-control')).toBe('no-store');
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('CLP_E_NOT_FOUND');
   });
 

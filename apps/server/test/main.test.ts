@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -114,14 +115,15 @@ describe('the server program', () => {
     expect(first.output()).toMatch(/"msg":"shutting down"/);
 
     // Same data folder: the token is not printed again and still works; CLP_BOOTSTRAP_TOKEN adds one.
+    const fromEnvironment = `clp_adm_${randomBytes(32).toString('hex')}`;
     const second = await launch({
       PORT: '0',
       CLP_DATA_DIR: dataDir,
-      CLP_BOOTSTRAP_TOKEN: 'clp_adm_from-the-environment-0123456789',
+      CLP_BOOTSTRAP_TOKEN: fromEnvironment,
     });
     expect(second.output()).not.toContain('first admin token');
     expect(second.output()).toContain('CLP_BOOTSTRAP_TOKEN');
-    for (const t of [token!, 'clp_adm_from-the-environment-0123456789']) {
+    for (const t of [token!, fromEnvironment]) {
       expect(
         (await fetch(`${second.url}/v1/tiers`, { headers: { authorization: `Bearer ${t}` } })).status,
       ).toBe(200);
@@ -145,6 +147,27 @@ describe('the server program', () => {
       await db.drop();
     }
   });
+
+  it.each(['fleet-admin-token', 'clp_adm_short', `clp_adm_${'ab'.repeat(40)}`])(
+    'refuses to start with a bootstrap token as weak as %s, saying why',
+    async (weak) => {
+      const dataDir = await mkdtemp(join(tmpdir(), 'clp-main-weak-'));
+      dirs.push(dataDir);
+      const proc = spawn(process.execPath, [entry], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? '', PORT: '0', CLP_DATA_DIR: dataDir, CLP_BOOTSTRAP_TOKEN: weak },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let err = '';
+      proc.stderr!.on('data', (c: Buffer) => {
+        err += c.toString();
+      });
+      const code = await new Promise<number | null>((done) => proc.once('exit', done));
+      expect(code).toBe(1);
+      expect(err).toMatch(/CLP_BOOTSTRAP_TOKEN is too weak .* at least 128 are needed/);
+      expect(err).not.toContain(weak);
+    },
+  );
 
   it('refuses a PORT that is not a port number', async () => {
     const proc = spawn(process.execPath, [entry], {

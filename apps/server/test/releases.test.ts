@@ -336,10 +336,47 @@ describe.each(drivers())('release uploads on $name', (driver) => {
     // A key added to the folder is trusted at the next upload.
     const added = await writeKeyPair(join(work, 'keys'), 'added-later');
     const later = await signed('CLP1251204', validZipEntries(xmlMeta({ name: 'CLP1251204' })), added);
-    expect((await upload(later)).body.error?.code).toBe('CLP_E_UNKNOWN_KEY');
+    const unknown = await upload(later);
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.error.code).toBe('CLP_E_UNKNOWN_KEY');
     await writeFile(join(keysDir, 'added-later.pub'), await readFile(added.pubFile));
     const accepted = await upload(later);
     expect(accepted.status).toBe(201);
     expect(accepted.body.signerKeyId).toBe(added.keyId);
+  });
+
+  it("refuses a release signed by an untrusted key without showing the server's key folder", async () => {
+    const stranger = await writeKeyPair(join(work, 'keys'), 'stranger');
+    const bytes = await signed('CLP1251205', validZipEntries(xmlMeta({ name: 'CLP1251205' })), stranger);
+    const res = await upload(bytes);
+    expect(res.status).toBe(422);
+    expect(res.body.error.code).toBe('CLP_E_UNKNOWN_KEY');
+    expect(res.body.error.message).toContain(stranger.keyId);
+    expect(res.body.error.message).toContain("the server's trusted keys folder");
+    expect(res.body.error.message).not.toContain(keysDir);
+    expect(res.body.error.message).not.toContain(s.dataDir);
+  });
+
+  it.each(['application/octet-streamx', 'application/octet-stream-x; charset=binary', 'text/plain'])(
+    'refuses an upload sent as %s with 415',
+    async (type) => {
+      const res = await s.call('POST', '/v1/releases', {
+        token: s.admin,
+        body: Buffer.from('not looked at'),
+        headers: { 'content-type': type },
+      });
+      expect(res.status).toBe(415);
+      expect(res.body.error.code).toBe('CLP_E_UNSUPPORTED_MEDIA_TYPE');
+    },
+  );
+
+  it('takes an upload whose content type carries parameters or capitals', async () => {
+    const bytes = await signed('CLP1251206', validZipEntries(xmlMeta({ name: 'CLP1251206' })));
+    const res = await s.call('POST', '/v1/releases', {
+      token: s.admin,
+      body: bytes,
+      headers: { 'content-type': 'Application/Octet-Stream; charset=binary' },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
   });
 });
