@@ -1,14 +1,17 @@
-import { mkdir, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PatchMeta } from '@clp/format';
-import { fsyncDir } from './durable.ts';
+import { fsyncDir, fsyncFile } from './durable.ts';
+import type { TransactionOp } from './journal.ts';
 import {
   appendHistory,
   type InstalledPatch,
+  PACKAGES_DIR,
   PATCHES_DIR,
   patchDirOf,
   readIndex,
   readPatchRecord,
+  revertDirOf,
   writeIndex,
   writePatchRecord,
 } from './state.ts';
@@ -31,6 +34,25 @@ export interface UninstallInfo {
   /** Folders the install created, top first; removed when empty once the files are gone. */
   removeDirs?: string[];
 }
+
+export interface PkgRevertInfo {
+  [key: string]: unknown;
+  patch: { name: string };
+  root?: string;
+  /** What the revert does, as ROOT/var/lib/clp/packages/reverts.jsonl records it. */
+  revert: {
+    name: string;
+    packageManager: string;
+    fromVersion: string | null;
+    toVersion: string;
+    origin: string;
+    packageFile: string;
+    /** Where the previous version's file is kept once the revert is finished. */
+    keptFile: string | null;
+  };
+}
+
+const REVERTS_LOG = 'reverts.jsonl';
 
 async function exists(path: string): Promise<boolean> {
   return (await stat(path).catch(() => null)) !== null;
@@ -103,6 +125,56 @@ export async function finishUninstall(stateDir: string, tx: string, info: Uninst
     name,
     result: 'uninstalled',
   });
+}
+
+/**
+ * After the commit point of a pkg revert: its folder (the previous version's package file) becomes
+ * ROOT/var/lib/clp/packages/NAME in place of the last revert's, whose kept file is no longer the
+ * way back; then reverts.jsonl and the history get their line. Every part can run again.
+ */
+export async function finishPkgRevert(stateDir: string, tx: string, info: PkgRevertInfo): Promise<void> {
+  const { name } = info.revert;
+  const txDir = txDirOf(stateDir, tx);
+  if (await exists(txDir)) {
+    const dest = revertDirOf(stateDir, name);
+    await mkdir(join(stateDir, PACKAGES_DIR), { recursive: true });
+    await rm(dest, { recursive: true, force: true });
+    await rename(txDir, dest);
+    await fsyncDir(join(stateDir, PACKAGES_DIR));
+  }
+  const log = join(stateDir, PACKAGES_DIR, REVERTS_LOG);
+  const lines = await readFile(log, 'utf8').catch(() => '');
+  if (!lines.split('\n').some((l) => l.includes(`"tx":${JSON.stringify(tx)}`))) {
+    await appendFile(log, `${JSON.stringify({ at: new Date().toISOString(), tx, ...info.revert })}\n`);
+    await fsyncFile(log);
+  }
+  const r = info.revert;
+  await appendHistory(stateDir, {
+    at: new Date().toISOString(),
+    tx,
+    op: 'pkg-revert',
+    name,
+    result: 'installed',
+    message: `${name} ${r.fromVersion ?? '(not installed)'} -> ${r.toVersion} (${r.packageManager})`,
+  });
+}
+
+/** The bookkeeping after the commit point of each kind of transaction; recovery runs it again after a crash. */
+export function finishTransaction(
+  op: TransactionOp,
+  stateDir: string,
+  tx: string,
+  steps: StepRecord[],
+  info: Record<string, unknown>,
+): Promise<void> {
+  switch (op) {
+    case 'install':
+      return finishInstall(stateDir, tx, steps, info as InstallInfo);
+    case 'uninstall':
+      return finishUninstall(stateDir, tx, info as UninstallInfo);
+    case 'pkg-revert':
+      return finishPkgRevert(stateDir, tx, info as PkgRevertInfo);
+  }
 }
 
 /** Marks a patch as failed on this machine (a later install refuses it unless retryFailed). */

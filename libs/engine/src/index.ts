@@ -2,16 +2,9 @@ export { ENGINE_ERROR_CODES, EngineError, type EngineErrorCode, type Refusal } f
 export type { CheckResult } from './health-check.ts';
 export { hostArchitecture } from './host.ts';
 export { type InstallOptions, type InstallResult, installPatch, type Progress } from './install.ts';
-export {
-  finishInterruptedRevert,
-  PACKAGE_ERROR_CODES,
-  PackageError,
-  type PackageErrorCode,
-  type RevertOptions,
-  type RevertResult,
-  revertPackage,
-} from './package-managers/index.ts';
+export { PACKAGE_ERROR_CODES, PackageError, type PackageErrorCode } from './package-managers/index.ts';
 export { keysDirOf, logFileOf, stateDirOf } from './paths.ts';
+export { type RevertOptions, type RevertResult, revertPackage } from './pkg-revert.ts';
 export {
   type EngineStatus,
   type Explanation,

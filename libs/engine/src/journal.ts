@@ -5,11 +5,11 @@ import { fsyncDir } from './durable.ts';
 import { EngineError } from './errors.ts';
 import type { StepRecord } from './step.ts';
 
-export type TransactionOp = 'install' | 'uninstall';
+export type TransactionOp = 'install' | 'uninstall' | 'pkg-revert';
 
 /** What the bookkeeping after the commit point needs; written with `begin`, so recovery can finish it. */
 export interface TransactionInfo {
-  /** The patch summary to record (install) or to forget (uninstall). */
+  /** The patch summary to record (install) or to forget (uninstall); the package of a pkg-revert. */
   patch: { name: string };
   /** The root the step records were made under (see rebase.ts). */
   root?: string;

@@ -1,6 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { finishInstall, finishUninstall, type InstallInfo, type UninstallInfo } from './bookkeeping.ts';
+import { finishTransaction } from './bookkeeping.ts';
 import { EngineError } from './errors.ts';
 import { Journal, readJournal } from './journal.ts';
 import { acquireLock } from './lock.ts';
@@ -77,9 +77,7 @@ export async function recoverLocked(root: string, log: (line: string) => void): 
     }
     if (committed && !rollingBack) {
       log(`recover: ${begin.op} of ${name} (transaction ${begin.tx}) passed its commit point; finishing it`);
-      if (begin.op === 'install')
-        await finishInstall(stateDir, begin.tx, steps, info as unknown as InstallInfo);
-      else await finishUninstall(stateDir, begin.tx, info as unknown as UninstallInfo);
+      await finishTransaction(begin.op, stateDir, begin.tx, steps, info);
       await journal.append({ t: 'end', result: 'committed' });
       await journal.remove();
       await removeOrphanTxDirs(stateDir, null);

@@ -46,7 +46,7 @@ export interface PatchRecord {
 export interface HistoryEntry {
   at: string;
   tx: string;
-  op: 'install' | 'uninstall' | 'recover' | 'check';
+  op: 'install' | 'uninstall' | 'recover' | 'check' | 'pkg-revert';
   name: string;
   result: 'installed' | 'uninstalled' | 'rolled-back' | 'failed' | 'refused';
   code?: string;
@@ -56,10 +56,16 @@ export interface HistoryEntry {
 export const INDEX_FILE = 'index.json';
 export const HISTORY_FILE = 'history.jsonl';
 export const PATCHES_DIR = 'patches';
+/** The folders of `pkg revert`s, one a package: the version it replaced, kept for going back. */
+export const PACKAGES_DIR = 'packages';
 export const TX_DIR = 'tx';
 
 export function patchDirOf(stateDir: string, name: string): string {
   return join(stateDir, PATCHES_DIR, name);
+}
+
+export function revertDirOf(stateDir: string, packageName: string): string {
+  return join(stateDir, PACKAGES_DIR, packageName);
 }
 
 export async function readIndex(stateDir: string): Promise<StateIndex> {

@@ -1,5 +1,5 @@
 import { undoFileStep } from './file-step.ts';
-import { undoPackageStep } from './package-managers/index.ts';
+import { undoPackageStep } from './package-managers/package-step.ts';
 import { undoScriptStep } from './script-step.ts';
 import { undoServiceStep } from './service-step.ts';
 import type { StepKind, UndoStep } from './step.ts';
@@ -7,7 +7,7 @@ import type { StepKind, UndoStep } from './step.ts';
 /** How each kind of step is taken back, from its journaled record alone. */
 export const UNDO: Record<StepKind, UndoStep> = {
   file: undoFileStep,
-  package: (record, ctx) => undoPackageStep(record, ctx),
+  package: undoPackageStep,
   service: undoServiceStep,
   script: undoScriptStep,
 };

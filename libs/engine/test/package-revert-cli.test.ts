@@ -14,8 +14,15 @@ const missing = [
 if (missing.length > 0) console.warn(`skipped: needs ${missing.join(', ')} (clpctl pkg revert tests)`);
 
 function clpctl(...args: string[]) {
-  const r = spawnSync(process.execPath, [CLPCTL, ...args], { encoding: 'utf8' });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  return clpctlWith({}, ...args);
+}
+
+function clpctlWith(env: Record<string, string>, ...args: string[]) {
+  const r = spawnSync(process.execPath, [CLPCTL, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
 describe.skipIf(missing.length > 0)('clpctl pkg revert', () => {
@@ -51,6 +58,48 @@ describe.skipIf(missing.length > 0)('clpctl pkg revert', () => {
       changed: true,
       packageManager: 'pacman',
     });
+  });
+
+  it('killed after each of its journal writes, pkg revert is rolled back by recover before its commit point and finished after it', async () => {
+    const pm = new PacmanManager(root);
+    const writes = ['begin', 'run', 'done', 'commit', 'end'];
+    const seen: string[] = [];
+    for (const [i, write] of writes.entries()) {
+      const killed = clpctlWith(
+        { CLP_TEST_KILL_AT_STEP: String(i + 1) },
+        '--root',
+        root,
+        'pkg',
+        'revert',
+        'tool',
+        '1.0-1',
+      );
+      expect(killed.signal, `kill after ${write}: ${killed.stderr}`).toBe('SIGKILL');
+      const recovered = clpctl('--root', root, '--json', 'recover');
+      expect(recovered.code, recovered.stderr).toBe(0);
+      const action = JSON.parse(recovered.stdout).action as string;
+      const pastCommit = i >= writes.indexOf('commit');
+      expect(await pm.installedVersion('tool'), `kill after ${write}`).toBe(pastCommit ? '1.0-1' : '2.0-1');
+      expect(action, `kill after ${write}`).toBe(
+        pastCommit ? (write === 'end' ? 'nothing' : 'finished') : 'rolled-back',
+      );
+      seen.push(`${write}:${action}`);
+      if (pastCommit) expect(clpctl('--root', root, 'pkg', 'revert', 'tool', '2.0-1').code).toBe(0);
+      expect(await pm.installedVersion('tool')).toBe('2.0-1');
+    }
+    const history = JSON.parse(clpctl('--root', root, '--json', 'history').stdout) as Array<{
+      op: string;
+      result: string;
+    }>;
+    expect(history.filter((h) => h.op === 'recover' && h.result === 'rolled-back')).toHaveLength(3);
+    expect(history.filter((h) => h.op === 'pkg-revert' && h.result === 'installed')).toHaveLength(4);
+    expect(seen).toEqual([
+      'begin:rolled-back',
+      'run:rolled-back',
+      'done:rolled-back',
+      'commit:finished',
+      'end:nothing',
+    ]);
   });
 
   it('a version in no cache exits 10 with the error code', () => {

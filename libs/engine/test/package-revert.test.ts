@@ -1,11 +1,14 @@
-import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readHistory, recover } from '../src/index.ts';
+import { Journal } from '../src/journal.ts';
 import { DpkgManager } from '../src/package-managers/dpkg.ts';
 import type { PackageManager } from '../src/package-managers/package-manager.ts';
 import { preparePackageStep } from '../src/package-managers/package-step.ts';
 import { PacmanManager } from '../src/package-managers/pacman.ts';
-import { finishInterruptedRevert, revertPackage } from '../src/package-managers/revert.ts';
+import { revertPackage } from '../src/pkg-revert.ts';
+import { txDirOf } from '../src/transaction.ts';
 import {
   hasTool,
   makeDeb,
@@ -91,7 +94,8 @@ for (const driver of drivers) {
         origin: 'cache',
         packageManager: driver.kind,
       });
-      expect(result.keptFile?.startsWith(join(stateDir(), 'packages'))).toBe(true);
+      expect(result.keptFile?.startsWith(join(stateDir(), 'packages/tool/'))).toBe(true);
+      expect((await stat(result.keptFile as string)).isFile()).toBe(true);
       expect(await pm.installedVersion('tool')).toBe('1.0-1');
       expect(await readFile(join(root, 'usr/share/tool/version'), 'utf8')).toBe('1\n');
 
@@ -102,6 +106,17 @@ for (const driver of drivers) {
 
       const lines = (await readFile(join(stateDir(), 'packages/reverts.jsonl'), 'utf8')).trim().split('\n');
       expect(lines.map((l) => JSON.parse(l).toVersion)).toEqual(['1.0-1', '2.0-1']);
+      // Each revert is a transaction of its own, in the history; only the last one's kept file stays.
+      const history = await readHistory({ root });
+      expect(history.map((h) => [h.op, h.name, h.result, h.message])).toEqual([
+        ['pkg-revert', 'tool', 'installed', `tool 2.0-1 -> 1.0-1 (${driver.kind})`],
+        ['pkg-revert', 'tool', 'installed', `tool 1.0-1 -> 2.0-1 (${driver.kind})`],
+      ]);
+      expect((await readdir(join(stateDir(), 'packages'))).sort()).toEqual(['reverts.jsonl', 'tool']);
+      expect(back.keptFile?.startsWith(join(stateDir(), 'packages/tool/'))).toBe(true);
+      expect(await pm.inspectFile(back.keptFile as string)).toMatchObject({ version: '1.0-1' });
+      await expect(stat(result.keptFile as string)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(await readdir(join(stateDir(), 'tx')).catch(() => [])).toEqual([]);
       expect(await readFile(join(root, 'var/log/CLP.log'), 'utf8')).toMatch(
         /pkg revert: tool is now at 1\.0-1/,
       );
@@ -172,15 +187,22 @@ for (const driver of drivers) {
       expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_MANAGER_FAILED', details: { tool: driver.kind } });
       expect(await pm.installedVersion('tool')).toBe('1.0-1');
       expect(await snapshot(root, ['usr'])).toEqual(before);
-      await expect(readFile(join(stateDir(), 'packages/pending.json'))).rejects.toThrow();
+      await expect(readFile(join(stateDir(), 'journal'))).rejects.toMatchObject({ code: 'ENOENT' });
+      expect((await readHistory({ root })).at(-1)).toMatchObject({
+        op: 'pkg-revert',
+        result: 'rolled-back',
+        code: 'CLP_E_PACKAGE_MANAGER_FAILED',
+      });
     });
 
-    it('a revert interrupted after the package manager ran is undone by the next one', async () => {
+    it('a pkg revert interrupted after its package manager ran is rolled back by recover, from the journal', async () => {
       await toCache(v1);
       await toCache(v2);
       await pm.installFile(v1);
-      // What a kill -9 right after the package manager finished leaves: the pending record and the new version.
-      const txDir = join(stateDir(), 'packages', 'killed');
+      // What a kill -9 between the package manager's end and the commit point leaves: the journal
+      // of the pkg-revert transaction with its step run, and the new version installed.
+      const tx = 'killed-revert';
+      const txDir = txDirOf(stateDir(), tx);
       const step = await preparePackageStep(
         { type: 'package', action: 'set-version', name: 'tool', version: '2.0-1' },
         {
@@ -193,13 +215,35 @@ for (const driver of drivers) {
           allowIrreversible: false,
         },
       );
-      await writeFile(join(stateDir(), 'packages/pending.json'), JSON.stringify(step.record));
+      const journal = await Journal.create(stateDir(), {
+        t: 'begin',
+        tx,
+        op: 'pkg-revert',
+        at: new Date().toISOString(),
+        steps: [step.record],
+        info: { patch: { name: 'tool' }, root },
+      });
+      await journal.append({ t: 'run', steps: [0] });
       await step.run();
+      await journal.append({ t: 'done', steps: [0] });
+      await journal.close();
       expect(await pm.installedVersion('tool')).toBe('2.0-1');
 
-      expect(await finishInterruptedRevert({ root })).toMatch(/set package tool 1\.0-1 -> 2\.0-1/);
+      expect(await recover({ root })).toMatchObject({
+        action: 'rolled-back',
+        op: 'pkg-revert',
+        patch: 'tool',
+      });
       expect(await pm.installedVersion('tool')).toBe('1.0-1');
-      expect(await finishInterruptedRevert({ root })).toBeNull();
+      expect(await readFile(join(root, 'usr/share/tool/version'), 'utf8')).toBe('1\n');
+      await expect(stat(txDir)).rejects.toMatchObject({ code: 'ENOENT' });
+      expect((await readHistory({ root })).at(-1)).toMatchObject({
+        op: 'recover',
+        name: 'tool',
+        result: 'rolled-back',
+        message: 'interrupted pkg-revert rolled back',
+      });
+      expect(await recover({ root })).toMatchObject({ action: 'nothing' });
     });
   });
 }

@@ -1,5 +1,6 @@
 import { revertPackage } from '@clp/engine';
 import { note, printResult } from '../output.ts';
+import { recoveredNote } from './engine-output.ts';
 import type { RegisterCommand } from './index.ts';
 
 interface RevertFlags {
@@ -14,7 +15,7 @@ export const pkg: RegisterCommand = (program, globals) => {
   group
     .command('revert')
     .description(
-      "set an installed package to VERSION from the local package cache (or --file); the current version's package file is kept so that it can be put back",
+      "set an installed package to VERSION from the local package cache (or --file), as one transaction (journaled, finished or rolled back by recover, in history); the current version's package file is kept so that it can be put back",
     )
     .argument('<package>', 'package name')
     .argument('<version>', 'version to set, as the package manager writes it (e.g. 550.78-1)')
@@ -37,10 +38,9 @@ export const pkg: RegisterCommand = (program, globals) => {
         allowIrreversible: flags.allowIrreversible ?? false,
         ...(g.verbose && !g.json ? { log: (line: string) => note(line) } : {}),
       });
+      if (!g.json) recoveredNote(result.recovered);
       printResult(g, result, () => {
         const lines: string[] = [];
-        if (result.finishedInterrupted !== undefined)
-          lines.push(`first undid an interrupted revert: ${result.finishedInterrupted}`);
         if (!result.changed) {
           lines.push(`${name} is already at ${version} (${result.packageManager}); nothing changed`);
           return lines.join('\n');

@@ -20,4 +20,3 @@ export {
   undoPackageStep,
 } from './package-step.ts';
 export { PacmanManager, parsePkgInfo } from './pacman.ts';
-export { finishInterruptedRevert, type RevertOptions, type RevertResult, revertPackage } from './revert.ts';
