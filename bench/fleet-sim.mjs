@@ -15,7 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import postgres from 'postgres';
+import pg from 'pg';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values: args } = parseArgs({
@@ -139,12 +139,13 @@ const quantile = (sorted, q) =>
 
 // ---------------------------------------------------------------- setup
 async function freshDatabase() {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const admin = new pg.Client({ connectionString: ADMIN_URL });
+  await admin.connect();
   try {
-    await admin.unsafe(`drop database if exists ${DB_NAME} with (force)`);
-    await admin.unsafe(`create database ${DB_NAME}`);
+    await admin.query(`drop database if exists ${DB_NAME} with (force)`);
+    await admin.query(`create database ${DB_NAME}`);
   } finally {
-    await admin.end({ timeout: 5 });
+    await admin.end();
   }
   const url = new URL(ADMIN_URL);
   url.pathname = `/${DB_NAME}`;

@@ -8,7 +8,7 @@ import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import postgres from 'postgres';
+import pg from 'pg';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const RESULTS = join(REPO, 'bench/results');
@@ -57,17 +57,20 @@ export function freePort() {
 
 /** Drops and creates the `clp_bench` database. */
 export async function freshDatabase() {
-  const admin = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const admin = sql(ADMIN_URL, 1);
   try {
-    await admin.unsafe('drop database if exists clp_bench with (force)');
-    await admin.unsafe('create database clp_bench');
+    await admin.query('drop database if exists clp_bench with (force)');
+    await admin.query('create database clp_bench');
   } finally {
-    await admin.end({ timeout: 5 });
+    await admin.end();
   }
 }
 
-export function sql() {
-  return postgres(BENCH_URL, { max: 4, onnotice: () => {} });
+/** A small connection pool to the bench database (or `url`): `query(text, values)`, `end()`. */
+export function sql(url = BENCH_URL, max = 4) {
+  const pool = new pg.Pool({ connectionString: url, max });
+  pool.on('error', () => {});
+  return pool;
 }
 
 /** Waits until url answers 2xx (or any HTTP status with anyStatus). */
@@ -188,16 +191,18 @@ export async function seedFleet(server, { machines, rollouts }) {
   const db = sql();
   const started = performance.now();
   try {
-    await db`
-      insert into machines (id, credential_hash, hostname, arch, os_id, os_version, facts, tier, tags, enrolled_at)
+    await db.query(
+      `insert into machines (id, credential_hash, hostname, arch, os_id, os_version, facts, tier, tags, enrolled_at)
       select 'bench-' || lpad(i::text, 6, '0'),
              encode(sha256(convert_to('clp_mch_bench_' || i, 'UTF8')), 'hex'),
              'bench-' || i, 'x86_64', 'vincent', '2025.11',
-             ${db.json(FACTS)}::jsonb,
+             $1::jsonb,
              (array['edge','beta','stable'])[1 + i % 3],
              jsonb_build_array('site=s' || (i % 10)),
              now()
-      from generate_series(1, ${machines}) as i`;
+      from generate_series(1, $2::int) as i`,
+      [JSON.stringify(FACTS), machines],
+    );
     for (let k = 1; k <= rollouts; k++) {
       const name = `CLP1${String(2511 * 100 + k).padStart(6, '0')}`;
       const id = createHash('sha256').update(`bench-release-${k}`).digest('hex');
@@ -210,13 +215,15 @@ export async function seedFleet(server, { machines, rollouts }) {
         actions: [],
         dialect: 'xml',
       };
-      await db`
-        insert into releases (id, sha256, name, series, version, arch, meta, signer_key_id, size, uploaded_by, uploaded_at)
-        values (${id}, ${id}, ${name}, ${meta.series}, '1', 'any', ${db.json(meta)}::jsonb, 'bench', ${40_000 + k}, 'bench', now())`;
+      await db.query(
+        `insert into releases (id, sha256, name, series, version, arch, meta, signer_key_id, size, uploaded_by, uploaded_at)
+        values ($1, $1, $2, $3, '1', 'any', $4::jsonb, 'bench', $5, 'bench', now())`,
+        [id, name, meta.series, JSON.stringify(meta), 40_000 + k],
+      );
     }
-    await db`analyze`;
+    await db.query('analyze');
   } finally {
-    await db.end({ timeout: 5 });
+    await db.end();
   }
   log(
     `inserted ${machines} machines and ${rollouts} releases in ${Math.round(performance.now() - started)} ms`,
@@ -368,13 +375,14 @@ export function cpuSeconds(pids) {
 
 /** Process ids of the PostgreSQL backends serving clp_bench (empty when PostgreSQL is not on this machine). */
 export async function backendPids() {
-  const db = postgres(ADMIN_URL, { max: 1, onnotice: () => {} });
+  const db = sql(ADMIN_URL, 1);
   try {
-    const rows =
-      await db`select pid from pg_stat_activity where datname = 'clp_bench' and pid <> pg_backend_pid()`;
+    const { rows } = await db.query(
+      `select pid from pg_stat_activity where datname = 'clp_bench' and pid <> pg_backend_pid()`,
+    );
     return rows.map((r) => r.pid).filter((pid) => existsSync(`/proc/${pid}/stat`));
   } finally {
-    await db.end({ timeout: 5 });
+    await db.end();
   }
 }
 

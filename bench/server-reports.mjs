@@ -31,12 +31,13 @@ async function countReports() {
   const db = sql();
   try {
     // One statement, so one snapshot: rows and counters are read at the same moment.
-    const [row] = await db`
-      select (select count(*) from reports)::int as rows,
-             (select coalesce(sum(applied + failed), 0) from rollout_counters)::int as counted`;
-    return row;
+    const { rows } = await db.query(
+      `select (select count(*) from reports)::int as rows,
+             (select coalesce(sum(applied + failed), 0) from rollout_counters)::int as counted`,
+    );
+    return rows[0];
   } finally {
-    await db.end({ timeout: 5 });
+    await db.end();
   }
 }
 

@@ -4,12 +4,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
+import { drizzle as drizzlePostgres } from 'drizzle-orm/node-postgres';
+import { migrate as migratePostgres } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
-import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator';
-import postgres from 'postgres';
+import pg from 'pg';
+import { type ChangeListener, listenForChanges } from './changes.ts';
 import { schema } from './schema.ts';
 
 /** The query builder shared by both drivers. */
@@ -20,6 +21,12 @@ export interface DatabaseHandle {
   kind: 'pglite' | 'postgres';
   /** Where the data lives, without any password: a folder for PGlite, host/database for PostgreSQL. */
   location: string;
+  /**
+   * Calls `listener.changed(table)` for every change the database announces on the change
+   * channel (see the change triggers in the migrations), from any server process. PGlite is one
+   * process, so there is nothing to hear: its handle returns at once and never calls back.
+   */
+  listen(listener: ChangeListener): Promise<{ close(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -30,7 +37,15 @@ export interface OpenDatabaseOptions {
   dataDir: string;
   /** PostgreSQL pool size (default 20). */
   poolSize?: number;
+  /** Called when an idle PostgreSQL connection fails (the pool replaces it on the next query). */
+  onConnectionError?: (error: Error) => void;
 }
+
+/**
+ * How long a request waits for a PostgreSQL connection before it fails (then answered 503). A
+ * stopped database refuses at once; this bounds the wait for one that does not answer at all.
+ */
+const CONNECT_TIMEOUT_MS = 2000;
 
 const urls = new WeakMap<DatabaseHandle, string>();
 
@@ -38,19 +53,22 @@ const urls = new WeakMap<DatabaseHandle, string>();
 export async function openDatabase(options: OpenDatabaseOptions): Promise<DatabaseHandle> {
   const url = options.url?.trim();
   if (url) {
-    const client = postgres(url, {
+    const pool = new pg.Pool({
+      connectionString: url,
       max: options.poolSize ?? 20,
-      onnotice: () => {},
-      // Prepared statements make repeated poll queries cheaper on the server.
-      prepare: true,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
     });
-    const db = drizzlePostgres(client, { schema }) as unknown as Database;
+    // Without a listener, an idle connection cut by a database restart would crash the process.
+    pool.on('error', (error) => options.onConnectionError?.(error));
+    const db = drizzlePostgres(pool, { schema }) as unknown as Database;
     const parsed = new URL(url);
     const handle: DatabaseHandle = {
       db,
       kind: 'postgres',
       location: `${parsed.hostname}:${parsed.port || '5432'}${parsed.pathname}`,
-      close: () => client.end({ timeout: 5 }),
+      listen: (listener) => listenForChanges(url, listener),
+      close: () => pool.end(),
     };
     urls.set(handle, url);
     return handle;
@@ -67,7 +85,13 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   }
   await client.waitReady;
   const db = drizzlePglite(client, { schema }) as unknown as Database;
-  return { db, kind: 'pglite', location, close: () => client.close() };
+  return {
+    db,
+    kind: 'pglite',
+    location,
+    listen: async () => ({ close: async () => {} }),
+    close: () => client.close(),
+  };
 }
 
 /**
@@ -104,7 +128,9 @@ export async function migrate(handle: DatabaseHandle): Promise<void> {
   const url = urls.get(handle);
   if (!url) throw new Error('migrate: this handle was not made by openDatabase');
   // One dedicated connection holds the session-level advisory lock for the whole migration.
-  const client = postgres(url, { max: 1, onnotice: () => {} });
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+  client.on('error', () => {});
+  await client.connect();
   try {
     const db = drizzlePostgres(client);
     await db.execute(sql`select pg_advisory_lock(${MIGRATION_LOCK})`);
@@ -114,16 +140,25 @@ export async function migrate(handle: DatabaseHandle): Promise<void> {
       await db.execute(sql`select pg_advisory_unlock(${MIGRATION_LOCK})`);
     }
   } finally {
-    await client.end({ timeout: 5 });
+    await client.end();
   }
 }
 
-/** True when the database answers a trivial query. */
-export async function ping(handle: DatabaseHandle): Promise<boolean> {
+/** True when the database answers a trivial query within `timeoutMs`. */
+export async function ping(handle: DatabaseHandle, timeoutMs = 2000): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
   try {
-    await handle.db.execute(sql`select 1`);
-    return true;
-  } catch {
-    return false;
+    return await Promise.race([
+      handle.db.execute(sql`select 1`).then(
+        () => true,
+        () => false,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }

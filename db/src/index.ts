@@ -1,3 +1,4 @@
+export { CHANGE_CHANNEL, type ChangeListener } from './changes.ts';
 export {
   type Database,
   type DatabaseHandle,
@@ -11,6 +12,8 @@ export {
   ADMIN_ROLES,
   type AdminRole,
   adminTokens,
+  blobChunks,
+  blobs,
   enrollmentTokens,
   type InstalledPatchRecord,
   machines,
@@ -27,4 +30,4 @@ export {
   schema,
   tiers,
 } from './schema.ts';
-export { createTestDatabase, type TestDatabase } from './test-database.ts';
+export { createTestDatabase, queryOnce, type TestDatabase } from './test-database.ts';

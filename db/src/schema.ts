@@ -1,6 +1,7 @@
 import {
   bigint,
   bigserial,
+  customType,
   doublePrecision,
   index,
   integer,
@@ -9,6 +10,7 @@ import {
   primaryKey,
   text,
   timestamp,
+  uniqueIndex,
 } from 'drizzle-orm/pg-core';
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
@@ -49,7 +51,11 @@ export const adminTokens = pgTable('admin_tokens', {
   revokedAt: ts('revoked_at'),
 });
 
-/** Uploaded releases, content-addressed: the id is the sha256 of the .clp file. */
+/**
+ * Uploaded releases, content-addressed: the id is the sha256 of the .clp file. A patch name
+ * (which carries its version and revision) names one file only: a changed file needs a new
+ * revision, so the name is unique here, not merely checked by the upload handler.
+ */
 export const releases = pgTable(
   'releases',
   {
@@ -67,7 +73,7 @@ export const releases = pgTable(
     yankedAt: ts('yanked_at'),
     yankedBy: text('yanked_by'),
   },
-  (t) => [index('releases_name_idx').on(t.name), index('releases_series_idx').on(t.series)],
+  (t) => [uniqueIndex('releases_name_unique').on(t.name), index('releases_series_idx').on(t.series)],
 );
 
 /** Release channels, ordered (edge → beta → stable by default) and editable. */
@@ -208,6 +214,29 @@ export const reports = pgTable(
   ],
 );
 
+const bytea = customType<{ data: Buffer; driverData: Buffer }>({ dataType: () => 'bytea' });
+
+/** Release files kept in the database (CLP_BLOB_STORE=postgres), so that every host reaches them. */
+export const blobs = pgTable('blobs', {
+  sha256: text('sha256').primaryKey(),
+  size: bigint('size', { mode: 'number' }).notNull(),
+  chunkSize: integer('chunk_size').notNull(),
+  storedAt: ts('stored_at').notNull().defaultNow(),
+});
+
+/** A blob's bytes in fixed-size pieces: reads fetch only the pieces a Range needs. */
+export const blobChunks = pgTable(
+  'blob_chunks',
+  {
+    sha256: text('sha256')
+      .notNull()
+      .references(() => blobs.sha256, { onDelete: 'cascade' }),
+    index: integer('index').notNull(),
+    data: bytea('data').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.sha256, t.index] })],
+);
+
 export const schema = {
   adminTokens,
   releases,
@@ -219,4 +248,6 @@ export const schema = {
   enrollmentTokens,
   machines,
   reports,
+  blobs,
+  blobChunks,
 };

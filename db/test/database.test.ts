@@ -133,7 +133,40 @@ describe.each(drivers())('database on $name', (driver) => {
     const [row] = await handle.db.select().from(rolloutCounters).where(eq(rolloutCounters.rolloutId, 'r-1'));
     expect(row?.applied).toBe(20);
   });
+
+  it('refuses a second file under a patch name already stored, with a unique violation', async () => {
+    const release = (sha: string) => ({
+      id: sha,
+      sha256: sha,
+      name: 'CLP1251124',
+      series: 'CLP251124',
+      version: '1',
+      arch: 'x86_64',
+      meta: {},
+      signerKeyId: '0123456789abcdef',
+      size: 10,
+      uploadedBy: 't',
+    });
+    await handle.db.insert(releases).values(release('b'.repeat(64)));
+    const error = await handle.db
+      .insert(releases)
+      .values(release('c'.repeat(64)))
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(sqlStateOf(error)).toBe('23505');
+  });
 });
+
+function sqlStateOf(error: unknown): string | undefined {
+  let e = error as { code?: unknown; cause?: unknown } | undefined;
+  while (e) {
+    if (typeof e.code === 'string') return e.code;
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}
 
 describe('openDatabase', () => {
   it('keeps PGlite data in DATA_DIR/pglite across restarts', async () => {
@@ -157,6 +190,67 @@ describe('openDatabase', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('change notifications on PostgreSQL', () => {
+  it.skipIf(!process.env.DATABASE_URL)(
+    'tell a listening process when a rollout, a yank or a machine credential changes, and not when a poll is recorded',
+    async () => {
+      const test = await createTestDatabase(process.env.DATABASE_URL!);
+      const writer = await openDatabase({ url: test.url, dataDir: ':memory:', poolSize: 2 });
+      const reader = await openDatabase({ url: test.url, dataDir: ':memory:', poolSize: 2 });
+      const heard: string[] = [];
+      let subscription: { close(): Promise<void> } | undefined;
+      try {
+        await migrate(writer);
+        subscription = await reader.listen({ changed: (table) => heard.push(table), reset: () => {} });
+        const until = async (table: string) => {
+          for (let i = 0; i < 100 && !heard.includes(table); i++) await new Promise((r) => setTimeout(r, 20));
+          return heard.includes(table);
+        };
+        await writer.db.insert(machines).values({
+          id: 'm-n',
+          credentialHash: 'h1',
+          hostname: 'h',
+          arch: 'x86_64',
+          osId: 'debian',
+          facts: {},
+          tier: 'edge',
+          enrolledAt: new Date(),
+        });
+        await writer.db
+          .update(machines)
+          .set({ lastSeenAt: new Date(), facts: { a: 1 } })
+          .where(eq(machines.id, 'm-n'));
+        await new Promise((r) => setTimeout(r, 200));
+        expect(heard).toEqual([]);
+        await writer.db.update(machines).set({ revokedAt: new Date() }).where(eq(machines.id, 'm-n'));
+        expect(await until('machines')).toBe(true);
+        await writer.db.insert(releases).values({
+          id: 'd'.repeat(64),
+          sha256: 'd'.repeat(64),
+          name: 'CLP1251125',
+          series: 'CLP251125',
+          version: '1',
+          arch: 'x86_64',
+          meta: {},
+          signerKeyId: '0123456789abcdef',
+          size: 10,
+          uploadedBy: 't',
+        });
+        await writer.db
+          .update(releases)
+          .set({ yankedAt: new Date() })
+          .where(eq(releases.id, 'd'.repeat(64)));
+        expect(await until('releases')).toBe(true);
+      } finally {
+        await subscription?.close();
+        await writer.close();
+        await reader.close();
+        await test.drop();
+      }
+    },
+  );
 });
 
 describe('migrations on PostgreSQL', () => {

@@ -30,12 +30,11 @@ const NETWORK_CODES = new Set([
   'EHOSTUNREACH',
   'ENOTFOUND',
   'EAI_AGAIN',
-  // postgres.js
-  'CONNECTION_CLOSED',
-  'CONNECTION_ENDED',
-  'CONNECTION_DESTROYED',
-  'CONNECT_TIMEOUT',
 ]);
+
+/** node-postgres says these in words only (no code) when a connection is cut, refused or slow to open. */
+const DRIVER_MESSAGES =
+  /^(Connection terminated( unexpectedly)?|Connection terminated due to connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error and is not queryable|Client was closed and is not queryable|PGlite is clos(ed|ing))$/;
 
 /**
  * True when the database cannot be reached or is shutting down or overloaded (connection
@@ -48,7 +47,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
       if (NETWORK_CODES.has(e.code)) return true;
       if (/^08[0-9A-Z]{3}$/.test(e.code) || /^57P0[1-3]$/.test(e.code) || e.code === '53300') return true;
     }
-    if (typeof e.message === 'string' && /^PGlite is clos(ed|ing)$/.test(e.message)) return true;
+    if (typeof e.message === 'string' && DRIVER_MESSAGES.test(e.message)) return true;
   }
   return false;
 }

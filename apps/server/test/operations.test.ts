@@ -2,9 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { openDatabase } from '@clp/db';
+import { openDatabase, queryOnce } from '@clp/db';
 import { sql } from 'drizzle-orm';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROUTES, startServer } from '../src/index.ts';
 import { drivers, FACTS, fakeRelease, jsonInspector, type Running, start } from './harness.ts';
@@ -43,14 +42,13 @@ describe.each(drivers())('operations on $name', (driver) => {
         | Array<{ name: string }>
         | { rows: Array<{ name: string }> };
       const name = (Array.isArray(rows) ? rows : rows.rows)[0]!.name;
-      const admin = postgres(process.env.DATABASE_URL!, { max: 1, onnotice: () => {} });
-      try {
-        const cut = await admin`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
-        where datname = ${name} and pid <> pg_backend_pid()`;
-        expect(cut[0]!.n).toBeGreaterThan(0);
-      } finally {
-        await admin.end({ timeout: 5 });
-      }
+      const cut = await queryOnce<{ n: number }>(
+        process.env.DATABASE_URL!,
+        `select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+        where datname = $1 and pid <> pg_backend_pid()`,
+        [name],
+      );
+      expect(cut[0]!.n).toBeGreaterThan(0);
       const statuses: number[] = [];
       for (let i = 0; i < 20; i++) {
         const poll = await s.call('POST', '/v1/agent/poll', {
@@ -281,7 +279,7 @@ describe('readiness', () => {
         headers: { authorization: `Bearer ${started.adminToken}` },
       });
       expect(tiers.status).toBe(503);
-      expect(tiers.headers.get('retry-after')).toBe('5');
+      expect(tiers.headers.get('retry-after')).toBe('2');
       expect(((await tiers.json()) as { error: { code: string } }).error.code).toBe('CLP_E_UNAVAILABLE');
     } finally {
       await started.close().catch(() => undefined);

@@ -1,0 +1,2 @@
+DROP INDEX "releases_name_idx";--> statement-breakpoint
+CREATE UNIQUE INDEX "releases_name_unique" ON "releases" USING btree ("name");
