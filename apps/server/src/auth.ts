@@ -30,10 +30,11 @@ async function adminFromToken(ctx: AppContext, token: string): Promise<Principal
 }
 
 /**
- * Machine credentials, cached for a moment: polls are the hot path (GOALS P5), and a changed
- * credential (re-enrollment) only needs to take effect within the cache time. Lookups that
- * arrive together (many agents polling at once) share one query, which saves the database a
- * round trip per poll.
+ * Machine credentials, cached for at most `ttlMs` (1 s by default): polls are the hot path
+ * (GOALS P5). A revoked or replaced credential stops working on this process when the cache is
+ * cleared (a change made here, or announced by the database on PostgreSQL), and in any case once
+ * its entry is older than `ttlMs`. Lookups that arrive together (many agents polling at once)
+ * share one query, which saves the database a round trip per poll.
  */
 export class MachineAuthCache {
   readonly #ttlMs: number;
@@ -43,9 +44,11 @@ export class MachineAuthCache {
     Array<{ resolve(row: AgentMachine | undefined): void; reject(e: unknown): void }>
   >();
   #scheduled = false;
+  /** Bumped by clear(): a lookup that started before a clear answers its callers but caches nothing. */
+  #generation = 0;
 
-  constructor(ttlMs = 2000) {
-    this.#ttlMs = ttlMs;
+  constructor(ttlMs = 1000) {
+    this.#ttlMs = Math.min(ttlMs, 1000);
   }
 
   async lookup(ctx: AppContext, token: string): Promise<AgentMachine | undefined> {
@@ -69,8 +72,10 @@ export class MachineAuthCache {
     const batch = this.#waiting;
     this.#waiting = new Map();
     const hashes = [...batch.keys()];
+    const generation = this.#generation;
     for (let i = 0; i < hashes.length; i += MAX_BATCH) {
       const part = hashes.slice(i, i + MAX_BATCH);
+      const started = performance.now();
       try {
         const rows = await ctx.db
           .select({
@@ -87,12 +92,14 @@ export class MachineAuthCache {
               : inArray(machines.credentialHash, part),
           );
         const found = new Map(rows.map((r) => [r.credentialHash, r]));
-        const until = performance.now() + this.#ttlMs;
+        // The bound counts from before the query: the row may be that old when it arrives.
+        const until = started + this.#ttlMs;
+        const cache = generation === this.#generation;
         if (this.#entries.size > 200_000) this.#entries.clear();
         for (const hash of part) {
           const r = found.get(hash);
           const row = r && !r.revokedAt ? { id: r.id, tier: r.tier, tags: r.tags } : undefined;
-          if (row) this.#entries.set(hash, { row, until });
+          if (row && cache) this.#entries.set(hash, { row, until });
           else this.#entries.delete(hash);
           for (const w of batch.get(hash) ?? []) w.resolve(row);
         }
@@ -102,9 +109,10 @@ export class MachineAuthCache {
     }
   }
 
-  /** Forgets every cached credential (after a machine was revoked through this instance). */
+  /** Forgets every cached credential (a machine was revoked, re-enrolled or moved, here or elsewhere). */
   clear(): void {
     this.#entries.clear();
+    this.#generation++;
   }
 }
 

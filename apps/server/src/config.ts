@@ -15,8 +15,17 @@ export interface ServerConfig {
   maxUploadBytes: number;
   /** Per-IP limits per minute. */
   rateLimits: { enrollPerMinute: number; authFailuresPerMinute: number };
-  /** How long the active rollouts stay cached for polls (ms; at most 1000). */
+  /**
+   * How old the cached live rollouts may be when a poll is answered (ms; at most 1000). On
+   * PostgreSQL a change made through any server process also empties every cache at once.
+   */
   rolloutCacheMs: number;
+  /** How long a looked-up machine credential is trusted without asking the database (ms; at most 1000). */
+  credentialCacheMs: number;
+  /** How often each server process moves due rollout stages along without waiting for traffic (ms). */
+  stageTickMs: number;
+  /** Where release files live: `folder` (DATA_DIR/blobs, one host or a shared filesystem) or `postgres`. */
+  blobStore: 'folder' | 'postgres';
   /** Hint sent to agents for their next poll (seconds). */
   nextPollSeconds: number;
   /** pino level; `silent` in tests. */
@@ -37,6 +46,9 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     maxUploadBytes: 1024 * 1024 * 1024,
     rateLimits: { enrollPerMinute: 60, authFailuresPerMinute: 30 },
     rolloutCacheMs: 1000,
+    credentialCacheMs: 1000,
+    stageTickMs: 1000,
+    blobStore: 'folder',
     nextPollSeconds: 86_400,
     logLevel: 'info',
     trustProxy: '',
@@ -60,7 +72,17 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): {
   if (maxUpload !== undefined && (!Number.isSafeInteger(maxUpload) || maxUpload <= 0)) {
     throw new Error(`CLP_MAX_UPLOAD_BYTES=${env.CLP_MAX_UPLOAD_BYTES} is not a positive number of bytes`);
   }
+  const blobStore = env.CLP_BLOB_STORE || 'folder';
+  if (blobStore !== 'folder' && blobStore !== 'postgres') {
+    throw new Error(`CLP_BLOB_STORE=${blobStore} is not a blob store: use folder or postgres`);
+  }
+  if (blobStore === 'postgres' && !env.DATABASE_URL) {
+    throw new Error(
+      'CLP_BLOB_STORE=postgres needs DATABASE_URL (a PostgreSQL server that every replica reaches)',
+    );
+  }
   const config = defaultConfig({
+    blobStore,
     dataDir,
     databaseUrl: env.DATABASE_URL ?? '',
     trustedKeysDir: resolve(env.CLP_TRUSTED_KEYS || join(dataDir, 'keys')),

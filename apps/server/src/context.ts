@@ -1,7 +1,7 @@
 import type { AdminRole, Database, DatabaseHandle, machines } from '@clp/db';
 import type { Logger } from 'pino';
 import type { MachineAuthCache } from './auth.ts';
-import type { FolderBlobStore } from './blob-store.ts';
+import type { BlobStore } from './blob-store.ts';
 import type { Clock } from './clock.ts';
 import type { ServerConfig } from './config.ts';
 import type { MachineSeen } from './machine-seen.ts';
@@ -27,7 +27,7 @@ export interface AppContext {
   config: ServerConfig;
   database: DatabaseHandle;
   db: Database;
-  blobs: FolderBlobStore;
+  blobs: BlobStore;
   clock: Clock;
   log: Logger;
   metrics: ServerMetrics;

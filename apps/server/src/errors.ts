@@ -16,6 +16,7 @@ export const SERVER_ERROR_CODES = [
   'CLP_E_RELEASE_YANKED',
   'CLP_E_ROLLOUT_STATE',
   'CLP_E_UNAVAILABLE',
+  'CLP_E_DATA_DIR_IN_USE',
   'CLP_E_INTERNAL',
 ] as const;
 
@@ -54,6 +55,8 @@ const STATUS: Record<KnownCode, number> = {
   CLP_E_RELEASE_YANKED: 409,
   CLP_E_ROLLOUT_STATE: 409,
   CLP_E_UNAVAILABLE: 503,
+  // Only at start (the server refuses to run); never an HTTP answer.
+  CLP_E_DATA_DIR_IN_USE: 500,
   CLP_E_INTERNAL: 500,
   // A hostile or malformed archive is the client's fault: 422 Unprocessable Content.
   CLP_E_NOT_AN_ARCHIVE: 422,

@@ -8,10 +8,11 @@
  * - `createServer(config, deps)` builds it without listening (`listen`, `tick`, `close`).
  * - `ROUTES` is the route table that the HTTP API, /openapi.json and the auth tests are made from.
  * - `main.ts` is the program (`npm run build` bundles it as apps/server/dist/server.mjs); its
- *   settings come from PORT, CLP_DATA_DIR, DATABASE_URL, CLP_TRUSTED_KEYS, CLP_BOOTSTRAP_TOKEN.
+ *   settings come from PORT, CLP_DATA_DIR, DATABASE_URL, CLP_BLOB_STORE, CLP_TRUSTED_KEYS,
+ *   CLP_BOOTSTRAP_TOKEN (see configFromEnv).
  */
 export { type Access, authenticate, MachineAuthCache } from './auth.ts';
-export { type BlobStore, FolderBlobStore, isSha256 } from './blob-store.ts';
+export { type BlobStore, cleanUploads, FolderBlobStore, isSha256 } from './blob-store.ts';
 export { type Clock, ManualClock, systemClock } from './clock.ts';
 export { BUCKETS, cohortBucket, inStage } from './cohort.ts';
 export { configFromEnv, DEFAULT_PORT, defaultConfig, type ServerConfig } from './config.ts';
@@ -20,6 +21,7 @@ export { type Cutoff, type CutoffVerdict, judgeCutoff, parseCutoff } from './cut
 export { httpStatusFor, SERVER_ERROR_CODES, ServerError, type ServerErrorCode } from './errors.ts';
 export { buildOpenApi } from './openapi.ts';
 export { type Decision, decide, desiredState, type PollMachine, type RolloutView } from './poll.ts';
+export { CHUNK_BYTES, PostgresBlobStore } from './postgres-blob-store.ts';
 export { RateLimiter } from './rate-limit.ts';
 export {
   type InspectedRelease,

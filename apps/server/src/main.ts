@@ -34,7 +34,11 @@ async function main(): Promise<void> {
       ? `database: embedded PGlite in ${db.location} (set DATABASE_URL to use PostgreSQL)\n`
       : `database: PostgreSQL at ${db.location}\n`,
   );
-  out.write(`blobs: ${config.dataDir}/blobs\n`);
+  out.write(
+    config.blobStore === 'postgres'
+      ? 'blobs: in PostgreSQL (CLP_BLOB_STORE=postgres; every replica reaches them)\n'
+      : `blobs: ${config.dataDir}/blobs\n`,
+  );
   out.write(
     `trusted release keys: ${config.trustedKeysDir} (${keys} key${keys === 1 ? '' : 's'}${keys === 0 ? ': uploads will be refused until a .pub is added' : ''})\n`,
   );

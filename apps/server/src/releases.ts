@@ -5,9 +5,14 @@ import { parsePatchName } from '@clp/format';
 import { and, desc, eq, isNotNull, isNull, type SQL } from 'drizzle-orm';
 import type { z } from 'zod';
 import { type AppContext, actorName, type Principal } from './context.ts';
+import { sqlState } from './db-errors.ts';
 import { ServerError } from './errors.ts';
+import type { InspectedRelease } from './release-inspector.ts';
 import type { Release, ReleaseListQuery } from './schemas.ts';
-import { receiveUpload } from './upload.ts';
+import { type ReceivedUpload, receiveUpload } from './upload.ts';
+
+/** SQLSTATE unique_violation. */
+const UNIQUE_VIOLATION = '23505';
 
 type ReleaseRow = typeof releases.$inferSelect;
 
@@ -76,14 +81,37 @@ export async function uploadRelease(
     // The name carries the series order; checked here so that polls can rely on it.
     parsePatchName(meta.name);
     const [sameName] = await ctx.db.select().from(releases).where(eq(releases.name, meta.name));
-    if (sameName) {
-      throw new ServerError(
-        'CLP_E_CONFLICT',
-        `a different release named ${meta.name} exists already (sha256 ${sameName.sha256}); give the new patch a new revision`,
-        { details: { name: meta.name, existing: sameName.sha256 } },
-      );
-    }
+    if (sameName) throw nameTaken(meta.name, sameName.sha256);
     await ctx.blobs.put(upload.sha256, upload.file);
+    const row = await insertRelease(ctx, upload, inspected, principal);
+    ctx.metrics.uploads.inc({ result: 'stored' });
+    if (!row) {
+      // The same bytes arrived concurrently through another request: answer with that one.
+      return { status: 200, body: await showRelease(ctx, upload.sha256) };
+    }
+    ctx.log.info({ release: row.id, name: row.name, by: row.uploadedBy }, 'release uploaded');
+    return { status: 201, body: releaseView(row, []) };
+  } catch (error) {
+    ctx.metrics.uploads.inc({ result: 'rejected' });
+    throw error;
+  } finally {
+    await rm(upload.file, { force: true });
+  }
+}
+
+/**
+ * Inserts the release row; undefined when the same bytes were stored meanwhile. Two different
+ * files under one name may pass the handler's check at once: the database's unique name decides,
+ * and the loser gets 409 and loses its blob (no release can ever refer to it).
+ */
+async function insertRelease(
+  ctx: AppContext,
+  upload: ReceivedUpload,
+  inspected: InspectedRelease,
+  principal: Principal,
+): Promise<ReleaseRow | undefined> {
+  const meta = inspected.meta;
+  try {
     const [row] = await ctx.db
       .insert(releases)
       .values({
@@ -99,21 +127,24 @@ export async function uploadRelease(
         uploadedBy: actorName(principal),
         uploadedAt: ctx.clock.now(),
       })
-      .onConflictDoNothing()
+      .onConflictDoNothing({ target: releases.id })
       .returning();
-    ctx.metrics.uploads.inc({ result: 'stored' });
-    if (!row) {
-      // The same bytes arrived concurrently through another request: answer with that one.
-      return { status: 200, body: await showRelease(ctx, upload.sha256) };
-    }
-    ctx.log.info({ release: row.id, name: row.name, by: row.uploadedBy }, 'release uploaded');
-    return { status: 201, body: releaseView(row, []) };
+    return row;
   } catch (error) {
-    ctx.metrics.uploads.inc({ result: 'rejected' });
-    throw error;
-  } finally {
-    await rm(upload.file, { force: true });
+    if (sqlState(error) !== UNIQUE_VIOLATION) throw error;
+    const [sameName] = await ctx.db.select().from(releases).where(eq(releases.name, meta.name));
+    const [sameBytes] = await ctx.db.select().from(releases).where(eq(releases.id, upload.sha256));
+    if (!sameBytes) await ctx.blobs.remove(upload.sha256);
+    throw nameTaken(meta.name, sameName?.sha256 ?? 'unknown');
   }
+}
+
+function nameTaken(name: string, existing: string): ServerError {
+  return new ServerError(
+    'CLP_E_CONFLICT',
+    `a different release named ${name} exists already (sha256 ${existing}); give the new patch a new revision`,
+    { details: { name, existing } },
+  );
 }
 
 export async function listReleases(

@@ -8,9 +8,13 @@ import { nextTransition, type StageTransition } from './rollout-stage.ts';
 const LIVE_STATES = ['active', 'completed', 'reverted'] as const;
 
 /**
- * The live rollouts, held in memory for at most `ttlMs` (real time) so that a poll costs no
- * query for them. Each refresh also moves active rollouts along their stages (or halts them),
- * with a conditional update so that several server instances never apply one step twice.
+ * The live rollouts, held in memory so that a poll costs no query for them. An answer never
+ * comes from a cache older than `ttlMs` (real time): past half of it a reload starts in the
+ * background, so that steady traffic never waits; past all of it callers wait for the reload.
+ * `invalidate()` (a change made here, or announced by the database from another process) makes
+ * the next caller wait for a reload. Each reload also moves active rollouts along their stages
+ * (or halts them), with a conditional update so that several server instances never apply one
+ * step twice.
  */
 export class ActiveRollouts {
   readonly #db: Database;
@@ -28,16 +32,11 @@ export class ActiveRollouts {
     this.#ttlMs = Math.min(ttlMs, 1000);
   }
 
-  /**
-   * The live rollouts of one tier (cached). When the cache has merely aged, the answer is the
-   * cached one while a reload runs in the background, so that polls never queue behind it; after
-   * an invalidation (a change made here) callers wait for the reload.
-   */
+  /** The live rollouts of one tier, from a cache at most `ttlMs` old. */
   async forTier(tier: string): Promise<RolloutView[]> {
-    if (performance.now() - this.#loadedAt > this.#ttlMs) {
-      if (this.#loadedAt === Number.NEGATIVE_INFINITY) await this.refresh();
-      else if (!this.#refreshing) void this.refresh().catch(() => undefined);
-    }
+    const age = performance.now() - this.#loadedAt;
+    if (age > this.#ttlMs) await this.refresh();
+    else if (age > this.#ttlMs / 2 && !this.#refreshing) void this.refresh().catch(() => undefined);
     return this.#byTier.get(tier) ?? [];
   }
 
@@ -52,20 +51,23 @@ export class ActiveRollouts {
     this.#generation++;
   }
 
-  /** Reloads now (one refresh at a time; callers arriving meanwhile share it). */
+  /**
+   * Reloads unless the cache is younger than half its bound (one reload at a time; callers
+   * arriving meanwhile share it).
+   */
   async refresh(): Promise<void> {
     while (this.#refreshing) await this.#refreshing;
+    if (performance.now() - this.#loadedAt <= this.#ttlMs / 2) return;
     const generation = this.#generation;
-    if (performance.now() - this.#loadedAt <= this.#ttlMs) return;
-    this.#refreshing = this.#load().finally(() => {
+    this.#refreshing = this.#load(generation).finally(() => {
       this.#refreshing = undefined;
     });
     await this.#refreshing;
-    // An invalidation during the load may have missed a change: leave the cache stale.
-    if (generation !== this.#generation) this.#loadedAt = Number.NEGATIVE_INFINITY;
   }
 
-  async #load(): Promise<void> {
+  async #load(generation: number): Promise<void> {
+    // The age counts from before the queries: what they read may be that old when they answer.
+    const started = performance.now();
     await advanceRollouts(this.#db, this.#clock);
     const rows = await this.#db
       .select({ rollout: rollouts, release: releases })
@@ -83,7 +85,8 @@ export class ActiveRollouts {
     }
     this.#byTier = byTier;
     this.#all = all;
-    this.#loadedAt = performance.now();
+    // An invalidation during the load may have missed a change: leave the cache stale.
+    this.#loadedAt = generation === this.#generation ? started : Number.NEGATIVE_INFINITY;
   }
 }
 

@@ -1,4 +1,6 @@
 import { pipeline } from 'node:stream/promises';
+import { releases } from '@clp/db';
+import { eq } from 'drizzle-orm';
 import type { Request, Response } from 'express';
 import { isSha256 } from './blob-store.ts';
 import type { AppContext } from './context.ts';
@@ -33,8 +35,14 @@ export async function serveBlob(ctx: AppContext, req: Request, res: Response, sh
       field: 'sha256',
     });
   }
-  const size = await ctx.blobs.size(sha256);
-  if (size === undefined) throw new ServerError('CLP_E_NOT_FOUND', `no blob ${sha256} on this server`);
+  // A blob whose release row never committed (a crash or a lost name race) is not served: the
+  // file and its release are visible together or not at all.
+  const [size, [release]] = await Promise.all([
+    ctx.blobs.size(sha256),
+    ctx.db.select({ id: releases.id }).from(releases).where(eq(releases.sha256, sha256)),
+  ]);
+  if (size === undefined || !release)
+    throw new ServerError('CLP_E_NOT_FOUND', `no blob ${sha256} on this server`);
   const etag = `"${sha256}"`;
   res.setHeader('Accept-Ranges', 'bytes');
   // Only answers that describe the blob carry its validator and the year-long caching; an error

@@ -7,21 +7,25 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import { pino } from 'pino';
 import type { ZodError, z } from 'zod';
 import { authenticate, MachineAuthCache } from './auth.ts';
-import { FolderBlobStore } from './blob-store.ts';
+import { type BlobStore, cleanUploads, FolderBlobStore } from './blob-store.ts';
+import { followDatabaseChanges } from './change-feed.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { ServerConfig } from './config.ts';
 import type { AppContext, Principal } from './context.ts';
+import { type DataDirLock, lockDataDir } from './data-dir-lock.ts';
 import { isDatabaseUnavailable } from './db-errors.ts';
 import { httpStatusFor, ServerError } from './errors.ts';
 import { formatAddress, reachableHost } from './listen-address.ts';
 import { MachineSeen } from './machine-seen.ts';
 import { ServerMetrics } from './metrics.ts';
+import { PostgresBlobStore } from './postgres-blob-store.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { type ReleaseInspector, trustedReleaseInspector } from './release-inspector.ts';
 import { ReportWriter } from './report-writer.ts';
 import { ActiveRollouts, advanceRollouts } from './rollout-cache.ts';
 import { ROUTES, type Route } from './routes.ts';
 import { newSecret } from './secrets.ts';
+import { startStageTicker } from './stage-ticker.ts';
 import { loadTls, type TlsFiles } from './tls.ts';
 import { weakTokenReason } from './token-strength.ts';
 import { insertAdminToken } from './tokens.ts';
@@ -107,11 +111,40 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     { level: config.logLevel, base: { service: 'clp-server' }, timestamp: pino.stdTimeFunctions.isoTime },
     deps.logStream ?? process.stdout,
   );
-  const database =
-    deps.database ?? (await openDatabase({ url: config.databaseUrl, dataDir: config.dataDir }));
-  await migrate(database);
-  const blobs = new FolderBlobStore(`${config.dataDir}/blobs`);
-  await blobs.init();
+  // The embedded database is one process: claim the folder before opening it.
+  const ownsDataDir = !deps.database && !config.databaseUrl;
+  const lock: DataDirLock | undefined = ownsDataDir
+    ? await lockDataDir(config.dataDir, (message) => log.warn(message))
+    : undefined;
+  let database: DatabaseHandle;
+  try {
+    database =
+      deps.database ??
+      (await openDatabase({
+        url: config.databaseUrl,
+        dataDir: config.dataDir,
+        onConnectionError: (error) =>
+          log.warn({ err: error }, 'an idle database connection failed; it is replaced on the next query'),
+      }));
+    await migrate(database);
+  } catch (error) {
+    lock?.release();
+    throw error;
+  }
+  let blobs: BlobStore;
+  if (config.blobStore === 'postgres') {
+    const store = new PostgresBlobStore(database.db, `${config.dataDir}/uploads`);
+    await store.init();
+    blobs = store;
+  } else {
+    const store = new FolderBlobStore(`${config.dataDir}/blobs`);
+    await store.init();
+    blobs = store;
+  }
+  // Uploads cut off by a crash leave their temporary files behind; a shared folder may also hold
+  // uploads other servers are receiving now, so only old ones go unless this process owns it.
+  const cleaned = await cleanUploads(blobs.tempDir, ownsDataDir);
+  if (cleaned > 0) log.info({ files: cleaned, folder: blobs.tempDir }, 'removed abandoned uploads');
   const metrics = new ServerMetrics({ defaultMetrics: !deps.database });
   const ctx: AppContext = {
     config,
@@ -125,13 +158,15 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     rollouts: new ActiveRollouts(database.db, clock, config.rolloutCacheMs),
     seen: new MachineSeen(database.db, log),
     reportWriter: new ReportWriter(database.db),
-    machineAuth: new MachineAuthCache(),
+    machineAuth: new MachineAuthCache(config.credentialCacheMs),
     limits: {
       enroll: new RateLimiter(config.rateLimits.enrollPerMinute),
       authFailures: new RateLimiter(config.rateLimits.authFailuresPerMinute),
     },
   };
   const generatedAdminToken = await bootstrapAdmin(ctx);
+  const changes = await followDatabaseChanges(database, ctx, log);
+  const ticker = startStageTicker(ctx.db, clock, log, config.stageTickMs, () => ctx.rollouts.invalidate());
 
   const app = express();
   app.disable('x-powered-by');
@@ -228,9 +263,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       err = new ServerError(
         'CLP_E_UNAVAILABLE',
         'the database is not reachable right now; try again shortly',
-        {
-          details: { retryAfter: 5 },
-        },
+        { details: { retryAfter: 2 } },
       );
     }
     if (res.headersSent) {
@@ -308,8 +341,11 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
           setTimeout(() => s.closeAllConnections(), 10_000).unref();
         });
       }
+      await ticker.stop();
+      await changes.close();
       await ctx.seen.close();
       if (!deps.database) await database.close();
+      lock?.release();
     },
   };
 }
