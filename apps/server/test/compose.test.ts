@@ -32,6 +32,15 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('checks the health of the server by liveness, and says sharing /data needs PostgreSQL', async () => {
+    const file = await readFile(join(root, 'docker-compose.yml'), 'utf8');
+    const dockerfile = await readFile(join(root, 'apps/server/Dockerfile'), 'utf8');
+    expect(file).toMatch(/healthcheck:[\s\S]*\/healthz/);
+    expect(file).not.toMatch(/\/readyz'\)/);
+    expect(dockerfile).toMatch(/HEALTHCHECK[\s\S]*\/healthz/);
+    expect(file).toMatch(/share this folder\s+# only when they use PostgreSQL/);
+  });
+
   it.skipIf(!compose)('is valid for docker compose config', () => {
     const [cmd, ...args] = compose!;
     const env: NodeJS.ProcessEnv = { ...process.env, POSTGRES_PASSWORD: 'secret-pw', CLP_PORT: '18080' };
