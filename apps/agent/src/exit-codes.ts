@@ -128,6 +128,8 @@ const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_KEY_NOT_FOUND: EXIT.notFound,
   CLP_E_CONFIG_INVALID: EXIT.usage,
   CLP_E_CONFIG_KEY: EXIT.usage,
+  CLP_E_INSECURE_HTTP: EXIT.usage,
+  CLP_E_CA_FILE: EXIT.usage,
   CLP_E_NOT_ENROLLED: EXIT.usage,
   CLP_E_ALREADY_ENROLLED: EXIT.usage,
   CLP_E_UNSUPPORTED_ARCH: EXIT.notApplicable,

@@ -3,7 +3,8 @@ import { stat } from 'node:fs/promises';
 import { ClpError, FORMAT_ERROR_CODES } from '@clp/format';
 import { ApiError } from '@clp/protocol';
 import { TRUST_ERROR_CODES } from '@clp/trust';
-import got, { type Got, RequestError } from 'got';
+import type { Got } from 'got';
+import { certificateAuthorities, checkServerUrl, type TransportPolicy } from '../fleet/server-transport.ts';
 import { AGENT_VERSION } from '../version.ts';
 import { AdminError, isAdminErrorCode } from './errors.ts';
 
@@ -12,6 +13,8 @@ export interface AdminClientOptions {
   server: string;
   token: string;
   timeoutMs?: number;
+  /** CA file and plain-HTTP permission, as for the agent's own servers. */
+  transport?: TransportPolicy;
 }
 
 export type Query = Record<string, string | number | undefined>;
@@ -47,17 +50,28 @@ export function errorFromAnswer(status: number, body: string, url: string): ClpE
 /** The admin API over HTTP with a Bearer token. One request per call; no retries (calls change state). */
 export class AdminClient {
   readonly server: string;
-  readonly #got: Got;
+  readonly #got: () => Promise<Got>;
 
   constructor(options: AdminClientOptions) {
     this.server = options.server.replace(/\/+$/, '');
-    this.#got = got.extend({
-      headers: { authorization: `Bearer ${options.token}`, 'user-agent': `clpctl/${AGENT_VERSION}` },
-      timeout: { connect: 10_000, response: options.timeoutMs ?? 60_000 },
-      retry: { limit: 0 },
-      throwHttpErrors: false,
-      responseType: 'text',
-    });
+    const transport = options.transport ?? {};
+    checkServerUrl(this.server, transport, '--server');
+    const https = this.server.startsWith('https:')
+      ? { https: { certificateAuthority: certificateAuthorities(transport.caFile) } }
+      : {};
+    let client: Promise<Got> | undefined;
+    // got is loaded with the first request: `clpctl --help` and the machine commands start without it.
+    this.#got = () =>
+      (client ??= import('got').then(({ default: got }) =>
+        got.extend({
+          ...https,
+          headers: { authorization: `Bearer ${options.token}`, 'user-agent': `clpctl/${AGENT_VERSION}` },
+          timeout: { connect: 10_000, response: options.timeoutMs ?? 60_000 },
+          retry: { limit: 0 },
+          throwHttpErrors: false,
+          responseType: 'text',
+        }),
+      ));
   }
 
   url(path: string, query: Query = {}): string {
@@ -113,8 +127,10 @@ export class AdminClient {
   ): Promise<T> {
     let answer: { statusCode: number; body: string };
     try {
-      answer = await this.#got(url, { method, ...extra } as never);
+      const send = await this.#got();
+      answer = await send(url, { method, ...extra } as never);
     } catch (error) {
+      const { RequestError } = await import('got');
       if (error instanceof RequestError) {
         throw new AdminError(
           'CLP_E_ADMIN_UNREACHABLE',

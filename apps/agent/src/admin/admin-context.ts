@@ -15,6 +15,8 @@ interface AdminOptions {
   token?: string;
   json?: boolean;
   timeout?: string;
+  caFile?: string;
+  allowInsecureHttp?: boolean;
 }
 
 export function adminContext(command: Command, env: NodeJS.ProcessEnv = process.env): AdminContext {
@@ -36,5 +38,10 @@ export function adminContext(command: Command, env: NodeJS.ProcessEnv = process.
       'no API token given; pass --token TOKEN or set CLP_TOKEN (the server printed the first admin token at its first start)',
     );
   }
-  return { client: new AdminClient({ server, token }), json: Boolean(options.json) };
+  const caFile = options.caFile || env.CLP_CA_FILE || undefined;
+  const allowInsecureHttp = Boolean(options.allowInsecureHttp) || env.CLP_ALLOW_INSECURE_HTTP === '1';
+  return {
+    client: new AdminClient({ server, token, transport: { caFile, allowInsecureHttp } }),
+    json: Boolean(options.json),
+  };
 }

@@ -13,6 +13,14 @@ export const admin: RegisterCommand = (program) => {
     .description('talk to a Core LivePatch server: upload, promote, rollouts, tokens, machines, reports')
     .option('--server <url>', 'server base URL (default: $CLP_SERVER)')
     .option('--token <token>', 'admin API token (default: $CLP_TOKEN)')
+    .option(
+      '--ca-file <file>',
+      "PEM CA the server's https:// certificate must chain to (default: $CLP_CA_FILE, else the system store)",
+    )
+    .option(
+      '--allow-insecure-http',
+      'allow plain http:// to a server on another machine (default: $CLP_ALLOW_INSECURE_HTTP=1)',
+    )
     .addHelpText(
       'after',
       `

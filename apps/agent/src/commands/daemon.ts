@@ -1,4 +1,3 @@
-import { UpdateDaemon } from '../fleet/daemon.ts';
 import { localEngine } from '../fleet/engine-adapter.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -14,6 +13,8 @@ export const daemon: RegisterCommand = (program, globals) =>
     )
     .action(async () => {
       const { root } = globals();
+      // Loaded on use: the scheduler and the HTTP client are not needed by other commands.
+      const { UpdateDaemon } = await import('../fleet/daemon.ts');
       const daemon = new UpdateDaemon({ root, engine: localEngine, log: stamp });
       const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {

@@ -1,5 +1,4 @@
 import { localEngine } from '../fleet/engine-adapter.ts';
-import { enrollMachine } from '../fleet/enroll.ts';
 import { note, printResult } from '../output.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -24,6 +23,8 @@ export const enroll: RegisterCommand = (program, globals) =>
     .option('--force', 'enroll again although this machine already has a credential', false)
     .action(async (url: string, token: string, options: { tag: string[]; force: boolean }) => {
       const g = globals();
+      // Loaded on use: the HTTP client is most of the program and other commands do not need it.
+      const { enrollMachine } = await import('../fleet/enroll.ts');
       const result = await enrollMachine({
         root: g.root,
         url,

@@ -1,6 +1,6 @@
 import { localEngine } from '../fleet/engine-adapter.ts';
 import { downloadBar } from '../fleet/progress-bar.ts';
-import { runUpdate, type UpdateResult } from '../fleet/update.ts';
+import type { UpdateResult } from '../fleet/update.ts';
 import { note, printResult } from '../output.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -37,6 +37,8 @@ export const update: RegisterCommand = (program, globals) =>
     )
     .action(async (options: { retryFailed: boolean }) => {
       const g = globals();
+      // Loaded on use: the HTTP client is most of the program and other commands do not need it.
+      const { runUpdate } = await import('../fleet/update.ts');
       const bar = downloadBar(process.stderr, !g.json);
       // SIGTERM (systemctl stop, shutdown): finish the patch being applied, skip the rest, report.
       const stop = new AbortController();

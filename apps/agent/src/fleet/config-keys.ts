@@ -24,6 +24,15 @@ function integer(key: string, value: string): number {
   return Number(value);
 }
 
+function boolean(key: string, value: string): boolean {
+  const text = value.trim().toLowerCase();
+  if (['true', 'yes', 'on', '1'].includes(text)) return true;
+  if (['false', 'no', 'off', '0'].includes(text)) return false;
+  throw new FleetError('CLP_E_CONFIG_KEY', `${key} takes true or false, not "${value}"`, {
+    details: { key, value },
+  });
+}
+
 /** `none` / `off` / empty clear a setting that may be null. */
 function isNone(value: string): boolean {
   return ['none', 'off', 'null', ''].includes(value.trim());
@@ -91,6 +100,16 @@ const KEYS: Record<string, KeySpec> = {
   'http.backoffMs': httpKey('backoffMs', 'first retry delay in ms (doubles, with jitter)'),
   'http.backoffMaxMs': httpKey('backoffMaxMs', 'longest retry delay in ms'),
   'http.maxRetryAfterMs': httpKey('maxRetryAfterMs', 'longest Retry-After the agent waits for, in ms'),
+  caFile: {
+    help: "PEM file of the CA (or self-signed certificate) the servers' https:// certificates must chain to, instead of the system store (none: the system store)",
+    get: (c) => c.caFile,
+    set: (c, v) => ({ ...c, caFile: isNone(v) ? null : v.trim() }),
+  },
+  allowInsecureHttp: {
+    help: 'true lets the agent use plain http:// to servers that are not on this machine (default false)',
+    get: (c) => c.allowInsecureHttp,
+    set: (c, v) => ({ ...c, allowInsecureHttp: boolean('allowInsecureHttp', v) }),
+  },
   machineId: { help: 'machine id (set by enroll)', get: (c) => c.machineId, set: readOnly('machineId') },
   credential: {
     help: 'machine credential (set by enroll)',

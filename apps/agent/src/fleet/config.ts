@@ -67,6 +67,10 @@ export const AgentConfig = z.strictObject({
   /** Absolute path on the target system (taken under --root). */
   spoolDir: z.string().startsWith('/', 'expected an absolute path').default(DEFAULT_SPOOL_DIR),
   http: HttpConfig.prefault({}),
+  /** PEM certificates an https:// server must chain to, instead of the system's store (absolute path, taken under --root). */
+  caFile: z.string().startsWith('/', 'expected an absolute path').nullable().default(null),
+  /** Allow plain http:// to servers that are not on this machine (the patches stay signed; the credential does not). */
+  allowInsecureHttp: z.boolean().default(false),
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 

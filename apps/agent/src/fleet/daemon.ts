@@ -2,6 +2,7 @@ import schedule, { type Job } from 'node-schedule';
 import { loadConfig, requireEnrolled, underRoot } from './config.ts';
 import type { PatchEngine } from './engine-port.ts';
 import { AgentHttpClient } from './http-client.ts';
+import { transportFor } from './server-transport.ts';
 import { ReportSpool } from './spool.ts';
 import { runUpdate, type UpdateResult } from './update.ts';
 
@@ -43,6 +44,7 @@ export class UpdateDaemon {
       credential: config.credential,
       http: config.http,
       log,
+      transport: transportFor(root, config),
     });
     const flushed = await new ReportSpool(underRoot(root, config.spoolDir)).flush(client);
     if (flushed.accepted + flushed.duplicates > 0)

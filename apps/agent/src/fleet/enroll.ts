@@ -5,6 +5,7 @@ import { FleetError } from './errors.ts';
 import { AgentHttpClient } from './http-client.ts';
 import { readMachineFacts, readMachineId } from './machine-facts.ts';
 import { ReleaseLedger } from './release-ledger.ts';
+import { transportFor } from './server-transport.ts';
 
 export interface EnrollOptions {
   root: string;
@@ -86,7 +87,12 @@ export async function enrollMachine(options: EnrollOptions): Promise<EnrollResul
   const machineId = config.machineId ?? (await readMachineId(root)).machineId;
   const facts = await readMachineFacts(root);
   const installed = options.engine ? await installedPatches(root, options.engine) : [];
-  const client = new AgentHttpClient({ servers: [url], http: config.http, log: options.log });
+  const client = new AgentHttpClient({
+    servers: [url],
+    http: config.http,
+    log: options.log,
+    transport: transportFor(root, config),
+  });
   const { value } = await client.postJson(
     AGENT_PATHS.enroll,
     { token: options.token, facts, machineId, tags, installed },

@@ -13,6 +13,8 @@ export const FLEET_ERROR_CODES = [
   'CLP_E_DOWNLOAD_FAILED',
   'CLP_E_DOWNLOAD_CORRUPT',
   'CLP_E_UPDATE_BUSY',
+  'CLP_E_INSECURE_HTTP',
+  'CLP_E_CA_FILE',
 ] as const;
 
 export type FleetErrorCode = (typeof FLEET_ERROR_CODES)[number];

@@ -5,6 +5,7 @@ import { AGENT_VERSION } from '../version.ts';
 import type { HttpConfig } from './config.ts';
 import { FleetError } from './errors.ts';
 import { RETRY_ERROR_CODES, RETRY_STATUS_CODES, retryDelay } from './retry-delay.ts';
+import { certificateAuthorities, checkServerUrl, type TransportPolicy } from './server-transport.ts';
 
 export interface HttpClientOptions {
   /** Base URLs, tried in order. */
@@ -12,6 +13,8 @@ export interface HttpClientOptions {
   credential?: string | undefined;
   http: HttpConfig;
   log?: ((line: string) => void) | undefined;
+  /** CA file and plain-HTTP permission (default: the system store; http:// only to loopback). */
+  transport?: TransportPolicy | undefined;
 }
 
 export interface ServerAnswer<T> {
@@ -61,6 +64,12 @@ export class AgentHttpClient {
     this.#log = options.log ?? (() => {});
     const http = options.http;
     const log = this.#log;
+    const transport = options.transport ?? {};
+    for (const server of options.servers) checkServerUrl(server, transport);
+    // Read only when a server speaks https: a plain-loopback agent starts without the CA list.
+    const https = options.servers.some((s) => s.startsWith('https:'))
+      ? { certificateAuthority: certificateAuthorities(transport.caFile) }
+      : {};
     const headers = {
       'user-agent': `clpctl/${AGENT_VERSION}`,
       ...(options.credential ? { authorization: `Bearer ${options.credential}` } : {}),
@@ -70,10 +79,12 @@ export class AgentHttpClient {
       timeout: { connect: http.timeoutMs, response: http.timeoutMs, socket: http.timeoutMs },
       retry: { limit: 0 },
       decompress: false,
+      https,
     });
     this.got = got.extend({
       headers,
       timeout: { request: http.timeoutMs },
+      https,
       retry: {
         limit: http.retries,
         methods: ['GET', 'HEAD', 'POST', 'PUT'],

@@ -18,6 +18,7 @@ import { fleetLog } from './fleet-log.ts';
 import { AgentHttpClient } from './http-client.ts';
 import { readMachineFacts } from './machine-facts.ts';
 import { FLEET_STATE_DIR, ReleaseLedger } from './release-ledger.ts';
+import { transportFor } from './server-transport.ts';
 import { type FlushResult, ReportSpool } from './spool.ts';
 import { acquireUpdateLock } from './update-lock.ts';
 
@@ -193,6 +194,7 @@ async function updateLocked(
     credential: config.credential,
     http: config.http,
     log,
+    transport: transportFor(root, config),
   });
   const spool = new ReportSpool(underRoot(root, config.spoolDir));
   const downloads = join(spool.dir, 'downloads');

@@ -1,0 +1,27 @@
+import { Command } from 'commander';
+import { COMMANDS } from './commands/index.ts';
+import { EXIT_CODE_HELP } from './exit-codes.ts';
+import type { GlobalOptions } from './output.ts';
+import { AGENT_VERSION } from './version.ts';
+
+/**
+ * The whole command tree: what `clpctl` parses, what `--help` prints, and what the man pages
+ * and shell completions are generated from, so that none of them can say something else.
+ */
+export function buildProgram(): Command {
+  const program = new Command('clpctl')
+    .description('Core LivePatch agent: build, sign, verify, install and take back .clp patches')
+    .version(AGENT_VERSION, '-V, --version')
+    .option('--root <dir>', 'operate on the system under DIR instead of / (state, keys and log too)', '/')
+    .option('--json', 'machine-readable output (results on stdout, errors on stderr)', false)
+    .option('-v, --verbose', 'say more', false)
+    .addHelpText('after', `\n${EXIT_CODE_HELP}`)
+    .showSuggestionAfterError(true)
+    .exitOverride();
+  const globals = (): GlobalOptions => program.opts<GlobalOptions>();
+  for (const register of COMMANDS) {
+    const command = register(program, globals);
+    command.exitOverride();
+  }
+  return program;
+}
