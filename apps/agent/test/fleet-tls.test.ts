@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type StartedServer, startServer } from '@clp/server';
@@ -28,6 +29,8 @@ async function codeOfAsync(promise: Promise<unknown>): Promise<{ code?: string; 
   return { message: 'resolved' };
 }
 
+const ADMIN_TOKEN = `clp_adm_${randomBytes(24).toString('hex')}`;
+
 describe('the agent over TLS: the system store or a configured CA, and no plain http to other machines', () => {
   let dir: string;
   let server: StartedServer;
@@ -40,13 +43,13 @@ describe('the agent over TLS: the system store or a configured CA, and no plain 
     cert = makeCertificate(dir, 'clp-server');
     server = await startServer({
       dataDir: join(dir, 'data'),
-      bootstrapToken: 'clp_adm_agent-tls-0123456789abcdef',
+      bootstrapToken: ADMIN_TOKEN,
       tls: { certFile: cert.certFile, keyFile: cert.keyFile },
       logLevel: 'silent',
     });
     admin = new AdminClient({
       server: server.url,
-      token: 'clp_adm_agent-tls-0123456789abcdef',
+      token: ADMIN_TOKEN,
       transport: { caFile: cert.certFile },
     });
   });

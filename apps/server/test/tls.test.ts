@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:https';
@@ -75,7 +76,7 @@ describe('the server over TLS', () => {
       CLP_LISTEN: '127.0.0.1:0',
       CLP_DATA_DIR: join(dir, 'data'),
       DATABASE_URL: '',
-      CLP_BOOTSTRAP_TOKEN: 'clp_adm_tls-test-0123456789abcdef',
+      CLP_BOOTSTRAP_TOKEN: `clp_adm_${randomBytes(24).toString('hex')}`,
       CLP_TLS_CERT: live.certFile,
       CLP_TLS_KEY: live.keyFile,
     });
