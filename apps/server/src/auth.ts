@@ -118,8 +118,13 @@ export class MachineAuthCache {
 
 /**
  * Checks the caller against a route's access rule: 401 without a valid credential of the kind
- * the route takes, 403 with a valid admin token of a role the route does not allow, 429 once an
- * address has failed too often.
+ * the route takes, 403 with a valid admin token of a role the route does not allow.
+ *
+ * Failures are counted per presented credential (its hash, and the kind of route it was tried
+ * on), and a call without any credential per address: once one has failed too often it gets 429
+ * without a lookup, so a misconfigured agent retrying a revoked credential costs no query. A valid
+ * credential never fails, so it is never refused by that count, whoever shares its address (a
+ * whole fleet behind one proxy).
  */
 export async function authenticate(
   ctx: AppContext,
@@ -128,16 +133,21 @@ export async function authenticate(
   ip: string,
 ): Promise<Principal> {
   if (access.kind === 'public' || access.kind === 'enroll') return { kind: 'anonymous' };
-  if (ctx.limits.authFailures.blocked(ip)) {
+  const token = bearerToken(authorization);
+  const limiter = ctx.limits.authFailures;
+  const key = token ? `${access.kind}:${hashSecret(token)}` : `none:${ip}`;
+  if (limiter.blocked(key)) {
+    const wait = limiter.retryAfter(key);
     throw new ServerError(
       'CLP_E_RATE_LIMITED',
-      `too many failed authentications from ${ip}; wait ${ctx.limits.authFailures.retryAfter(ip)} s`,
-      { details: { retryAfter: ctx.limits.authFailures.retryAfter(ip) } },
+      token
+        ? `this credential was refused ${limiter.limit} times within a minute; wait ${wait} s before trying it again`
+        : `too many calls without a credential from ${ip}; wait ${wait} s`,
+      { details: { retryAfter: wait } },
     );
   }
-  const token = bearerToken(authorization);
   const fail = (message: string): never => {
-    ctx.limits.authFailures.hit(ip);
+    limiter.hit(key);
     throw unauthorized(message);
   };
   if (!token) {

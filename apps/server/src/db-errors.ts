@@ -51,3 +51,16 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   }
   return false;
 }
+
+/** Serialization failures, deadlocks, lock and statement timeouts: the same statement may pass if run again. */
+const RETRYABLE_STATES = new Set(['40001', '40P01', '55P03', '57014']);
+
+/**
+ * True when an error is the database's state at the moment (unreachable, overloaded, a conflict
+ * with another transaction), false when it is the statement's content (a value the database
+ * refuses): batch writers retry the first and isolate the row at fault for the second.
+ */
+export function isTransient(error: unknown): boolean {
+  const state = sqlState(error);
+  return isDatabaseUnavailable(error) || (state !== undefined && RETRYABLE_STATES.has(state));
+}

@@ -1,6 +1,7 @@
 import { type Database, type InstalledPatchRecord, machines } from '@clp/db';
 import { sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
+import { isTransient } from './db-errors.ts';
 
 interface Seen {
   at: Date;
@@ -64,34 +65,53 @@ export class MachineSeen {
     if (this.#pending.size === 0) return;
     const batch = [...this.#pending];
     this.#pending = new Map();
-    for (let i = 0; i < batch.length; i += 500) {
-      const part = batch.slice(i, i + 500);
-      const values = sql.join(
-        part.map(
-          ([id, s]) =>
-            sql`(${id}, ${s.at.toISOString()}::timestamptz, ${JSON.stringify(s.installed)}::jsonb, ${JSON.stringify(s.facts)}::jsonb)`,
-        ),
-        sql`, `,
+    for (let i = 0; i < batch.length; i += 500) await this.#writePart(batch.slice(i, i + 500));
+  }
+
+  /**
+   * One UPDATE for the part. When the database refuses it for its content, not its state, the
+   * part is split in two and each half tried alone, down to the one machine at fault, which is
+   * dropped: one machine's bad data never holds back the others' (its next clean poll is written).
+   */
+  async #writePart(part: Array<[string, Seen & { state: string }]>): Promise<void> {
+    const values = sql.join(
+      part.map(
+        ([id, s]) =>
+          sql`(${id}, ${s.at.toISOString()}::timestamptz, ${JSON.stringify(s.installed)}::jsonb, ${JSON.stringify(s.facts)}::jsonb)`,
+      ),
+      sql`, `,
+    );
+    try {
+      // A machine whose record is newer than this poll (a report arrived since) keeps it.
+      const written = await this.#db.execute<{ id: string }>(
+        sql`update ${machines} as m set last_seen_at = v.seen, installed = v.installed, facts = v.facts,
+              hostname = v.facts->>'hostname', arch = v.facts->>'arch',
+              os_id = v.facts->'os'->>'id', os_version = coalesce(v.facts->'os'->>'version', '')
+            from (values ${values}) as v(id, seen, installed, facts)
+            where m.id = v.id and (m.last_seen_at is null or m.last_seen_at <= v.seen)
+            returning m.id`,
       );
-      try {
-        // A machine whose record is newer than this poll (a report arrived since) keeps it.
-        const written = await this.#db.execute<{ id: string }>(
-          sql`update ${machines} as m set last_seen_at = v.seen, installed = v.installed, facts = v.facts,
-                hostname = v.facts->>'hostname', arch = v.facts->>'arch',
-                os_id = v.facts->'os'->>'id', os_version = coalesce(v.facts->'os'->>'version', '')
-              from (values ${values}) as v(id, seen, installed, facts)
-              where m.id = v.id and (m.last_seen_at is null or m.last_seen_at <= v.seen)
-              returning m.id`,
-        );
-        const ids = new Set(rowsOf<{ id: string }>(written).map((r) => r.id));
-        if (this.#written.size > MAX_REMEMBERED) this.#written.clear();
-        for (const [id, s] of part)
-          if (ids.has(id)) this.#written.set(id, { at: s.at.getTime(), state: s.state });
-      } catch (error) {
-        // Put the batch back unless newer data arrived meanwhile; the next flush retries.
+      const ids = new Set(rowsOf<{ id: string }>(written).map((r) => r.id));
+      if (this.#written.size > MAX_REMEMBERED) this.#written.clear();
+      for (const [id, s] of part)
+        if (ids.has(id)) this.#written.set(id, { at: s.at.getTime(), state: s.state });
+    } catch (error) {
+      if (isTransient(error)) {
+        // Put the part back unless newer data arrived meanwhile; the next flush retries.
         for (const [id, s] of part) if (!this.#pending.has(id)) this.#pending.set(id, s);
         this.#log.warn({ err: error, machines: part.length }, 'could not record machine polls; will retry');
+        return;
       }
+      if (part.length === 1) {
+        this.#log.warn(
+          { err: error, machine: part[0]![0] },
+          "could not record a machine's poll: the database refused its data; the next poll is tried afresh",
+        );
+        return;
+      }
+      const half = Math.ceil(part.length / 2);
+      await this.#writePart(part.slice(0, half));
+      await this.#writePart(part.slice(half));
     }
   }
 

@@ -1,6 +1,7 @@
 import { type Database, reports, rolloutCounters } from '@clp/db';
 import { sql } from 'drizzle-orm';
-import { sqlState } from './db-errors.ts';
+import { isTransient, sqlState } from './db-errors.ts';
+import { ServerError } from './errors.ts';
 import { recordInstalled } from './installed-from-reports.ts';
 
 export type ReportRow = typeof reports.$inferInsert & { id: string; status: string };
@@ -80,18 +81,41 @@ export class ReportWriter {
         round.push(next);
         size += next.rows.length;
       }
-      try {
-        const stored = await retryOnConflict(() => this.#store(round));
-        for (const p of round) {
-          const mine = new Set<string>();
-          for (const r of p.rows) if (stored.get(r.id) === p) mine.add(r.id);
-          p.resolve(mine);
-        }
-      } catch (error) {
-        for (const p of round) p.reject(error);
-      }
+      await this.#commit(round);
     }
     this.#running = false;
+  }
+
+  /**
+   * Stores a round and answers its requests. A round the database refuses for its content (not its
+   * state) is split into halves, down to the one request at fault, which alone gets the refusal:
+   * one machine's bad report never fails or holds back another machine's.
+   */
+  async #commit(round: Pending[]): Promise<void> {
+    try {
+      const stored = await retryOnConflict(() => this.#store(round));
+      for (const p of round) {
+        const mine = new Set<string>();
+        for (const r of p.rows) if (stored.get(r.id) === p) mine.add(r.id);
+        p.resolve(mine);
+      }
+    } catch (error) {
+      if (isTransient(error)) {
+        for (const p of round) p.reject(error);
+      } else if (round.length > 1) {
+        const half = Math.ceil(round.length / 2);
+        await this.#commit(round.slice(0, half));
+        await this.#commit(round.slice(half));
+      } else {
+        round[0]!.reject(
+          new ServerError(
+            'CLP_E_VALIDATION',
+            'reports: the database refused to store one of these reports; send them one at a time to find which',
+            { field: 'body.reports', cause: error },
+          ),
+        );
+      }
+    }
   }
 
   /** One transaction for a round; answers which request stored each new id. */

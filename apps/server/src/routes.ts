@@ -100,6 +100,8 @@ export interface Route<P = unknown, Q = unknown, B = unknown> {
   query?: z.ZodType<Q>;
   /** A zod schema for JSON bodies, or `binary` for a raw application/octet-stream body. */
   body?: z.ZodType<B> | 'binary';
+  /** Body fields that are logs and may hold tabs and line ends (`reports.*.log`); other text may not. */
+  textBlocks?: readonly string[];
   /** The success body (documentation; not checked at run time). */
   response?: z.ZodType;
   /** The success status (default 200). */
@@ -238,6 +240,7 @@ export const ROUTES: readonly Route[] = [
     summary: 'Send outcome reports; a report id already stored is a duplicate and changes nothing',
     access: agent,
     body: ReportBatch,
+    textBlocks: ['reports.*.log'],
     response: ReportBatchResponse,
     handle: async (ctx, { body, principal }) => ({
       body: await ingestReports(ctx, machineOf(principal), body),

@@ -22,6 +22,7 @@ import { PostgresBlobStore } from './postgres-blob-store.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { type ReleaseInspector, trustedReleaseInspector } from './release-inspector.ts';
 import { ReportWriter } from './report-writer.ts';
+import { checkRequestText } from './request-text.ts';
 import { ActiveRollouts, advanceRollouts } from './rollout-cache.ts';
 import { ROUTES, type Route } from './routes.ts';
 import { newSecret } from './secrets.ts';
@@ -230,6 +231,14 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     if (route.body && route.body !== 'binary') handlers.push(route.id === 'report' ? reportJson : json);
     handlers.push(async (req: Request, res: Response) => {
       const principal = res.locals.principal as Principal;
+      checkRequestText(req.params, 'params');
+      checkRequestText(req.query ?? {}, 'query');
+      if (route.body && route.body !== 'binary')
+        checkRequestText(
+          req.body,
+          'body',
+          (route.textBlocks ?? []).map((f) => `body.${f}`),
+        );
       const params = parse(route.params, req.params, 'params');
       const query = parse(route.query, req.query ?? {}, 'query');
       const body = route.body && route.body !== 'binary' ? parse(route.body, req.body, 'body') : undefined;

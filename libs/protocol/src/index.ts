@@ -57,3 +57,4 @@ export {
   ReportBatchResponse,
   ReportStatus,
 } from './agent-api.ts';
+export { cleanBlockText, textProblem } from './text.ts';

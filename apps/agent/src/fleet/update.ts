@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { isClpError } from '@clp/format';
 import {
   AGENT_PATHS,
+  cleanBlockText,
   type InstalledPatch,
   PollResponse,
   type ReleaseToApply,
@@ -79,7 +80,9 @@ const LOG_EXCERPT_LINES = 60;
 
 function excerpt(lines: readonly string[]): string {
   const tail = lines.slice(-LOG_EXCERPT_LINES).join('\n');
-  return tail.length > LOG_EXCERPT_CHARS ? tail.slice(-LOG_EXCERPT_CHARS) : tail;
+  // The server refuses control characters (a colour escape from a package manager) and the half
+  // of a character pair that the cut may leave: both become U+FFFD rather than lose the report.
+  return cleanBlockText(tail.length > LOG_EXCERPT_CHARS ? tail.slice(-LOG_EXCERPT_CHARS) : tail);
 }
 
 function codeOf(error: unknown): string {
