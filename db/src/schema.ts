@@ -188,6 +188,11 @@ export const machines = pgTable(
     lastSeenAt: ts('last_seen_at'),
     installed: jsonb('installed').$type<InstalledPatchRecord[]>().notNull().default([]),
     revokedAt: ts('revoked_at'),
+    /**
+     * Set by an operator's re-key: until then, one enrollment under this id may take it without
+     * the old credential (a reinstalled machine). Otherwise an enrolled id answers 409.
+     */
+    rekeyUntil: ts('rekey_until'),
   },
   (t) => [index('machines_tier_idx').on(t.tier), index('machines_hostname_idx').on(t.hostname)],
 );

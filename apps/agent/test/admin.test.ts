@@ -214,6 +214,27 @@ describe('clpctl admin against a running server', () => {
     expect(tokens.stdout).not.toContain(token.token);
   });
 
+  it('revokes and re-keys a machine, so that it enrolls again under its id only after the re-key', async () => {
+    const token = await adminJson(['tokens', 'create', '--tier', 'edge', '--uses', '3']);
+    const enroll = (machineId: string) =>
+      server.call('POST', '/v1/agent/enroll', { json: { token: token.token, facts: FACTS, machineId } });
+    expect((await enroll('cli-rekey-machine')).status).toBe(201);
+    const revoked = await admin(['machines', 'revoke', 'cli-rekey-machine']);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect(revoked.stdout).toMatch(/^revoked the credential of cli-rekey-machine \(web-1\)$/m);
+    expect((await enroll('cli-rekey-machine')).status).toBe(409);
+    const rekeyed = await adminJson(['machines', 'rekey', 'cli-rekey-machine', '--expires', '2h']);
+    expect(rekeyed).toMatchObject({ id: 'cli-rekey-machine', revoked: true });
+    expect(Date.parse(rekeyed.rekeyUntil) - Date.now()).toBeGreaterThan(7000_000);
+    expect((await enroll('cli-rekey-machine')).status).toBe(201);
+    const bad = await admin(['machines', 'rekey', 'cli-rekey-machine', '--expires', '90d']);
+    expect(bad.code).toBe(2);
+    expect(errorCode(bad)).toBe('CLP_E_ADMIN_BAD_OPTION');
+    const missing = await admin(['machines', 'rekey', 'no-such-machine']);
+    expect(missing.code).toBe(10);
+    expect(errorCode(missing)).toBe('CLP_E_NOT_FOUND');
+  });
+
   it('prints the server code and message of a 4xx and exits with its code', async () => {
     const wrong = await admin(['releases'], 'clp_adm_not-a-real-token');
     expect(wrong.code).toBe(8);

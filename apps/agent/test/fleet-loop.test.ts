@@ -111,6 +111,16 @@ describe('the fleet loop against the real server', () => {
     );
     expect(spent).toMatchObject({ code: 'CLP_E_SERVER_REJECTED' });
     expect((spent as Error).message).toContain('enrollment token');
+    // --force with a new token keeps the machine's id: its current credential proves it is this machine.
+    const before = (await loadConfig(root)).credential;
+    const again = await enrollMachine({
+      root,
+      url: s.url,
+      token: await enrollmentToken(s, 'stable', 1),
+      force: true,
+    });
+    expect(again).toMatchObject({ machineId: 'a1b2c3d4e5f60718293a4b5c6d7e8f90', tier: 'stable' });
+    expect((await loadConfig(root)).credential).not.toBe(before);
   });
 
   it('update without enrollment says so with CLP_E_NOT_ENROLLED', async () => {

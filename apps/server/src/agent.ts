@@ -15,48 +15,87 @@ import { changesInstalled } from './installed-from-reports.ts';
 import { desiredState } from './poll.ts';
 import { hashSecret, newSecret } from './secrets.ts';
 
+/** Thrown inside the enrollment transaction so that the token's use is given back. */
+class IdTaken extends Error {}
+
 /**
- * Enrolls a machine with an enrollment token (one use is spent atomically). A machine that
- * enrolls again under the same id gets a new credential; the old one stops working.
+ * Enrolls a machine with an enrollment token (one use is spent atomically). An id that is
+ * enrolled already is not taken over: enrolling under it again needs the machine's current
+ * credential (the machine itself, e.g. moving to another tier) or an operator's re-key (a
+ * reinstalled machine); otherwise 409, and the token's use is not spent. Either way the new
+ * credential replaces the old one, which stops working at once.
  */
 export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<EnrollResponse> {
   const now = ctx.clock.now();
   const credential = newSecret('clp_mch');
   const machineId = body.machineId ?? randomUUID();
-  const result = await ctx.db.transaction(async (tx) => {
-    const [token] = await tx
-      .update(enrollmentTokens)
-      .set({ usesLeft: sql`${enrollmentTokens.usesLeft} - 1` })
-      .where(
-        and(
-          eq(enrollmentTokens.tokenHash, hashSecret(body.token)),
-          gt(enrollmentTokens.usesLeft, 0),
-          isNull(enrollmentTokens.revokedAt),
-          gt(enrollmentTokens.expiresAt, now),
-        ),
-      )
-      .returning();
-    if (!token) return undefined;
-    const [before] = await tx.select({ id: machines.id }).from(machines).where(eq(machines.id, machineId));
-    const tags = [...new Set([...token.tags, ...body.tags])].sort();
-    const values = {
-      credentialHash: hashSecret(credential),
-      hostname: body.facts.hostname,
-      arch: body.facts.arch,
-      osId: body.facts.os.id,
-      osVersion: body.facts.os.version,
-      facts: body.facts as unknown as Record<string, unknown>,
-      tier: token.tier,
-      tags,
-      enrolledAt: now,
-      revokedAt: null,
-    };
-    await tx
-      .insert(machines)
-      .values({ id: machineId, ...values })
-      .onConflictDoUpdate({ target: machines.id, set: values });
-    return { tier: token.tier, tags, again: before !== undefined };
-  });
+  let result:
+    | { tier: string; tags: string[]; again: boolean; how: 'new' | 'credential' | 'rekey' }
+    | undefined;
+  try {
+    result = await ctx.db.transaction(async (tx) => {
+      const [token] = await tx
+        .update(enrollmentTokens)
+        .set({ usesLeft: sql`${enrollmentTokens.usesLeft} - 1` })
+        .where(
+          and(
+            eq(enrollmentTokens.tokenHash, hashSecret(body.token)),
+            gt(enrollmentTokens.usesLeft, 0),
+            isNull(enrollmentTokens.revokedAt),
+            gt(enrollmentTokens.expiresAt, now),
+          ),
+        )
+        .returning();
+      // The token is checked first: without a valid one, nobody learns which ids are enrolled.
+      if (!token) return undefined;
+      const [before] = await tx
+        .select({
+          credentialHash: machines.credentialHash,
+          revokedAt: machines.revokedAt,
+          rekeyUntil: machines.rekeyUntil,
+        })
+        .from(machines)
+        .where(eq(machines.id, machineId))
+        .for('update');
+      let how: 'new' | 'credential' | 'rekey' = 'new';
+      if (before) {
+        const proves =
+          body.credential !== undefined &&
+          before.revokedAt === null &&
+          hashSecret(body.credential) === before.credentialHash;
+        const rekeyed = before.rekeyUntil !== null && before.rekeyUntil.getTime() > now.getTime();
+        if (!proves && !rekeyed) throw new IdTaken();
+        how = proves ? 'credential' : 'rekey';
+      }
+      const tags = [...new Set([...token.tags, ...body.tags])].sort();
+      const values = {
+        credentialHash: hashSecret(credential),
+        hostname: body.facts.hostname,
+        arch: body.facts.arch,
+        osId: body.facts.os.id,
+        osVersion: body.facts.os.version,
+        facts: body.facts as unknown as Record<string, unknown>,
+        tier: token.tier,
+        tags,
+        enrolledAt: now,
+        revokedAt: null,
+        rekeyUntil: null,
+      };
+      await tx
+        .insert(machines)
+        .values({ id: machineId, ...values })
+        .onConflictDoUpdate({ target: machines.id, set: values });
+      return { tier: token.tier, tags, again: before !== undefined, how };
+    });
+  } catch (error) {
+    if (!(error instanceof IdTaken)) throw error;
+    ctx.log.warn({ machine: machineId }, 'enrollment under an enrolled machine id refused');
+    throw new ServerError(
+      'CLP_E_CONFLICT',
+      `machine id ${machineId} is enrolled already; a machine enrolls again under its id with its current credential (clpctl enroll --force does), or after an operator re-keys it (clpctl admin machines rekey ${machineId})`,
+      { field: 'body.machineId' },
+    );
+  }
   if (!result) {
     throw new ServerError(
       'CLP_E_ENROLLMENT_TOKEN',
@@ -68,7 +107,10 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
     ctx.machineAuth.clear();
     ctx.seen.forget(machineId);
   }
-  ctx.log.info({ machine: machineId, tier: result.tier, again: result.again }, 'machine enrolled');
+  ctx.log.info(
+    { machine: machineId, tier: result.tier, again: result.again, proof: result.how },
+    'machine enrolled',
+  );
   return { machineId, credential, tier: result.tier, tags: result.tags };
 }
 

@@ -1,7 +1,7 @@
 import { type InstalledPatchRecord, machines, reports, rollouts } from '@clp/db';
 import { and, asc, desc, eq, type SQL, sql } from 'drizzle-orm';
 import type { z } from 'zod';
-import type { AppContext, MachineRow } from './context.ts';
+import { type AppContext, actorName, type MachineRow, type Principal } from './context.ts';
 import { judgeCutoff, parseCutoff } from './cutoff.ts';
 import { ServerError } from './errors.ts';
 import { decide, type PollMachine } from './poll.ts';
@@ -25,6 +25,7 @@ function machineView(row: MachineRow): MachineOut {
     installed: row.installed as unknown as Record<string, unknown>[],
     facts: row.facts,
     revoked: row.revokedAt !== null,
+    rekeyUntil: row.rekeyUntil?.toISOString() ?? null,
   };
 }
 
@@ -154,18 +155,49 @@ export async function explain(
   };
 }
 
-/** Revokes a machine's credential: its next call gets 401 until it enrolls again. */
-export async function revokeMachine(ctx: AppContext, id: string): Promise<MachineOut> {
+/**
+ * Revokes a machine's credential: its next call gets 401, and its id cannot be enrolled again
+ * until an operator re-keys it (a re-key window still open is closed too).
+ */
+export async function revokeMachine(ctx: AppContext, id: string, principal: Principal): Promise<MachineOut> {
   await ctx.seen.flush();
   const [row] = await ctx.db
     .update(machines)
-    .set({ revokedAt: ctx.clock.now() })
+    .set({ revokedAt: ctx.clock.now(), rekeyUntil: null })
     .where(eq(machines.id, id))
     .returning();
   if (!row)
     throw new ServerError('CLP_E_NOT_FOUND', `no machine with id ${id}; list them with GET /v1/machines`);
   ctx.machineAuth.clear();
-  ctx.log.info({ machine: id }, 'machine credential revoked');
+  ctx.log.info({ machine: id, by: actorName(principal) }, 'machine credential revoked');
+  return machineView(row);
+}
+
+/**
+ * Re-keys a machine (reinstalled, or its credential lost or exposed): its current credential
+ * stops working now, and for `expiresInSeconds` one enrollment under its id is let in without
+ * that credential. The machine then runs `clpctl enroll` with an enrollment token as usual.
+ */
+export async function rekeyMachine(
+  ctx: AppContext,
+  id: string,
+  body: { expiresInSeconds: number; reason?: string | undefined },
+  principal: Principal,
+): Promise<MachineOut> {
+  await ctx.seen.flush();
+  const now = ctx.clock.now();
+  const [row] = await ctx.db
+    .update(machines)
+    .set({ revokedAt: now, rekeyUntil: new Date(now.getTime() + body.expiresInSeconds * 1000) })
+    .where(eq(machines.id, id))
+    .returning();
+  if (!row)
+    throw new ServerError('CLP_E_NOT_FOUND', `no machine with id ${id}; list them with GET /v1/machines`);
+  ctx.machineAuth.clear();
+  ctx.log.info(
+    { machine: id, by: actorName(principal), until: row.rekeyUntil, reason: body.reason },
+    'machine re-keyed: its credential is revoked and its id may enroll again',
+  );
   return machineView(row);
 }
 

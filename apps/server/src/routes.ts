@@ -14,7 +14,7 @@ import type { z } from 'zod';
 import { enroll, ingestReports, poll } from './agent.ts';
 import type { Access } from './auth.ts';
 import type { AgentMachine, AppContext, Principal } from './context.ts';
-import { explain, listMachines, listReports, revokeMachine, showMachine } from './machines.ts';
+import { explain, listMachines, listReports, rekeyMachine, revokeMachine, showMachine } from './machines.ts';
 import { buildOpenApi } from './openapi.ts';
 import { listReleases, promoteRelease, showRelease, uploadRelease, yankRelease } from './releases.ts';
 import { actOnRollout, createRollout, listRollouts, rolloutAuditLog, showRollout } from './rollouts.ts';
@@ -39,6 +39,7 @@ import {
   MachineList,
   MachineListQuery,
   PromoteBody,
+  RekeyMachineBody,
   Release,
   ReleaseList,
   ReleaseListQuery,
@@ -476,11 +477,26 @@ export const ROUTES: readonly Route[] = [
     id: 'revokeMachine',
     method: 'POST',
     path: '/v1/machines/:id/revoke',
-    summary: 'Revoke a machine credential: its next call gets 401 until it enrolls again',
+    summary:
+      'Revoke a machine credential: its next call gets 401, and its id enrolls again only after a re-key',
     access: admin(ROLES.operator),
     params: IdParam,
     response: Machine,
-    handle: async (ctx, { params }) => ({ body: await revokeMachine(ctx, params.id) }),
+    handle: async (ctx, { params, principal }) => ({ body: await revokeMachine(ctx, params.id, principal) }),
+  }),
+  route({
+    id: 'rekeyMachine',
+    method: 'POST',
+    path: '/v1/machines/:id/rekey',
+    summary:
+      'Re-key a machine (reinstalled, or its credential lost): the credential stops working now, and one enrollment under its id is let in until rekeyUntil',
+    access: admin(ROLES.operator),
+    params: IdParam,
+    body: RekeyMachineBody,
+    response: Machine,
+    handle: async (ctx, { params, body, principal }) => ({
+      body: await rekeyMachine(ctx, params.id, body, principal),
+    }),
   }),
   route({
     id: 'listReports',

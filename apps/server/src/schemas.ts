@@ -26,6 +26,7 @@ export {
   MachineList,
   MachineListQuery,
   PromoteBody,
+  RekeyMachineBody,
   Release,
   ReleaseList,
   ReleaseListQuery,

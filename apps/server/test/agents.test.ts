@@ -86,14 +86,16 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect(JSON.stringify(machineRow)).not.toContain(m.credential);
   });
 
-  it('gives a machine that enrolls again a new credential and stops the old one', async () => {
+  it('gives a machine that enrolls again with its current credential a new one, and stops the old one', async () => {
     const t = await enrollmentToken({ tier: 'edge', uses: 2 });
     const first = await enroll(t.token, 'reenroll-machine');
     // Polled once, so its credential sits in the server's credential cache.
     expect(
       (await s.call('POST', '/v1/agent/poll', { token: first.credential, json: { facts: FACTS } })).status,
     ).toBe(200);
-    const second = await enroll(t.token, 'reenroll-machine');
+    const moved = await enrollmentToken({ tier: 'beta' });
+    const second = await enroll(moved.token, 'reenroll-machine', { credential: first.credential });
+    expect(second).toMatchObject({ machineId: 'reenroll-machine', tier: 'beta' });
     expect(second.credential).not.toBe(first.credential);
     const old = await s.call('POST', '/v1/agent/poll', { token: first.credential, json: { facts: FACTS } });
     expect(old.status).toBe(401);
@@ -102,6 +104,86 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
       json: { facts: FACTS },
     });
     expect(fresh.status).toBe(200);
+  });
+
+  it("refuses an enrollment under another machine's id with 409, and the machine keeps its tier, name, credential and the token its use", async () => {
+    const own = await enrollmentToken({ tier: 'stable', tags: ['db'] });
+    const victim = await enroll(own.token, 'victim-machine-1');
+    const before = (await s.call('GET', '/v1/machines/victim-machine-1', { token: s.admin })).body;
+    const attacker = await enrollmentToken({ tier: 'edge', uses: 3 });
+    const attempts = [
+      { token: attacker.token, facts: { ...FACTS, hostname: 'evil' }, machineId: 'victim-machine-1' },
+      // A made-up credential proves nothing either.
+      {
+        token: attacker.token,
+        facts: FACTS,
+        machineId: 'victim-machine-1',
+        credential: `clp_mch_${'A'.repeat(43)}`,
+      },
+    ];
+    for (const json of attempts) {
+      const res = await s.call('POST', '/v1/agent/enroll', { json });
+      expect(res.status, JSON.stringify(res.body)).toBe(409);
+      expect(res.body.error).toMatchObject({ code: 'CLP_E_CONFLICT', field: 'body.machineId' });
+      expect(res.body.error.message).toContain('clpctl admin machines rekey victim-machine-1');
+    }
+    const after = (await s.call('GET', '/v1/machines/victim-machine-1', { token: s.admin })).body;
+    expect(after).toEqual(before);
+    expect(after).toMatchObject({ tier: 'stable', tags: ['db'], hostname: 'web-1', revoked: false });
+    const poll = await s.call('POST', '/v1/agent/poll', { token: victim.credential, json: { facts: FACTS } });
+    expect(poll.status).toBe(200);
+    const tokens = await s.call('GET', '/v1/enrollment-tokens', { token: s.admin });
+    expect(tokens.body.tokens.find((x: { id: string }) => x.id === attacker.id).usesLeft).toBe(3);
+    // Without a valid token the answer says nothing about which ids exist.
+    const stranger = await s.call('POST', '/v1/agent/enroll', {
+      json: { token: 'clp_enr_nothing', facts: FACTS, machineId: 'victim-machine-1' },
+    });
+    expect(stranger.status).toBe(401);
+    expect(stranger.body.error.code).toBe('CLP_E_ENROLLMENT_TOKEN');
+  });
+
+  it('lets a re-keyed machine enroll again once within its window, without its old credential', async () => {
+    const t = await enrollmentToken({ tier: 'edge', uses: 5 });
+    const old = await enroll(t.token, 'rekey-machine-1');
+    expect(
+      (await s.call('POST', '/v1/agent/poll', { token: old.credential, json: { facts: FACTS } })).status,
+    ).toBe(200);
+    const rekeyed = await s.call('POST', '/v1/machines/rekey-machine-1/rekey', {
+      token: s.admin,
+      json: { expiresInSeconds: 3600, reason: 'reinstalled' },
+    });
+    expect(rekeyed.status).toBe(200);
+    expect(rekeyed.body).toMatchObject({
+      id: 'rekey-machine-1',
+      revoked: true,
+      rekeyUntil: new Date(clock.now().getTime() + 3_600_000).toISOString(),
+    });
+    const refused = await s.call('POST', '/v1/agent/poll', { token: old.credential, json: { facts: FACTS } });
+    expect(refused.status).toBe(401);
+    const fresh = await enroll(t.token, 'rekey-machine-1');
+    expect(
+      (await s.call('POST', '/v1/agent/poll', { token: fresh.credential, json: { facts: FACTS } })).status,
+    ).toBe(200);
+    const shown = (await s.call('GET', '/v1/machines/rekey-machine-1', { token: s.admin })).body;
+    expect(shown).toMatchObject({ revoked: false, rekeyUntil: null });
+    // The window was for one enrollment: the id is closed again.
+    const second = await s.call('POST', '/v1/agent/enroll', {
+      json: { token: t.token, facts: FACTS, machineId: 'rekey-machine-1' },
+    });
+    expect(second.status).toBe(409);
+    // A window that has passed lets nobody in.
+    await s.call('POST', '/v1/machines/rekey-machine-1/rekey', {
+      token: s.admin,
+      json: { expiresInSeconds: 60 },
+    });
+    clock.advance(61);
+    const late = await s.call('POST', '/v1/agent/enroll', {
+      json: { token: t.token, facts: FACTS, machineId: 'rekey-machine-1' },
+    });
+    expect(late.status).toBe(409);
+    const unknown = await s.call('POST', '/v1/machines/no-such-machine/rekey', { token: s.admin, json: {} });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('CLP_E_NOT_FOUND');
   });
 
   it('offers releases with a download URL whose bytes match the sha256', async () => {
@@ -398,8 +480,8 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect(answers.slice(0, 30).map((a) => a.body.machineId)).toEqual(fleet.map((m) => m.machineId));
   });
 
-  it('refuses a revoked machine and lets it enroll again', async () => {
-    const t = await enrollmentToken({ tier: 'edge', uses: 2 });
+  it('refuses a revoked machine, even with its old credential, until an operator re-keys it', async () => {
+    const t = await enrollmentToken({ tier: 'edge', uses: 3 });
     const m = await enroll(t.token, 'revoked-machine-1');
     expect(
       (await s.call('POST', '/v1/agent/poll', { token: m.credential, json: { facts: FACTS } })).status,
@@ -412,6 +494,13 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
       },
     });
     expect(refused.status).toBe(401);
+    const withOld = await s.call('POST', '/v1/agent/enroll', {
+      json: { token: t.token, facts: FACTS, machineId: 'revoked-machine-1', credential: m.credential },
+    });
+    expect(withOld.status).toBe(409);
+    expect(
+      (await s.call('POST', '/v1/machines/revoked-machine-1/rekey', { token: s.admin, json: {} })).status,
+    ).toBe(200);
     const again = await enroll(t.token, 'revoked-machine-1');
     expect(
       (await s.call('POST', '/v1/agent/poll', { token: again.credential, json: { facts: FACTS } })).status,

@@ -211,10 +211,24 @@ export const Machine = z.object({
   lastSeenAt: z.string().nullable(),
   installed: z.array(z.record(z.string(), z.unknown())),
   facts: z.record(z.string(), z.unknown()),
-  /** A revoked machine's credential no longer works; it may enroll again with a new token. */
+  /** A revoked machine's credential no longer works; it enrolls again only after a re-key. */
   revoked: z.boolean(),
+  /** Until then one enrollment may take this id without the old credential (an operator's re-key). */
+  rekeyUntil: z.string().nullable(),
 });
 export type Machine = z.infer<typeof Machine>;
+export const RekeyMachineBody = z
+  .object({
+    /** How long the machine has to enroll again (default one day). */
+    expiresInSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 86_400)
+      .default(86_400),
+    reason: z.string().max(500).optional(),
+  })
+  .default({ expiresInSeconds: 86_400 });
 export const MachineList = z.object({ machines: z.array(Machine), total: z.number() });
 export type MachineList = z.infer<typeof MachineList>;
 export const MachineListQuery = z.object({

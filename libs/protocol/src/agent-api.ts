@@ -21,6 +21,11 @@ export const EnrollRequest = z.object({
     .regex(/^[A-Za-z0-9-]{8,64}$/)
     .optional(),
   tags: z.array(z.string().min(1).max(64)).max(32).default([]),
+  /**
+   * The credential this machine holds now, when it enrolls again under its id: proof that it is
+   * that machine. Without it (or an operator's re-key) an id already enrolled answers 409.
+   */
+  credential: z.string().min(1).max(512).optional(),
   /** Patches already installed when the machine enrolls (same shape as in the poll). */
   get installed() {
     return z.array(InstalledPatch).max(1000).optional();

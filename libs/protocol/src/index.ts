@@ -23,6 +23,7 @@ export {
   MachineList,
   MachineListQuery,
   PromoteBody,
+  RekeyMachineBody,
   Release,
   ReleaseList,
   ReleaseListQuery,

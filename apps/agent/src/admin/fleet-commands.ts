@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { printResult } from '../output.ts';
 import type { ContextOf } from './admin-context.ts';
 import type { Machine, Report, Tier } from './api-types.ts';
-import { parseInteger } from './duration.ts';
+import { parseDuration, parseInteger } from './duration.ts';
+import { AdminError } from './errors.ts';
 import { resolveRelease } from './resolve-release.ts';
 import { fields, short, table, when } from './table.ts';
 
@@ -76,6 +77,47 @@ export function registerFleetCommands(admin: Command, contextOf: ContextOf): voi
           ['last seen', when(m.lastSeenAt)],
           ['installed', installedNames(m)],
         ]),
+      );
+    });
+
+  machines
+    .command('revoke')
+    .description(
+      "revoke a machine's credential: its next call is refused, and its id enrolls again only after a rekey",
+    )
+    .argument('<id>', 'machine id')
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const m = await ctx.client.post<Machine>(`/v1/machines/${encodeURIComponent(id)}/revoke`, {});
+      printResult(ctx, m, () => `revoked the credential of ${m.id} (${m.hostname})`);
+    });
+  machines
+    .command('rekey')
+    .description(
+      'let a machine enroll again under its id (reinstalled, or its credential lost): its credential stops working now, and its next clpctl enroll is let in without it',
+    )
+    .argument('<id>', 'machine id')
+    .option(
+      '--expires <duration>',
+      'how long the machine has to enroll again (e.g. 2h, 1d, 7d; at most 30d)',
+      '1d',
+    )
+    .option('--reason <text>', 'why (kept in the server log)')
+    .action(async (id: string, o: { expires: string; reason?: string }, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const seconds = parseDuration(o.expires, '--expires');
+      if (seconds < 60 || seconds > 30 * 86_400) {
+        throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `--expires ${o.expires}: from 1m to 30d`);
+      }
+      const m = await ctx.client.post<Machine>(`/v1/machines/${encodeURIComponent(id)}/rekey`, {
+        expiresInSeconds: seconds,
+        ...(o.reason !== undefined ? { reason: o.reason } : {}),
+      });
+      printResult(
+        ctx,
+        m,
+        () =>
+          `re-keyed ${m.id} (${m.hostname}): its old credential is refused; it may enroll again until ${when(m.rekeyUntil)} (clpctl enroll URL TOKEN on the machine)`,
       );
     });
 

@@ -95,7 +95,17 @@ export async function enrollMachine(options: EnrollOptions): Promise<EnrollResul
   });
   const { value } = await client.postJson(
     AGENT_PATHS.enroll,
-    { token: options.token, facts, machineId, tags, installed },
+    {
+      token: options.token,
+      facts,
+      machineId,
+      tags,
+      installed,
+      // Enrolling again under the same id: the current credential proves this is that machine.
+      ...(config.credential !== undefined && machineId === config.machineId
+        ? { credential: config.credential }
+        : {}),
+    },
     EnrollResponse,
   );
   const next: AgentConfig = {

@@ -1,0 +1,1 @@
+ALTER TABLE "machines" ADD COLUMN "rekey_until" timestamp with time zone;
