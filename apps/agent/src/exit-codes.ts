@@ -18,13 +18,14 @@ export const EXIT = {
   drift: 9,
   notFound: 10,
   busy: 11,
+  unsafePath: 12,
 } as const;
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 
 export const EXIT_CODE_HELP = `Exit codes:
   0   success
   1   internal error (a bug: please report it with the log)
-  2   usage error (unknown command or option, missing argument)
+  2   usage error (unknown command or option, missing argument, a --root that is not a folder)
   3   the patch archive is malformed or hostile (nothing was written)
   4   signature missing, invalid, or by an untrusted or revoked key
   5   the patch does not apply here (architecture, OS, precondition, downgrade)
@@ -34,7 +35,10 @@ export const EXIT_CODE_HELP = `Exit codes:
   9   files changed since the patch was applied (drift); --force overrides
   10  no such patch, file or key
   11  busy: another clpctl or the package manager is changing this system; nothing was changed,
-      try again later`;
+      try again later
+  12  refused for safety, nothing was changed: a symbolic link would lead outside the root (in clp's
+      state, log or trust store, or a folder of a patched file that became a link), or a patched path
+      holds a folder, FIFO, socket or device instead of a regular file`;
 
 /**
  * Every code any library can throw, mapped to an exit code. The Record type makes
@@ -54,6 +58,8 @@ type KnownCode =
 
 const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_BUSY: EXIT.busy,
+  CLP_E_BAD_ROOT: EXIT.usage,
+  CLP_E_LINK_REFUSED: EXIT.unsafePath,
   CLP_E_NOT_APPLICABLE: EXIT.notApplicable,
   CLP_E_ARCHITECTURE: EXIT.notApplicable,
   CLP_E_OS: EXIT.notApplicable,
@@ -62,8 +68,8 @@ const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_ALREADY_INSTALLED: EXIT.notApplicable,
   CLP_E_PREVIOUSLY_FAILED: EXIT.notApplicable,
   CLP_E_INTERPRETER_MISSING: EXIT.notApplicable,
-  CLP_E_PATH_ESCAPE: EXIT.notApplicable,
-  CLP_E_TARGET_NOT_FILE: EXIT.notApplicable,
+  CLP_E_PATH_ESCAPE: EXIT.unsafePath,
+  CLP_E_TARGET_NOT_FILE: EXIT.unsafePath,
   CLP_E_UNKNOWN_OWNER: EXIT.notApplicable,
   CLP_E_NO_SPACE: EXIT.applyFailed,
   CLP_E_READ_ONLY: EXIT.applyFailed,

@@ -42,7 +42,7 @@ export interface PlannedFile {
   /** The real path under the root. */
   target: string;
   /** What is there now (null: nothing). */
-  current: (FileIdentity & { isFile: boolean }) | null;
+  current: (FileIdentity & { isFile: boolean; kind: string }) | null;
   /** Mode and owner the new file gets (null for a removal). */
   next: FileIdentity | null;
 }
@@ -204,7 +204,7 @@ async function planFiles(
       refuse(
         'CLP_E_TARGET_NOT_FILE',
         'precondition',
-        `${action.path} is not a regular file here (a folder, link or device); the engine only changes regular files`,
+        `${action.path} is a ${current.kind} here, not a regular file; clp only changes regular files, and nothing was changed`,
       );
       continue;
     }
@@ -247,7 +247,7 @@ async function checkPrecondition(
   if (expect === 'absent') return exists ? `${action.path} must not exist yet, but it does` : null;
   if (expect !== undefined) {
     if (!exists) return `${action.path} must have sha256 ${expect}, but it does not exist`;
-    const actual = await sha256File(target);
+    const actual = await sha256File(target, action.path);
     return actual === expect
       ? null
       : `${action.path} has sha256 ${actual}, the patch expects ${expect} (the file differs from the version the patch was made for)`;

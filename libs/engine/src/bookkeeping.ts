@@ -1,8 +1,10 @@
-import { appendFile, mkdir, readFile, rename, rm, rmdir, stat } from 'node:fs/promises';
+import { lstat, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PatchMeta } from '@clp/format';
-import { fsyncDir, fsyncFile } from './durable.ts';
+import { fsyncDir } from './durable.ts';
+import { removeEmptyDirs } from './file-step.ts';
 import type { TransactionOp } from './journal.ts';
+import { appendOwnFile, lstatOwn, ownDir, readOwnFile } from './own-files.ts';
 import {
   appendHistory,
   type InstalledPatch,
@@ -55,8 +57,10 @@ export interface PkgRevertInfo {
 const REVERTS_LOG = 'reverts.jsonl';
 
 async function exists(path: string): Promise<boolean> {
-  return (await stat(path).catch(() => null)) !== null;
+  return (await lstat(path).catch(() => null)) !== null;
 }
+
+const PATCHES = "clp's folder of installed patches";
 
 /** Rewrites absolute paths inside the transaction folder to the patch folder they moved to. */
 function moveRecords(steps: StepRecord[], from: string, to: string): StepRecord[] {
@@ -81,7 +85,7 @@ export async function finishInstall(
   const txDir = txDirOf(stateDir, tx);
   const dest = patchDirOf(stateDir, name);
   if (await exists(txDir)) {
-    await mkdir(join(stateDir, PATCHES_DIR), { recursive: true });
+    await ownDir(join(stateDir, PATCHES_DIR), PATCHES);
     if ((await readPatchRecord(stateDir, name)) === null) await rm(dest, { recursive: true, force: true });
     await rename(txDir, dest);
     await fsyncDir(join(stateDir, PATCHES_DIR));
@@ -115,7 +119,8 @@ export async function finishUninstall(stateDir: string, tx: string, info: Uninst
     index.installed = index.installed.filter((p) => p.name !== name);
     await writeIndex(stateDir, index);
   }
-  for (const dir of [...(info.removeDirs ?? [])].reverse()) await rmdir(dir).catch(() => {});
+  await removeEmptyDirs(info.removeDirs ?? [], info.root ?? '/');
+  await lstatOwn(join(stateDir, PATCHES_DIR), PATCHES);
   await rm(patchDirOf(stateDir, name), { recursive: true, force: true });
   await rm(txDirOf(stateDir, tx), { recursive: true, force: true });
   await appendHistory(stateDir, {
@@ -137,16 +142,20 @@ export async function finishPkgRevert(stateDir: string, tx: string, info: PkgRev
   const txDir = txDirOf(stateDir, tx);
   if (await exists(txDir)) {
     const dest = revertDirOf(stateDir, name);
-    await mkdir(join(stateDir, PACKAGES_DIR), { recursive: true });
+    await ownDir(join(stateDir, PACKAGES_DIR), "clp's folder of kept packages");
     await rm(dest, { recursive: true, force: true });
     await rename(txDir, dest);
     await fsyncDir(join(stateDir, PACKAGES_DIR));
   }
   const log = join(stateDir, PACKAGES_DIR, REVERTS_LOG);
-  const lines = await readFile(log, 'utf8').catch(() => '');
+  const what = "clp's list of package reverts";
+  const lines = await readOwnFile(log, what).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return '';
+    throw error;
+  });
   if (!lines.split('\n').some((l) => l.includes(`"tx":${JSON.stringify(tx)}`))) {
-    await appendFile(log, `${JSON.stringify({ at: new Date().toISOString(), tx, ...info.revert })}\n`);
-    await fsyncFile(log);
+    const line = `${JSON.stringify({ at: new Date().toISOString(), tx, ...info.revert })}\n`;
+    await appendOwnFile(log, line, what, true);
   }
   const r = info.revert;
   await appendHistory(stateDir, {

@@ -1,10 +1,11 @@
 import { constants } from 'node:fs';
-import { copyFile, link, open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { openOwn } from './own-files.ts';
 
-/** fsync of a file's data and metadata. */
+/** fsync of a file's data and metadata (one of the engine's own files: never through a link). */
 export async function fsyncFile(path: string): Promise<void> {
-  const fh = await open(path, constants.O_RDONLY);
+  const fh = await openOwn(path, constants.O_RDONLY, 'the file');
   try {
     await fh.sync();
   } finally {
@@ -12,9 +13,9 @@ export async function fsyncFile(path: string): Promise<void> {
   }
 }
 
-/** fsync of a directory, which makes the names created, renamed or removed in it durable. */
+/** fsync of a directory (never through a link at its name), which makes the names created, renamed or removed in it durable. */
 export async function fsyncDir(path: string): Promise<void> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
+  const fh = await open(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
     await fh.sync();
   } finally {
@@ -27,14 +28,25 @@ export async function fsyncDirs(dirs: Iterable<string>): Promise<void> {
   await Promise.all([...new Set(dirs)].map((d) => fsyncDir(d)));
 }
 
-/** Writes a file through a temporary name: the final name always holds complete, fsynced content. */
+/**
+ * Writes a file through a temporary name: the final name always holds complete, fsynced content.
+ * The temporary name is created with O_EXCL (a link or file left there is removed first, never
+ * followed), and the rename replaces whatever is at the final name without following it.
+ */
 export async function writeFileDurable(
   path: string,
   data: string | Uint8Array,
   syncDir = true,
 ): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
-  const fh = await open(tmp, 'w', 0o600);
+  await unlink(tmp).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+  const fh = await open(
+    tmp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
   try {
     await fh.writeFile(data);
     await fh.sync();
@@ -43,28 +55,4 @@ export async function writeFileDurable(
   }
   await rename(tmp, path);
   if (syncDir) await fsyncDir(dirname(path));
-}
-
-/**
- * Makes `dest` a complete, fsynced copy of `src`: a hard link when both are on one filesystem
- * (the data is already durable), else a copy through a temporary name. Returns how it was done.
- */
-export async function linkOrCopy(src: string, dest: string, syncData: boolean): Promise<'link' | 'copy'> {
-  try {
-    await link(src, dest);
-    if (syncData) await fsyncFile(dest);
-    return 'link';
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EXDEV') throw error;
-  }
-  const tmp = `${dest}.part`;
-  try {
-    await copyFile(src, tmp);
-    await fsyncFile(tmp);
-    await rename(tmp, dest);
-  } catch (error) {
-    await unlink(tmp).catch(() => {});
-    throw error;
-  }
-  return 'copy';
 }

@@ -2,10 +2,17 @@ import { ClpError } from '@clp/format';
 
 export const ENGINE_ERROR_CODES = [
   /**
-   * Another clpctl holds ROOT/var/lib/clp/lock, or a package manager holds its own lock: nothing
-   * was changed, try again later.
+   * Another clpctl holds the kernel lock on ROOT/var/lib/clp/lock (or a package manager holds its
+   * own lock): nothing was changed, try again later.
    */
   'CLP_E_BUSY',
+  /** --root names nothing, or something that is not a folder. */
+  'CLP_E_BAD_ROOT',
+  /**
+   * A symbolic link where the engine follows none: in its own state, log or trust store, or a
+   * folder on the way to a patched file that became a link since the patch was installed.
+   */
+  'CLP_E_LINK_REFUSED',
   /** Several refusals at once; each is listed in the message and in details.refusals. */
   'CLP_E_NOT_APPLICABLE',
   'CLP_E_ARCHITECTURE',
@@ -17,6 +24,7 @@ export const ENGINE_ERROR_CODES = [
   'CLP_E_INTERPRETER_MISSING',
   'CLP_E_NO_SPACE',
   'CLP_E_PATH_ESCAPE',
+  /** A patched path holds a folder, FIFO, socket, device or link: only regular files are changed. */
   'CLP_E_TARGET_NOT_FILE',
   'CLP_E_UNKNOWN_OWNER',
   'CLP_E_READ_ONLY',

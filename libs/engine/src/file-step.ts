@@ -1,8 +1,10 @@
-import { chmod, chown, copyFile, lstat, mkdir, rename, rmdir, unlink } from 'node:fs/promises';
+import { lstat, rename, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { type FileIdentity, restoreBackup, takeBackup } from './backup.ts';
-import { mapLimit } from './concurrency.ts';
-import { fsyncDirs, fsyncFile, linkOrCopy } from './durable.ts';
+import { type FileIdentity, placeFile, restoreBackup, takeBackup, unlinkIfThere } from './backup.ts';
+import { fsyncDirs } from './durable.ts';
+import { EngineError } from './errors.ts';
+import { kindOf, ownDir } from './own-files.ts';
+import { forEachInPinnedDir, type PinnedDir, type PinOptions, pinDir } from './pinned-dir.ts';
 import type { StepContext, StepRecord } from './step.ts';
 
 /** How many files are staged, backed up or renamed at once. */
@@ -37,13 +39,20 @@ export function fileUndo(record: StepRecord): FileUndo {
   return record.undo as FileUndo;
 }
 
-/** What is at a path now: its identity, or null when nothing is there. */
+/** What is at a path now (never following a link there): its identity, or null when nothing is there. */
 export async function identityOf(
   path: string,
-): Promise<(FileIdentity & { isFile: boolean; size: number }) | null> {
+): Promise<(FileIdentity & { isFile: boolean; size: number; kind: string }) | null> {
   try {
     const s = await lstat(path);
-    return { mode: s.mode & 0o7777, uid: s.uid, gid: s.gid, isFile: s.isFile(), size: s.size };
+    return {
+      mode: s.mode & 0o7777,
+      uid: s.uid,
+      gid: s.gid,
+      isFile: s.isFile(),
+      size: s.size,
+      kind: kindOf(s),
+    };
   } catch (error) {
     if (
       (error as NodeJS.ErrnoException).code === 'ENOENT' ||
@@ -70,98 +79,141 @@ export function stagePathFor(target: string, tx: string, index: number): string 
   return join(dirname(target), `.clp-${tx}-${index}-${basename(target)}`.slice(0, 250));
 }
 
-/**
- * Stages the new content of each step next to its target: a hard link of the extracted file (or
- * a copy across filesystems), given its mode and owner, then fsynced. Sources used by more than
- * one step are copied for the later ones so that their modes cannot clash.
- */
-export async function stageFiles(records: StepRecord[]): Promise<void> {
-  const seen = new Set<string>();
-  const linkable = records.map((r) => {
-    const u = fileUndo(r);
-    if (u.source === null) return false;
-    if (seen.has(u.source)) return false;
-    seen.add(u.source);
-    return true;
-  });
-  // Many files share their new folders: each is made once, parents first.
-  const created = [...new Set(records.flatMap((r) => fileUndo(r).createdDirs))].sort(
-    (a, b) => a.length - b.length,
+function pinOptions(root: string, create?: ReadonlySet<string>): (r: StepRecord) => PinOptions {
+  return (r) => ({ root, subject: fileUndo(r).path, ...(create ? { create } : {}) });
+}
+
+const targetDirOf = (r: StepRecord): string => dirname(fileUndo(r).target);
+
+/** The pinned folder of a step that must write there; a folder that is gone is an error naming it. */
+function needDir(dir: PinnedDir | null, r: StepRecord): PinnedDir {
+  if (dir !== null) return dir;
+  const u = fileUndo(r);
+  throw new EngineError(
+    'CLP_E_APPLY_FAILED',
+    `${u.path}: its folder ${dirname(u.target)} is gone; nothing was written there`,
+    { details: { path: u.path } },
   );
-  for (const d of created) await mkdir(d, { recursive: true, mode: 0o755 });
-  // Stage names carry the transaction id, so none can exist yet.
-  await mapLimit(records, FILE_CONCURRENCY, async (record, i) => {
-    const u = fileUndo(record);
-    if (u.stage === null || u.source === null || u.next === null) return;
-    if (linkable[i]) {
-      await linkOrCopy(u.source, u.stage, false);
-    } else {
-      await copyFile(u.source, u.stage);
-    }
-    await chown(u.stage, u.next.uid, u.next.gid);
-    await chmod(u.stage, u.next.mode);
-    await fsyncFile(u.stage);
-  });
-  // Folders the steps created must survive a crash once files are renamed into them.
-  if (created.length > 0) await fsyncDirs(created.map((d) => dirname(d)));
 }
 
 /**
- * Runs a batch of file steps (the commit of their changes):
- * 1. back up every file that is there (hard link or copy), then fsync the backup folder once;
- * 2. rename each staged file over its target (or unlink it, for a removal), then fsync each
+ * Stages the new content of each step next to its target, in the pinned target folder: a hard
+ * link of the extracted file whose mode and owner were set (and fsynced) through its descriptor,
+ * or an O_EXCL copy set up the same way when the source is used by more than one step (so that
+ * their modes cannot clash) or lies on another filesystem. Missing folders are created, each made
+ * durable in its parent.
+ */
+export async function stageFiles(records: StepRecord[], root: string): Promise<void> {
+  const seen = new Set<string>();
+  const linkable = new Map<StepRecord, boolean>();
+  for (const r of records) {
+    const u = fileUndo(r);
+    linkable.set(r, u.source !== null && !seen.has(u.source));
+    if (u.source !== null) seen.add(u.source);
+  }
+  const created = new Set(records.flatMap((r) => fileUndo(r).createdDirs));
+  const staged = records.filter((r) => {
+    const u = fileUndo(r);
+    return u.stage !== null && u.source !== null && u.next !== null;
+  });
+  // Stage names carry the transaction id, so none can exist yet (and one planted there is refused).
+  await forEachInPinnedDir(staged, targetDirOf, pinOptions(root, created), FILE_CONCURRENCY, (dir, r) => {
+    const u = fileUndo(r);
+    return placeFile(
+      u.source as string,
+      needDir(dir, r),
+      basename(u.stage as string),
+      u.next as FileIdentity,
+      linkable.get(r) ?? false,
+    );
+  });
+}
+
+/**
+ * Runs a batch of file steps (the commit of their changes), each in its pinned target folder:
+ * 1. pin every folder (a folder that became a link is refused before anything changes);
+ * 2. back up every file that is there (hard link or copy, never of a link), then fsync the backup
+ *    folder once;
+ * 3. rename each staged file over its target (or unlink it, for a removal), then fsync each
  *    target folder once.
  * Nothing is changed at a target before every backup of the batch is durable.
  */
 export async function runFileBatch(records: StepRecord[], ctx: StepContext): Promise<void> {
-  const backupDir = join(ctx.txDir, 'backup');
-  await mkdir(backupDir, { recursive: true });
-  const toBackUp = records.filter((r) => fileUndo(r).existed && fileUndo(r).backup !== null);
-  await mapLimit(toBackUp, FILE_CONCURRENCY, (r) =>
-    takeBackup(fileUndo(r).target, join(ctx.txDir, fileUndo(r).backup!)),
-  );
-  if (toBackUp.length > 0) await fsyncDirs([backupDir]);
-  await mapLimit(records, FILE_CONCURRENCY, async (r) => {
-    const u = fileUndo(r);
-    if (u.stage !== null) await rename(u.stage, u.target);
-    else await unlink(u.target);
+  const options = pinOptions(ctx.root);
+  await forEachInPinnedDir(records, targetDirOf, options, FILE_CONCURRENCY, async (dir, r) => {
+    needDir(dir, r);
   });
-  await fsyncDirs(records.map((r) => dirname(fileUndo(r).target)));
+  const backupDir = join(ctx.txDir, 'backup');
+  await ownDir(backupDir);
+  const toBackUp = records.filter((r) => fileUndo(r).existed && fileUndo(r).backup !== null);
+  await forEachInPinnedDir(toBackUp, targetDirOf, options, FILE_CONCURRENCY, (dir, r) => {
+    const u = fileUndo(r);
+    return takeBackup(needDir(dir, r), basename(u.target), join(ctx.txDir, u.backup as string), u.path);
+  });
+  if (toBackUp.length > 0) await fsyncDirs([backupDir]);
+  await forEachInPinnedDir(
+    records,
+    targetDirOf,
+    options,
+    FILE_CONCURRENCY,
+    async (dir, r) => {
+      const u = fileUndo(r);
+      const d = needDir(dir, r);
+      if (u.stage !== null) await rename(d.at(basename(u.stage)), d.at(basename(u.target)));
+      else await unlink(d.at(basename(u.target)));
+    },
+    (dir) => dir?.sync() ?? Promise.resolve(),
+  );
 }
 
 /**
- * Undoes one file step from its record alone. Safe at any point of the step's life: before its
- * backup exists the target was not touched yet, so there is nothing to put back; after, the
- * backup is complete (see takeBackup). Running it twice does no harm.
+ * Undoes one file step from its record alone, in its pinned target folder. Safe at any point of
+ * the step's life: before its backup exists the target was not touched yet, so there is nothing
+ * to put back; after, the backup is complete (see takeBackup). Running it twice does no harm.
+ * A folder on the way that became a link is refused (the journal stays for a person to look at).
  */
 export async function undoFileStep(record: StepRecord, ctx: StepContext): Promise<void> {
   const u = fileUndo(record);
-  if (u.stage !== null) {
-    await unlinkIfThere(u.stage);
-    await unlinkIfThere(`${u.stage}.part`);
+  const name = basename(u.target);
+  const backup = u.existed && u.backup !== null ? join(ctx.txDir, u.backup) : null;
+  const hasBackup = backup !== null && u.orig !== null && (await identityOf(backup)) !== null;
+  const dir = await pinDir(dirname(u.target), { root: ctx.root, subject: u.path });
+  if (dir === null) {
+    // The folder never came to be (a crash before staging), so nothing of this step is in it.
+    if (hasBackup) needDir(dir, record);
+    if (!u.existed) await removeEmptyDirs(u.createdDirs, ctx.root);
+    return;
   }
-  if (u.existed) {
-    const backup = u.backup === null ? null : join(ctx.txDir, u.backup);
-    if (backup !== null && u.orig !== null && (await identityOf(backup)) !== null) {
-      await restoreBackup(backup, u.target, u.orig, `${record.index}`);
+  try {
+    if (u.stage !== null) {
+      await unlinkIfThere(dir.at(basename(u.stage)));
+      await unlinkIfThere(dir.at(`${basename(u.stage)}.part`));
     }
-  } else {
-    await unlinkIfThere(u.target);
-    for (const d of [...u.createdDirs].reverse()) {
-      await rmdir(d).catch(() => {});
+    if (u.existed) {
+      if (hasBackup)
+        await restoreBackup(backup as string, dir, name, u.orig as FileIdentity, `${record.index}`);
+    } else {
+      await unlinkIfThere(dir.at(name));
     }
+    await dir.sync();
+  } catch (error) {
+    throw dir.explain(error);
+  } finally {
+    await dir.close();
   }
-  await fsyncDirs([dirname(u.target)]).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw error;
-  });
+  if (!u.existed) await removeEmptyDirs(u.createdDirs, ctx.root);
 }
 
-async function unlinkIfThere(path: string): Promise<void> {
-  // Looked up first: on a read-only filesystem unlink() fails with EROFS even for a missing name.
-  if ((await identityOf(path)) === null) return;
-  try {
-    await unlink(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+/** Removes the folders a step created, deepest first, when they are empty; never through a link. */
+export async function removeEmptyDirs(dirs: readonly string[], root: string): Promise<void> {
+  for (const d of [...dirs].reverse()) {
+    const parent = await pinDir(dirname(d), { root, subject: d }).catch(() => null);
+    if (parent === null) continue;
+    try {
+      await rmdir(parent.at(basename(d))).catch(() => {});
+      await parent.sync();
+    } finally {
+      await parent.close();
+    }
   }
 }

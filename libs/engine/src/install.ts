@@ -9,6 +9,7 @@ import { codeForSystemError, EngineError, refusalError } from './errors.ts';
 import { type FileUndo, missingDirs, runFileBatch, stageFiles, stagePathFor } from './file-step.ts';
 import { type CheckResult, runCheck } from './health-check.ts';
 import { readHostFacts } from './host.ts';
+import { checkTrustStore } from './own-files.ts';
 import { detectPackageManager, type PackageManager, preparePackageStep } from './package-managers/index.ts';
 import { keysDirOf } from './paths.ts';
 import { patchDirIn, prepareScriptStep, type ScriptUndo } from './script-step.ts';
@@ -16,7 +17,7 @@ import { prepareServiceStep, type ServiceUndo, whySkipService } from './service-
 import { type Session, withSession } from './session.ts';
 import { appendHistory, type InstalledPatch, readIndex } from './state.ts';
 import type { StepContext, StepRecord } from './step.ts';
-import { newTxId, type StepGroup, Transaction, txDirOf } from './transaction.ts';
+import { makeTxDir, newTxId, type StepGroup, Transaction, txDirOf } from './transaction.ts';
 
 export interface Progress {
   /** 1-based number of the step group running now. */
@@ -64,6 +65,7 @@ async function trustOf(
   warn: (message: string) => void,
 ): Promise<{ expected: ReadonlyMap<string, { sha256: string; size: number }>; signedBy: string | null }> {
   if (!insecure) {
+    await checkTrustStore(root);
     const store = await TrustStore.load(keysDirOf(root));
     // Each payload byte is checked against this manifest as it is extracted, before anything is used.
     const manifest = await verifySignedEntries(archive, store);
@@ -157,6 +159,7 @@ async function installOpened(
   let records: StepRecord[];
   let groups: StepGroup[];
   let fileRecords: StepRecord[];
+  await makeTxDir(txDir);
   try {
     await mkdir(patchDir, { recursive: true });
     await archive.extractTo(patchDir, {
@@ -230,7 +233,7 @@ async function installOpened(
   const transaction = new Transaction('install', ctx, tx);
   try {
     await transaction.prepare(records, info, async () => {
-      await stageFiles(fileRecords);
+      await stageFiles(fileRecords, root);
       log(`${name}: staged ${fileRecords.length} file(s) next to their targets`);
     });
     await transaction.commit(groups);

@@ -1,8 +1,9 @@
 import { constants } from 'node:fs';
-import { type FileHandle, open, readFile, unlink } from 'node:fs/promises';
+import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fsyncDir } from './durable.ts';
 import { EngineError } from './errors.ts';
+import { openOwn, readOwnFile } from './own-files.ts';
 import type { StepRecord } from './step.ts';
 
 export type TransactionOp = 'install' | 'uninstall' | 'pkg-revert';
@@ -64,7 +65,7 @@ export class Journal {
     const path = join(stateDir, JOURNAL_FILE);
     const fh = await open(
       path,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND | constants.O_NOFOLLOW,
       0o600,
     );
     const journal = new Journal(path, fh);
@@ -79,8 +80,8 @@ export class Journal {
   static async reopen(stateDir: string): Promise<Journal> {
     const path = join(stateDir, JOURNAL_FILE);
     // A torn last line must not be glued to the next entry: start on a fresh line.
-    const text = await readFile(path, 'utf8');
-    const fh = await open(path, constants.O_WRONLY | constants.O_APPEND);
+    const text = await readOwnFile(path, "clp's journal");
+    const fh = await openOwn(path, constants.O_WRONLY | constants.O_APPEND, "clp's journal");
     if (text.length > 0 && !text.endsWith('\n')) {
       await fh.write('\n');
       await fh.datasync();
@@ -112,7 +113,7 @@ export class Journal {
 export async function readJournal(stateDir: string): Promise<JournalEntry[] | null> {
   let text: string;
   try {
-    text = await readFile(join(stateDir, JOURNAL_FILE), 'utf8');
+    text = await readOwnFile(join(stateDir, JOURNAL_FILE), "clp's journal");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;

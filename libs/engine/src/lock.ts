@@ -1,82 +1,88 @@
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+/**
+ * One transaction at a time, enforced by the kernel: an exclusive flock(2) on ROOT/var/lib/clp/lock.
+ *
+ * Node has no flock of its own, so the lock is taken by util-linux `flock(1)` on a descriptor this
+ * process opened and hands to it as its fd 3. A flock belongs to the open file description, not
+ * to the process that called it: when `flock -n 3` exits with 0 the lock stays held through our
+ * descriptor, and it goes away when that descriptor is closed, which the kernel does when this
+ * process dies in any way (kill -9, power loss). Node opens every file close-on-exec, so scripts
+ * and package managers started later do not inherit it and cannot keep it alive.
+ *
+ * The lock file is never removed (removing it would let two processes lock two different files of
+ * one name). The holder writes its pid into it, only so that a refusal can say who holds it.
+ */
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EngineError } from './errors.ts';
+import { openOwn } from './own-files.ts';
 
 export interface Lock {
   release(): Promise<void>;
 }
 
-/**
- * One transaction at a time: ROOT/var/lib/clp/lock holds the owner's pid, created with O_EXCL.
- * A lock whose pid no longer runs is stale (its process was killed) and is taken over.
- */
+export const LOCK_FILE = 'lock';
+
+/** flock(1) exits with 1 when -n finds the lock taken (util-linux and busybox alike). */
+const FLOCK_CONFLICT = 1;
+
+function runFlock(fh: FileHandle): Promise<{ status: number | null; stderr: string; missing: boolean }> {
+  return new Promise((resolve) => {
+    let stderr = '';
+    const child = spawn('flock', ['--exclusive', '--nonblock', '3'], {
+      stdio: ['ignore', 'ignore', 'pipe', fh.fd],
+    });
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.on('error', (error: NodeJS.ErrnoException) =>
+      resolve({ status: null, stderr: error.message, missing: error.code === 'ENOENT' }),
+    );
+    child.on('close', (status) => resolve({ status, stderr: stderr.trim(), missing: false }));
+  });
+}
+
+/** Takes the lock of stateDir (which must exist), or throws CLP_E_BUSY naming the holder. */
 export async function acquireLock(stateDir: string): Promise<Lock> {
-  await mkdir(stateDir, { recursive: true });
-  const path = join(stateDir, 'lock');
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(path, 'wx', 0o644);
-      await fh.writeFile(`${process.pid} ${(await startTimeOf(process.pid)) ?? ''}\n`);
-      await fh.close();
-      return {
-        async release() {
-          await unlink(path).catch(() => {});
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const owner = await readOwner(path);
-    const pid = owner?.pid ?? null;
-    if (owner !== null && owner.pid !== process.pid && (await isAlive(owner))) {
+  const path = join(stateDir, LOCK_FILE);
+  const fh = await openOwn(path, constants.O_RDWR | constants.O_CREAT, "clp's lock file", 0o600);
+  let held = false;
+  try {
+    const result = await runFlock(fh);
+    if (result.status === FLOCK_CONFLICT) {
+      const holder = (await fh.readFile('utf8').catch(() => '')).trim().split(/\s+/)[0] ?? '';
+      const pid = /^\d+$/.test(holder) ? Number(holder) : null;
       throw new EngineError(
         'CLP_E_BUSY',
-        `another clpctl (pid ${pid}) is changing this system; wait for it to finish (lock file ${path})`,
-        { details: { pid, lock: path } },
+        `another clpctl${pid === null ? '' : ` (pid ${pid})`} is changing this system; nothing was done: wait for it to finish and try again (lock ${path})`,
+        { details: { lock: path, ...(pid === null ? {} : { pid }) } },
       );
     }
-    // Stale: move it aside atomically so two processes cannot both take it over.
-    await rename(path, `${path}.stale-${process.pid}`).then(
-      () => unlink(`${path}.stale-${process.pid}`),
-      () => {},
-    );
+    if (result.missing) {
+      throw new EngineError(
+        'CLP_E_INTERPRETER_MISSING',
+        `cannot take the lock ${path}: the program flock (util-linux) is not installed; install util-linux and try again`,
+        { details: { lock: path, program: 'flock' } },
+      );
+    }
+    if (result.status !== 0) {
+      throw new EngineError(
+        'CLP_E_BUSY',
+        `cannot take the lock ${path}: flock failed (${result.stderr || `exit status ${result.status}`}); nothing was done, try again`,
+        { details: { lock: path } },
+      );
+    }
+    held = true;
+    await fh.truncate(0);
+    await fh.write(`${process.pid}\n`, 0);
+    return {
+      async release() {
+        // Closing the last descriptor of the open file description releases the flock.
+        await fh.close();
+      },
+    };
+  } finally {
+    if (!held) await fh.close();
   }
-  throw new EngineError('CLP_E_BUSY', `could not take the lock ${path}; try again`);
-}
-
-interface LockOwner {
-  pid: number;
-  /** The process's start time (clock ticks after boot), so that a reused pid is not mistaken for the owner. */
-  start: string | null;
-}
-
-async function readOwner(path: string): Promise<LockOwner | null> {
-  try {
-    const [pidText, start] = (await readFile(path, 'utf8')).trim().split(/\s+/);
-    const pid = Number.parseInt(pidText ?? '', 10);
-    return Number.isSafeInteger(pid) && pid > 0 ? { pid, start: start || null } : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Field 22 of /proc/PID/stat (after the parenthesised name, which may hold spaces). */
-async function startTimeOf(pid: number): Promise<string | null> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-async function isAlive(owner: LockOwner): Promise<boolean> {
-  try {
-    process.kill(owner.pid, 0);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
-  if (owner.start === null) return true;
-  const now = await startTimeOf(owner.pid);
-  return now === null || now === owner.start;
 }

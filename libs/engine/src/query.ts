@@ -3,6 +3,7 @@ import { TrustStore, verifyPatch } from '@clp/trust';
 import { assessPatch, type EngineArchive } from './assess.ts';
 import { EngineError, type Refusal } from './errors.ts';
 import { readHostFacts } from './host.ts';
+import { checkTrustStore } from './own-files.ts';
 import { detectPackageManager } from './package-managers/index.ts';
 import { keysDirOf, logFileOf } from './paths.ts';
 import type { RecoverResult } from './recover.ts';
@@ -68,6 +69,7 @@ export async function engineStatus(options: QueryOptions = {}): Promise<EngineSt
   return withSession(options.root, options.log, async ({ root, stateDir, recovered }) => {
     const index = await readIndex(stateDir);
     const history = await readHistoryFile(stateDir);
+    await checkTrustStore(root);
     const store = await TrustStore.load(keysDirOf(root)).catch(() => null);
     return {
       root,
@@ -109,6 +111,7 @@ export async function explainPatch(
       const refusals: Refusal[] = [];
       if (!options.insecure) {
         try {
+          await checkTrustStore(root);
           await verifyPatch(archive, await TrustStore.load(keysDirOf(root)));
         } catch (error) {
           if (!isClpError(error)) throw error;

@@ -1,12 +1,12 @@
 import { readdir, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { finishTransaction } from './bookkeeping.ts';
 import { EngineError } from './errors.ts';
 import { Journal, readJournal } from './journal.ts';
-import { acquireLock } from './lock.ts';
-import { makeLogger } from './log.ts';
+import { lstatOwn } from './own-files.ts';
 import { stateDirOf } from './paths.ts';
 import { rebasePath, rebaseRecords } from './rebase.ts';
+import { openRootState } from './root-state.ts';
 import { appendHistory, TX_DIR } from './state.ts';
 import type { StepContext } from './step.ts';
 import { startedSteps, txDirOf, undoSteps } from './transaction.ts';
@@ -28,20 +28,19 @@ export async function recover(options: {
   root: string;
   log?: (line: string) => void;
 }): Promise<RecoverResult> {
-  const stateDir = stateDirOf(options.root);
-  const lock = await acquireLock(stateDir);
-  const logger = makeLogger(options.root, options.log);
+  const state = await openRootState(options.root, options.log);
   try {
-    return await recoverLocked(resolve(options.root), logger.log);
+    return await recoverLocked(state.root, state.logger.log);
   } finally {
-    await logger.flush();
-    await lock.release();
+    await state.close();
   }
 }
 
 /** recover() for a caller that already holds the lock. */
 export async function recoverLocked(root: string, log: (line: string) => void): Promise<RecoverResult> {
   const stateDir = stateDirOf(root);
+  // Every transaction folder is removed through it: a link there is refused before anything else.
+  await lstatOwn(join(stateDir, TX_DIR), "clp's folder of transactions");
   const entries = await readJournal(stateDir);
   if (entries === null) {
     await removeOrphanTxDirs(stateDir, null);
@@ -113,13 +112,12 @@ export async function recoverLocked(root: string, log: (line: string) => void): 
   }
 }
 
+/** Removes transaction folders no journal refers to; ROOT/var/lib/clp/tx must not be a link (rm would delete through it). */
 async function removeOrphanTxDirs(stateDir: string, keep: string | null): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(join(stateDir, TX_DIR));
-  } catch {
-    return;
-  }
-  for (const n of names)
-    if (n !== keep) await rm(join(stateDir, TX_DIR, n), { recursive: true, force: true });
+  const txRoot = join(stateDir, TX_DIR);
+  const st = await lstatOwn(txRoot, "clp's folder of transactions");
+  if (st === null || !st.isDirectory()) return;
+  // rm does not follow a link it is given (it removes the link), only links above it.
+  for (const n of await readdir(txRoot))
+    if (n !== keep) await rm(join(txRoot, n), { recursive: true, force: true });
 }

@@ -1,8 +1,5 @@
-import { resolve } from 'node:path';
-import { acquireLock } from './lock.ts';
-import { makeLogger } from './log.ts';
-import { stateDirOf } from './paths.ts';
 import { type RecoverResult, recoverLocked } from './recover.ts';
+import { openRootState } from './root-state.ts';
 
 /** What every entry point works with once it holds the lock and recovery has run. */
 export interface Session {
@@ -15,22 +12,20 @@ export interface Session {
 
 /**
  * Runs fn with the state lock held, after recovery of an interrupted transaction; every line
- * logged goes to ROOT/var/log/CLP.log (and to `also`).
+ * logged goes to ROOT/var/log/CLP.log (and to `also`). A root that is not a folder, or whose
+ * state or log is reached through a link, is refused before anything is read or written.
  */
 export async function withSession<T>(
   rootOption: string | undefined,
   also: ((line: string) => void) | undefined,
   fn: (s: Session) => Promise<T>,
 ): Promise<T> {
-  const root = resolve(rootOption ?? '/');
-  const stateDir = stateDirOf(root);
-  const lock = await acquireLock(stateDir);
-  const logger = makeLogger(root, also);
+  const state = await openRootState(rootOption, also);
+  const { root, stateDir, logger } = state;
   try {
     const recovered = await recoverLocked(root, logger.log);
     return await fn({ root, stateDir, log: logger.log, recovered });
   } finally {
-    await logger.flush();
-    await lock.release();
+    await state.close();
   }
 }

@@ -1,7 +1,7 @@
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PatchMeta } from '@clp/format';
-import { fsyncFile, writeFileDurable } from './durable.ts';
+import { writeFileDurable } from './durable.ts';
+import { appendOwnFile, lstatOwn, ownDir, readOwnFile } from './own-files.ts';
 import type { StepRecord } from './step.ts';
 
 /** One installed patch, as the small index keeps it (enough for `status` and `list`). */
@@ -70,7 +70,7 @@ export function revertDirOf(stateDir: string, packageName: string): string {
 
 export async function readIndex(stateDir: string): Promise<StateIndex> {
   try {
-    const parsed = JSON.parse(await readFile(join(stateDir, INDEX_FILE), 'utf8')) as StateIndex;
+    const parsed = JSON.parse(await readOwnFile(join(stateDir, INDEX_FILE), "clp's index")) as StateIndex;
     return { version: 1, installed: parsed.installed ?? [], failed: parsed.failed ?? [] };
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { version: 1, installed: [], failed: [] };
@@ -79,13 +79,19 @@ export async function readIndex(stateDir: string): Promise<StateIndex> {
 }
 
 export async function writeIndex(stateDir: string, index: StateIndex): Promise<void> {
-  await mkdir(stateDir, { recursive: true });
+  await ownDir(stateDir);
   await writeFileDurable(join(stateDir, INDEX_FILE), `${JSON.stringify(index, null, 1)}\n`);
 }
 
 export async function readPatchRecord(stateDir: string, name: string): Promise<PatchRecord | null> {
+  const what = "clp's folder of an installed patch";
+  if ((await lstatOwn(join(stateDir, PATCHES_DIR), "clp's folder of installed patches")) === null)
+    return null;
+  if ((await lstatOwn(patchDirOf(stateDir, name), what)) === null) return null;
   try {
-    return JSON.parse(await readFile(join(patchDirOf(stateDir, name), 'patch.json'), 'utf8')) as PatchRecord;
+    return JSON.parse(
+      await readOwnFile(join(patchDirOf(stateDir, name), 'patch.json'), "clp's record of an installed patch"),
+    ) as PatchRecord;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
@@ -94,14 +100,15 @@ export async function readPatchRecord(stateDir: string, name: string): Promise<P
 
 export async function writePatchRecord(stateDir: string, record: PatchRecord): Promise<void> {
   const dir = patchDirOf(stateDir, record.summary.name);
-  await mkdir(dir, { recursive: true });
+  await ownDir(join(stateDir, PATCHES_DIR));
+  await ownDir(dir);
   await writeFileDurable(join(dir, 'patch.json'), `${JSON.stringify(record)}\n`);
 }
 
 export async function readHistoryFile(stateDir: string): Promise<HistoryEntry[]> {
   let text: string;
   try {
-    text = await readFile(join(stateDir, HISTORY_FILE), 'utf8');
+    text = await readOwnFile(join(stateDir, HISTORY_FILE), "clp's history");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;
@@ -120,10 +127,8 @@ export async function readHistoryFile(stateDir: string): Promise<HistoryEntry[]>
 
 /** Appends once per (tx, op, result): recovery may redo the bookkeeping of a transaction. */
 export async function appendHistory(stateDir: string, entry: HistoryEntry): Promise<void> {
-  await mkdir(stateDir, { recursive: true });
+  await ownDir(stateDir);
   const existing = await readHistoryFile(stateDir);
   if (existing.some((e) => e.tx === entry.tx && e.op === entry.op && e.result === entry.result)) return;
-  const file = join(stateDir, HISTORY_FILE);
-  await appendFile(file, `${JSON.stringify(entry)}\n`);
-  await fsyncFile(file);
+  await appendOwnFile(join(stateDir, HISTORY_FILE), `${JSON.stringify(entry)}\n`, "clp's history", true);
 }

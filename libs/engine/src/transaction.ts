@@ -33,10 +33,11 @@
  * and after each undone step (CLP_TEST_KILL_AT_UNDO, below).
  */
 import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fsyncDir } from './durable.ts';
 import { EngineError } from './errors.ts';
 import { Journal, type JournalEntry, type TransactionInfo, type TransactionOp } from './journal.ts';
+import { ownDir } from './own-files.ts';
 import { TX_DIR } from './state.ts';
 import type { StepContext, StepRecord } from './step.ts';
 import { UNDO, undoIsSafeUnstarted } from './undo-table.ts';
@@ -61,6 +62,12 @@ export function newTxId(): string {
 
 export function txDirOf(stateDir: string, tx: string): string {
   return join(stateDir, TX_DIR, tx);
+}
+
+/** Makes a transaction's folder (and ROOT/var/lib/clp/tx), refusing a link at either. */
+export async function makeTxDir(txDir: string): Promise<void> {
+  await ownDir(dirname(txDir));
+  await ownDir(txDir);
 }
 
 export class Transaction {
@@ -98,7 +105,7 @@ export class Transaction {
   async prepare(records: StepRecord[], info: TransactionInfo, stage: () => Promise<void>): Promise<void> {
     this.#expect('idle');
     this.#records = records;
-    await mkdir(this.ctx.txDir, { recursive: true });
+    await makeTxDir(this.ctx.txDir);
     this.#journal = await Journal.create(this.ctx.stateDir, {
       t: 'begin',
       tx: this.tx,

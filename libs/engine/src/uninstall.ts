@@ -1,8 +1,7 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { comparePatchNames } from '@clp/format';
+import type { FileIdentity } from './backup.ts';
 import { finishUninstall, type UninstallInfo } from './bookkeeping.ts';
-import { mapLimit } from './concurrency.ts';
 import { EngineError } from './errors.ts';
 import {
   type FileUndo,
@@ -13,9 +12,11 @@ import {
   stageFiles,
   stagePathFor,
 } from './file-step.ts';
-import { sha256OrNull } from './hash.ts';
+import { sha256File } from './hash.ts';
 import { asEngineError, type Progress } from './install.ts';
+import { lstatOwn } from './own-files.ts';
 import { type PackageUndo, undoPackageStep } from './package-managers/index.ts';
+import { forEachInPinnedDir } from './pinned-dir.ts';
 import { rebaseRecords } from './rebase.ts';
 import {
   DEFAULT_SCRIPT_TIMEOUT_MS,
@@ -27,7 +28,7 @@ import { prepareServiceStep, type ServiceUndo } from './service-step.ts';
 import { withSession } from './session.ts';
 import { appendHistory, type PatchRecord, patchDirOf, readIndex, readPatchRecord } from './state.ts';
 import type { StepContext, StepRecord } from './step.ts';
-import { newTxId, type StepGroup, Transaction, txDirOf } from './transaction.ts';
+import { makeTxDir, newTxId, type StepGroup, Transaction, txDirOf } from './transaction.ts';
 
 export interface UninstallOptions {
   root?: string;
@@ -59,21 +60,75 @@ export interface Drift {
   problem: string;
 }
 
-/** Files of an installed patch that are no longer what it wrote. */
-export async function findDrift(record: PatchRecord): Promise<Drift[]> {
-  const files = record.steps.filter((s) => s.kind === 'file').map(fileUndo);
-  const found = await mapLimit(files, 32, async (u): Promise<Drift | null> => {
-    const now = await sha256OrNull(u.target);
+/** What is at each patched path of an installed patch now, looked up in its pinned folder. */
+interface TargetNow {
+  identity: (FileIdentity & { isFile: boolean; kind: string }) | null;
+  sha256: string | null;
+}
+
+async function lookAtTargets(record: PatchRecord, root: string): Promise<Map<StepRecord, TargetNow>> {
+  const steps = record.steps.filter((s) => s.kind === 'file');
+  const found = new Map<StepRecord, TargetNow>();
+  await forEachInPinnedDir(
+    steps,
+    (s) => dirname(fileUndo(s).target),
+    (s) => ({ root, subject: fileUndo(s).path }),
+    32,
+    async (dir, s) => {
+      const u = fileUndo(s);
+      const at = dir?.at(basename(u.target));
+      const identity = at === undefined ? null : await identityOf(at);
+      // Only a regular file is read: a FIFO at a patched path would block the read forever.
+      const sha256 = at !== undefined && identity?.isFile ? await sha256File(at, u.path) : null;
+      found.set(s, { identity, sha256 });
+    },
+  );
+  return found;
+}
+
+/**
+ * Refuses (before anything changes, also with --force) a patch whose paths now hold something
+ * clp does not replace: a folder, FIFO, socket, device or link.
+ */
+function refuseOddTargets(name: string, now: Map<StepRecord, TargetNow>): void {
+  const odd = [...now].filter(([, n]) => n.identity !== null && !n.identity.isFile);
+  if (odd.length === 0) return;
+  const lines = odd.map(([s, n]) => `  - ${fileUndo(s).path} is a ${n.identity?.kind}`).join('\n');
+  throw new EngineError(
+    'CLP_E_TARGET_NOT_FILE',
+    `${name} cannot be uninstalled: ${odd.length} of its paths no longer hold a regular file, and clp only puts back regular files (--force does not change that); nothing was changed:\n${lines}\nmove them away and run the command again`,
+    {
+      details: {
+        paths: odd.map(([s, n]) => ({ path: fileUndo(s).path, kind: n.identity?.kind })),
+      },
+    },
+  );
+}
+
+function driftOf(record: PatchRecord, now: Map<StepRecord, TargetNow>): Drift[] {
+  const drift: Drift[] = [];
+  for (const s of record.steps.filter((x) => x.kind === 'file')) {
+    const u = fileUndo(s);
+    const n = now.get(s)?.sha256 ?? null;
+    const there = now.get(s)?.identity != null;
     if (u.stage === null) {
-      return now !== null ? { path: u.path, problem: 'was removed by the patch but exists again' } : null;
-    }
-    if (now === null) return { path: u.path, problem: 'was written by the patch but is gone' };
-    if (u.sha256 !== null && now !== u.sha256) {
-      return { path: u.path, problem: `has sha256 ${now}, the patch wrote ${u.sha256}` };
-    }
-    return null;
-  });
-  return found.filter((d): d is Drift => d !== null);
+      if (there) drift.push({ path: u.path, problem: 'was removed by the patch but exists again' });
+    } else if (!there) drift.push({ path: u.path, problem: 'was written by the patch but is gone' });
+    else if (u.sha256 !== null && n !== u.sha256)
+      drift.push({ path: u.path, problem: `has sha256 ${n}, the patch wrote ${u.sha256}` });
+  }
+  return drift;
+}
+
+/**
+ * Files of an installed patch that are no longer what it wrote. Paths are looked up in their
+ * folders as recorded, never through a link; a patched path that holds anything but a regular file
+ * is refused with CLP_E_TARGET_NOT_FILE, a folder that became a link with CLP_E_LINK_REFUSED.
+ */
+export async function findDrift(record: PatchRecord, root = record.root ?? '/'): Promise<Drift[]> {
+  const now = await lookAtTargets(record, root);
+  refuseOddTargets(record.summary.name, now);
+  return driftOf(record, now);
 }
 
 /**
@@ -107,7 +162,9 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
         { details: { name, newer: above.map((p) => p.name) } },
       );
     }
-    const drift = await findDrift(record);
+    const now = await lookAtTargets(record, root);
+    refuseOddTargets(name, now);
+    const drift = driftOf(record, now);
     if (drift.length > 0) {
       const lines = drift.map((d) => `  - ${d.path} ${d.problem}`).join('\n');
       if (!options.force) {
@@ -126,8 +183,9 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
     const txDir = txDirOf(stateDir, tx);
     const installDir = patchDirOf(stateDir, name);
     const ctx: StepContext = { root, stateDir, txDir, log };
-    const { records, groups, fileRecords } = await buildUninstallSteps(record, { ctx, tx, installDir });
-    await mkdir(txDir, { recursive: true });
+    await checkInstallDir(installDir);
+    const { records, groups, fileRecords } = await buildUninstallSteps(record, { ctx, tx, installDir, now });
+    await makeTxDir(txDir);
     const total = groups.length;
     const progressed = groups.map((g, i) => ({
       records: g.records,
@@ -145,7 +203,7 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
     log(`uninstall ${name} (transaction ${tx})`);
     const transaction = new Transaction('uninstall', ctx, tx);
     try {
-      await transaction.prepare(records, info, () => stageFiles(fileRecords));
+      await transaction.prepare(records, info, () => stageFiles(fileRecords, root));
       await transaction.commit(progressed);
     } catch (error) {
       const failure = asEngineError(error, `uninstalling ${name} failed`);
@@ -177,13 +235,20 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
   });
 }
 
+/** The installed patch's folder and its backups are clp's own: none of them may be a link. */
+async function checkInstallDir(installDir: string): Promise<void> {
+  for (const sub of ['', 'backup', 'patch']) {
+    await lstatOwn(sub === '' ? installDir : join(installDir, sub), "clp's folder of an installed patch");
+  }
+}
+
 /**
  * The uninstall is a transaction of its own, made of ordinary steps whose "new content" is the
  * install's backups: so it is staged, journaled, rolled back and recovered exactly like an install.
  */
 async function buildUninstallSteps(
   install: PatchRecord,
-  b: { ctx: StepContext; tx: string; installDir: string },
+  b: { ctx: StepContext; tx: string; installDir: string; now: Map<StepRecord, TargetNow> },
 ): Promise<{ records: StepRecord[]; groups: StepGroup[]; fileRecords: StepRecord[] }> {
   const records: StepRecord[] = [];
   const groups: StepGroup[] = [];
@@ -211,10 +276,9 @@ async function buildUninstallSteps(
   const fileRecords: StepRecord[] = [];
   const installed = [...install.steps].reverse();
   const fileSteps = installed.filter((s) => s.kind === 'file');
-  const nowOf = await mapLimit(fileSteps, 32, (s) => identityOf(fileUndo(s).target));
-  for (const [i, step] of fileSteps.entries()) {
+  for (const step of fileSteps) {
     const was = fileUndo(step);
-    const now = nowOf[i] ?? null;
+    const now = b.now.get(step)?.identity ?? null;
     const index = records.length;
     const nowIdentity = now === null ? null : { mode: now.mode, uid: now.uid, gid: now.gid };
     let undo: FileUndo;

@@ -132,6 +132,9 @@ export async function snapshotRoot(
       for (const e of (await readdir(path)).sort()) await walk(rel === '' ? e : `${rel}/${e}`);
     } else if (st.isSymbolicLink()) {
       out[rel] = `link ${await readlink(path)}`;
+    } else if (!st.isFile()) {
+      // A FIFO, socket or device is described, never opened (opening a FIFO would block).
+      out[rel] = `${st.isFIFO() ? 'fifo' : st.isSocket() ? 'socket' : `device ${st.rdev}`} ${id}`;
     } else {
       out[rel] = `file ${sha256(await readFile(path))} ${id}`;
     }

@@ -121,9 +121,16 @@ describe('install and uninstall of files', () => {
     const error = await failureOf(installPatch(file, { root, ...quiet }));
     expect(error.code).toBe('CLP_E_PRECONDITION');
     expect(error.message).toMatch(/\/etc\/app.conf has sha256 [0-9a-f]{64}, the patch expects/);
-    const after = await snapshotRoot(root, ['var/log/CLP.log', 'var/lib/clp/history.jsonl']);
+    // The lock file stays once made: removing it would let two commands lock two files of one name.
+    const after = await snapshotRoot(root, [
+      'var/log/CLP.log',
+      'var/lib/clp/history.jsonl',
+      'var/lib/clp/lock',
+    ]);
     expect(after).toEqual(
-      Object.fromEntries(Object.entries(before).filter(([k]) => k !== 'var/log/CLP.log')),
+      Object.fromEntries(
+        Object.entries(before).filter(([k]) => k !== 'var/log/CLP.log' && k !== 'var/lib/clp/lock'),
+      ),
     );
   });
 
@@ -252,16 +259,17 @@ describe('install and uninstall of files', () => {
       { ...mainPatch('CLP1251128'), architecture: 'aarch64', systems: [{ os: 'vincent' }] },
       stranger,
     );
-    const before = await snapshotRoot(root, []);
+    const before = await snapshotRoot(root, ['var/lib/clp/lock']);
     const explanation = await explainPatch(file, { root, architecture: 'x86_64' });
     expect(explanation.applies).toBe(false);
+    // Only the lock file is new: it stays once made (see lock.ts).
     expect(explanation.refusals.map((r) => r.rule).sort()).toEqual([
       'architecture',
       'os',
       'precondition',
       'trust',
     ]);
-    expect(await snapshotRoot(root, [])).toEqual(before);
+    expect(await snapshotRoot(root, ['var/lib/clp/lock'])).toEqual(before);
   });
   it('a root used under another path later (prepared with --root, then moved) still uninstalls', async () => {
     const { root, key } = await setup();
