@@ -144,7 +144,7 @@ const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_SERVER_PROTOCOL: EXIT.network,
   CLP_E_DOWNLOAD_FAILED: EXIT.network,
   CLP_E_DOWNLOAD_CORRUPT: EXIT.network,
-  CLP_E_UPDATE_BUSY: EXIT.usage,
+  CLP_E_UPDATE_BUSY: EXIT.busy,
   // clpctl admin: the server's 4xx codes, then the command line's own.
   CLP_E_VALIDATION: EXIT.usage,
   CLP_E_UNAUTHORIZED: EXIT.network,

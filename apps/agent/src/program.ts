@@ -1,3 +1,5 @@
+import { resolve } from 'node:path';
+import { checkRoot } from '@clp/engine';
 import { Command } from 'commander';
 import { COMMANDS } from './commands/index.ts';
 import { EXIT_CODE_HELP } from './exit-codes.ts';
@@ -17,7 +19,12 @@ export function buildProgram(): Command {
     .option('-v, --verbose', 'say more', false)
     .addHelpText('after', `\n${EXIT_CODE_HELP}`)
     .showSuggestionAfterError(true)
-    .exitOverride();
+    .exitOverride()
+    // A mistyped --root is an error for every command, before any of them creates a file under it.
+    .hook('preAction', async () => {
+      const { root } = program.opts<GlobalOptions>();
+      if (root !== '/') await checkRoot(resolve(root));
+    });
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   for (const register of COMMANDS) {
     const command = register(program, globals);

@@ -2,6 +2,8 @@ export { ENGINE_ERROR_CODES, EngineError, type EngineErrorCode, type Refusal } f
 export type { CheckResult } from './health-check.ts';
 export { hostArchitecture } from './host.ts';
 export { type InstallOptions, type InstallResult, installPatch, type Progress } from './install.ts';
+export { type Lock, lockFile } from './lock.ts';
+export { appendLog } from './log.ts';
 export { PACKAGE_ERROR_CODES, PackageError, type PackageErrorCode } from './package-managers/index.ts';
 export { keysDirOf, logFileOf, stateDirOf } from './paths.ts';
 export { type RevertOptions, type RevertResult, revertPackage } from './pkg-revert.ts';
@@ -15,6 +17,7 @@ export {
   readHistory,
 } from './query.ts';
 export { type RecoverResult, recover } from './recover.ts';
+export { checkRoot } from './root-state.ts';
 export type { FailedMark, HistoryEntry, InstalledPatch, PatchRecord } from './state.ts';
 export {
   type Drift,

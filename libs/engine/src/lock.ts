@@ -44,20 +44,36 @@ function runFlock(fh: FileHandle): Promise<{ status: number | null; stderr: stri
 }
 
 /** Takes the lock of stateDir (which must exist), or throws CLP_E_BUSY naming the holder. */
-export async function acquireLock(stateDir: string): Promise<Lock> {
+export function acquireLock(stateDir: string): Promise<Lock> {
   const path = join(stateDir, LOCK_FILE);
-  const fh = await openOwn(path, constants.O_RDWR | constants.O_CREAT, "clp's lock file", 0o600);
+  return lockFile(
+    path,
+    (pid) =>
+      new EngineError(
+        'CLP_E_BUSY',
+        `another clpctl${pid === null ? '' : ` (pid ${pid})`} is changing this system; nothing was done: wait for it to finish and try again (lock ${path})`,
+        { details: { lock: path, ...(pid === null ? {} : { pid }) } },
+      ),
+  );
+}
+
+/**
+ * Takes an exclusive kernel lock on `path` (created when missing, never through a link), or
+ * throws what `busy` makes of the holder's pid. Two locks of one file conflict also within one
+ * process. The lock is released by release(), or by the kernel when this process dies.
+ */
+export async function lockFile(
+  path: string,
+  busy: (holderPid: number | null) => Error,
+  what = "clp's lock file",
+): Promise<Lock> {
+  const fh = await openOwn(path, constants.O_RDWR | constants.O_CREAT, what, 0o600);
   let held = false;
   try {
     const result = await runFlock(fh);
     if (result.status === FLOCK_CONFLICT) {
       const holder = (await fh.readFile('utf8').catch(() => '')).trim().split(/\s+/)[0] ?? '';
-      const pid = /^\d+$/.test(holder) ? Number(holder) : null;
-      throw new EngineError(
-        'CLP_E_BUSY',
-        `another clpctl${pid === null ? '' : ` (pid ${pid})`} is changing this system; nothing was done: wait for it to finish and try again (lock ${path})`,
-        { details: { lock: path, ...(pid === null ? {} : { pid }) } },
-      );
+      throw busy(/^\d+$/.test(holder) ? Number(holder) : null);
     }
     if (result.missing) {
       throw new EngineError(

@@ -499,7 +499,14 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
   describe('--root that names no folder', () => {
     it('a root that does not exist is a usage error naming it, and nothing is created', async () => {
       const missing = join(work, 'no-such-root');
-      for (const command of [['status'], ['list'], ['recover'], ['uninstall', 'CLP1251201']]) {
+      // enroll writes the machine's settings under the root: it must not create a mistyped one either.
+      for (const command of [
+        ['status'],
+        ['list'],
+        ['recover'],
+        ['uninstall', 'CLP1251201'],
+        ['enroll', 'http://127.0.0.1:9', 'token'],
+      ]) {
         expectRefusal(run(['--root', missing, ...command]), 2, 'CLP_E_BAD_ROOT', missing);
       }
       await expect(lstat(missing)).rejects.toMatchObject({ code: 'ENOENT' });

@@ -1,6 +1,4 @@
-import { appendFile, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { logFileOf } from '@clp/engine';
+import { appendLog } from '@clp/engine';
 
 export interface FleetLog {
   /** Writes LINE to ROOT/var/log/CLP.log (prefixed "fleet:") and hands it to `also`. */
@@ -14,21 +12,16 @@ export interface FleetLog {
  * downloaded, held back, reported. The engine writes its own lines there itself.
  */
 export function fleetLog(root: string, also: (line: string) => void = () => {}): FleetLog {
-  const file = logFileOf(root);
   let chain: Promise<void> = Promise.resolve();
   return {
     log(line) {
       also(line);
-      const at = new Date().toISOString();
       const text = line
         .split('\n')
-        .map((l) => `${at} fleet: ${l}`)
+        .map((l) => `fleet: ${l}`)
         .join('\n');
-      // A log that cannot be written must not stop an update.
-      chain = chain
-        .then(() => mkdir(dirname(file), { recursive: true }))
-        .then(() => appendFile(file, `${text}\n`))
-        .catch(() => {});
+      // A log that cannot be written (or is a link, which is never followed) must not stop an update.
+      chain = chain.then(() => appendLog(root, text)).catch(() => {});
     },
     flush: () => chain,
   };
