@@ -135,14 +135,16 @@ export async function placeFile(
   identity: FileIdentity,
   mayLink: boolean,
 ): Promise<void> {
-  const st = await lstat(source);
-  if (st.isSymbolicLink()) {
+  let src: FileHandle;
+  try {
+    src = await open(source, READ_NOFOLLOW);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ELOOP') throw error;
     // Only a backup taken by an older engine can be a link: it is put back as the same link,
     // which is not followed, instead of leaving the file it stood for unrecoverable.
     await symlink(await readlink(source), dir.at(name));
     return;
   }
-  const src = await open(source, READ_NOFOLLOW);
   try {
     const sst = await src.stat();
     if (!sst.isFile()) throw notRegular(source, sst, 'clp only restores regular files');

@@ -10,8 +10,10 @@
  * - `begin` holds every step record, including the hidden staging name of each new file, before
  *   any of them is created. A crash after it: recovery undoes every file step, which removes the
  *   staged files and folders it finds; nothing at a target has been touched yet.
- * - Staging writes each new file next to its target (link or copy, chown, chmod, fsync each,
- *   concurrently). Staged files are not journaled one by one: `begin` already names them all.
+ * - Staging writes each new file next to its target, in the target's folder pinned by a descriptor
+ *   (pinned-dir.ts): a link of the extracted file whose owner and mode were set and fsynced through
+ *   its own descriptor, or an O_EXCL copy set up the same way. Staged files are not journaled one
+ *   by one: `begin` already names them all.
  * - `run [steps…]` covers a whole batch of file steps with one fsync. The batch backs up every
  *   original first (hard link, or a copy renamed into place only once complete) and fsyncs the
  *   backup folder once, and only then renames the staged files over their targets and fsyncs each
