@@ -11,6 +11,7 @@ export {
 export {
   ADMIN_ROLES,
   type AdminRole,
+  type ApplyOutcome,
   adminTokens,
   blobChunks,
   blobs,
@@ -18,6 +19,7 @@ export {
   type InstalledPatchRecord,
   machines,
   promotions,
+  type RevertOutcome,
   ROLLOUT_STATES,
   type RolloutSelector,
   type RolloutStage,
@@ -26,6 +28,7 @@ export {
   reports,
   rolloutAudit,
   rolloutCounters,
+  rolloutMachines,
   rollouts,
   schema,
   tiers,

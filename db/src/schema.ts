@@ -140,6 +140,38 @@ export const rolloutCounters = pgTable('rollout_counters', {
   revertFailed: integer('revert_failed').notNull().default(0),
 });
 
+/** The outcome of applying a release on one machine, and of reverting it. */
+export type ApplyOutcome = 'applied' | 'failed';
+export type RevertOutcome = 'reverted' | 'revert-failed';
+
+/**
+ * Each machine a rollout offered its release to, and that machine's latest outcome for it (by the
+ * agent's report time): one vote per machine, a retry that succeeds replacing its failure. The
+ * rollout's counters are the sums of these rows, and its halt decision reads them. A row is
+ * written when a poll offers the release (in batches), or when a machine in the rollout's reached
+ * cohort reports before that batch landed. A machine that was never offered has no row, and its
+ * reports, though stored, count for nothing.
+ */
+export const rolloutMachines = pgTable(
+  'rollout_machines',
+  {
+    rolloutId: text('rollout_id')
+      .notNull()
+      .references(() => rollouts.id),
+    machineId: text('machine_id').notNull(),
+    /** When the rollout first offered the release to the machine (its first poll that got it). */
+    offeredAt: ts('offered_at').notNull(),
+    applyOutcome: text('apply_outcome').$type<ApplyOutcome>(),
+    /** The agent's time of the report that gave applyOutcome. */
+    applyAt: ts('apply_at'),
+    applyReportId: text('apply_report_id'),
+    revertOutcome: text('revert_outcome').$type<RevertOutcome>(),
+    revertAt: ts('revert_at'),
+    revertReportId: text('revert_report_id'),
+  },
+  (t) => [primaryKey({ columns: [t.rolloutId, t.machineId] })],
+);
+
 export const rolloutAudit = pgTable(
   'rollout_audit',
   {
@@ -249,6 +281,7 @@ export const schema = {
   promotions,
   rollouts,
   rolloutCounters,
+  rolloutMachines,
   rolloutAudit,
   enrollmentTokens,
   machines,

@@ -128,6 +128,8 @@ export async function poll(ctx: AppContext, machine: AgentMachine, body: PollReq
     body.installed,
     views,
   );
+  // What this poll offers is what the machine's reports may count for (rollout-outcomes.ts).
+  for (const offer of apply) if (offer.rolloutId) ctx.offers.record(offer.rolloutId, machine.id, now);
   ctx.metrics.polls.inc({ result: apply.length + revert.length > 0 ? 'offer' : 'idle' });
   return {
     machineId: machine.id,

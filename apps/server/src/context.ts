@@ -6,6 +6,7 @@ import type { Clock } from './clock.ts';
 import type { ServerConfig } from './config.ts';
 import type { MachineSeen } from './machine-seen.ts';
 import type { ServerMetrics } from './metrics.ts';
+import type { OfferLog } from './offer-log.ts';
 import type { RateLimiter } from './rate-limit.ts';
 import type { ReleaseInspector } from './release-inspector.ts';
 import type { ReportWriter } from './report-writer.ts';
@@ -34,6 +35,8 @@ export interface AppContext {
   inspect: ReleaseInspector;
   rollouts: ActiveRollouts;
   seen: MachineSeen;
+  /** Which machines each rollout offered its release to, written in batches like `seen`. */
+  offers: OfferLog;
   reportWriter: ReportWriter;
   /** Machine credentials looked up recently (polls are the hot path). */
   machineAuth: MachineAuthCache;

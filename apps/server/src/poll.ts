@@ -61,6 +61,23 @@ function selectorMiss(selector: RolloutSelector, machine: PollMachine): string |
   return undefined;
 }
 
+/**
+ * True when the rollout's current stage has reached the machine: its tier, selector, architecture
+ * and cohort, whatever the rollout's state now. A machine reached was offered the release, or is
+ * being offered it (its poll's offer may still be on its way to the database), so its reports
+ * count for the rollout.
+ */
+export function reaches(
+  rollout: Pick<RolloutView, 'id' | 'tier' | 'selector' | 'stages' | 'currentStage'> & {
+    release: Pick<RolloutView['release'], 'arch'>;
+  },
+  machine: PollMachine,
+): boolean {
+  if (rollout.tier !== machine.tier || selectorMiss(rollout.selector, machine) !== undefined) return false;
+  if (rollout.release.arch !== 'any' && rollout.release.arch !== machine.arch) return false;
+  return inStage(cohortBucket(machine.id, rollout.id), rollout.stages[rollout.currentStage]?.percent ?? 0);
+}
+
 /** How one rollout treats one machine, with the rule that decided. Pure: no I/O, no clock. */
 export function decide(
   machine: PollMachine,

@@ -1,19 +1,11 @@
-import { type Database, reports, rolloutCounters } from '@clp/db';
-import { sql } from 'drizzle-orm';
+import { type Database, reports } from '@clp/db';
 import { isTransient, sqlState } from './db-errors.ts';
 import { ServerError } from './errors.ts';
 import { recordInstalled } from './installed-from-reports.ts';
+import type { OfferLog } from './offer-log.ts';
+import { recordOutcomes } from './rollout-outcomes.ts';
 
 export type ReportRow = typeof reports.$inferInsert & { id: string; status: string };
-
-type Column = 'applied' | 'failed' | 'reverted' | 'revertFailed';
-
-const COUNTED: Record<string, Column> = {
-  applied: 'applied',
-  failed: 'failed',
-  reverted: 'reverted',
-  'revert-failed': 'revertFailed',
-};
 
 /** PostgreSQL's deadlock and serialization failures: the transaction may simply run again. */
 const RETRYABLE = new Set(['40P01', '40001']);
@@ -42,19 +34,22 @@ interface Pending {
  * Stores reports with group commit: the batches of all requests that arrive while a write is
  * running go to the database together in the next transaction, so that a busy fleet costs one
  * transaction per round instead of one per request (GOALS P6). A report id already stored is a
- * duplicate and changes nothing; rollout counters and the reporting machines' installed lists
- * move in the same transaction as the rows.
+ * duplicate and changes nothing. Every new report is stored (the machine's history); in the same
+ * transaction the per-machine outcomes of the rollouts that offered them, the rollout counters
+ * that sum those, and the reporting machines' installed lists move (see rollout-outcomes.ts).
  * Rows and counters are written in a fixed order (sorted ids), so that several server instances
  * writing at once wait for each other instead of deadlocking.
  */
 export class ReportWriter {
   readonly #db: Database;
   readonly #maxRows: number;
+  readonly #offers: OfferLog | undefined;
   #queue: Pending[] = [];
   #running = false;
 
-  constructor(db: Database, maxRows = 2000) {
+  constructor(db: Database, offers?: OfferLog, maxRows = 2000) {
     this.#db = db;
+    this.#offers = offers;
     this.#maxRows = maxRows;
   }
 
@@ -143,33 +138,20 @@ export class ReportWriter {
           .returning({ id: reports.id });
         for (const r of part) inserted.add(r.id);
       }
-      const deltas = new Map<string, Record<Column, number>>();
-      for (const row of rows) {
-        const column = COUNTED[row.status];
-        if (!inserted.has(row.id) || !row.rolloutId || !column) continue;
-        const d = deltas.get(row.rolloutId) ?? { applied: 0, failed: 0, reverted: 0, revertFailed: 0 };
-        d[column]++;
-        deltas.set(row.rolloutId, d);
-      }
-      if (deltas.size > 0) {
-        // One statement for every rollout of the round: a round spans many rollouts under load.
-        const values = sql.join(
-          [...deltas]
-            .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-            .map(
-              ([rolloutId, d]) =>
-                sql`(${rolloutId}, ${d.applied}::int, ${d.failed}::int, ${d.reverted}::int, ${d.revertFailed}::int)`,
-            ),
-          sql`, `,
-        );
-        await tx.execute(
-          sql`update ${rolloutCounters} as c set applied = c.applied + v.applied, failed = c.failed + v.failed,
-                reverted = c.reverted + v.reverted, revert_failed = c.revert_failed + v.revert_failed
-              from (values ${values}) as v(rollout_id, applied, failed, reverted, revert_failed)
-              where c.rollout_id = v.rollout_id`,
-        );
-      }
       const fresh = sent.filter((r) => inserted.has(r.id));
+      await recordOutcomes(
+        tx,
+        fresh.map((r) => ({
+          id: r.id,
+          machineId: r.machineId,
+          rolloutId: r.rolloutId ?? null,
+          releaseId: r.releaseId ?? null,
+          status: r.status,
+          at: r.at,
+          receivedAt: r.receivedAt,
+        })),
+        this.#offers,
+      );
       await recordInstalled(
         tx,
         fresh.map((r) => ({

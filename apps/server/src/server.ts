@@ -18,6 +18,7 @@ import { httpStatusFor, ServerError } from './errors.ts';
 import { formatAddress, reachableHost } from './listen-address.ts';
 import { MachineSeen } from './machine-seen.ts';
 import { ServerMetrics } from './metrics.ts';
+import { OfferLog } from './offer-log.ts';
 import { PostgresBlobStore } from './postgres-blob-store.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { type ReleaseInspector, trustedReleaseInspector } from './release-inspector.ts';
@@ -147,6 +148,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
   const cleaned = await cleanUploads(blobs.tempDir, ownsDataDir);
   if (cleaned > 0) log.info({ files: cleaned, folder: blobs.tempDir }, 'removed abandoned uploads');
   const metrics = new ServerMetrics({ defaultMetrics: !deps.database });
+  const offers = new OfferLog(database.db, log);
   const ctx: AppContext = {
     config,
     database,
@@ -158,7 +160,8 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     inspect: deps.inspect ?? trustedReleaseInspector(config.trustedKeysDir),
     rollouts: new ActiveRollouts(database.db, clock, config.rolloutCacheMs),
     seen: new MachineSeen(database.db, log),
-    reportWriter: new ReportWriter(database.db),
+    offers,
+    reportWriter: new ReportWriter(database.db, offers),
     machineAuth: new MachineAuthCache(config.credentialCacheMs),
     limits: {
       enroll: new RateLimiter(config.rateLimits.enrollPerMinute),
@@ -353,6 +356,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       await ticker.stop();
       await changes.close();
       await ctx.seen.close();
+      await ctx.offers.close();
       if (!deps.database) await database.close();
       lock?.release();
     },

@@ -398,7 +398,7 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect(machine.body.recentReports).toHaveLength(2);
   });
 
-  it('moves rollout counters by exactly the reports stored, under concurrent batches', async () => {
+  it("moves rollout counters by each machine's latest outcome, under concurrent batches", async () => {
     const a = await upload('CLP1260604');
     const b = await upload('CLP1260605');
     const t = await enrollmentToken({ tier: 'stable', uses: 8 });
@@ -411,36 +411,39 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     const rb = await rollout(b.id, 'stable', {
       failureThreshold: { maxFailureRate: 1, minReports: 1_000_000 },
     });
+    const base = clock.now().getTime();
+    const latest = new Map<string, { at: number; status: string }>();
+    const batches = Array.from({ length: 40 }, (_, i) => {
+      const m = fleet[i % fleet.length]!;
+      const reports = Array.from({ length: 10 }, (_, j) => {
+        const rolloutId = (i + j) % 2 === 0 ? ra : rb;
+        // Distinct agent times, so that which outcome is a machine's latest is not left to chance.
+        const at = base + ((i * 7919 + j * 104_729) % 100_000) * 1000;
+        const status = (i + 3 * j) % 5 === 0 ? 'failed' : 'applied';
+        const key = `${rolloutId} ${m.machineId}`;
+        if ((latest.get(key)?.at ?? -1) < at) latest.set(key, { at, status });
+        return { id: randomUUID(), rolloutId, name: 'CLP1260604', status, at: new Date(at).toISOString() };
+      });
+      return { m, reports };
+    });
     const sent = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => {
-        const m = fleet[i % fleet.length]!;
-        const reports = Array.from({ length: 10 }, (_, j) => ({
-          id: randomUUID(),
-          rolloutId: (i + j) % 2 === 0 ? ra : rb,
-          name: 'CLP1260604',
-          status: j % 5 === 0 ? 'failed' : 'applied',
-          at: clock.now().toISOString(),
-        }));
-        return s.call('POST', '/v1/agent/reports', { token: m.credential, json: { reports } });
-      }),
+      batches.map(({ m, reports }) =>
+        s.call('POST', '/v1/agent/reports', { token: m.credential, json: { reports } }),
+      ),
     );
     expect(sent.map((r) => r.status)).toEqual(Array(40).fill(200));
-    const counters = await Promise.all(
-      [ra, rb].map(
-        async (id) => (await s.call('GET', `/v1/rollouts/${id}`, { token: s.admin })).body.counters,
-      ),
-    );
-    const stored = await Promise.all(
-      [ra, rb].map(
-        async (id) =>
-          (await s.call('GET', `/v1/reports?rollout=${id}&limit=1000`, { token: s.admin })).body.reports,
-      ),
-    );
-    for (const [i, c] of counters.entries()) {
-      const rows = stored[i] as Array<{ status: string }>;
-      expect(rows).toHaveLength(200);
-      expect(c.applied).toBe(rows.filter((r) => r.status === 'applied').length);
-      expect(c.failed).toBe(rows.filter((r) => r.status === 'failed').length);
+    for (const id of [ra, rb]) {
+      const stored = await s.call('GET', `/v1/reports?rollout=${id}&limit=1000`, { token: s.admin });
+      // Every report is kept as the machines' history…
+      expect(stored.body.reports).toHaveLength(200);
+      // …and each machine counts once, by its latest outcome.
+      const mine = [...latest].filter(([key]) => key.startsWith(`${id} `)).map(([, v]) => v.status);
+      expect(mine).toHaveLength(8);
+      const counters = (await s.call('GET', `/v1/rollouts/${id}`, { token: s.admin })).body.counters;
+      expect(counters).toMatchObject({
+        applied: mine.filter((x) => x === 'applied').length,
+        failed: mine.filter((x) => x === 'failed').length,
+      });
     }
   });
 
@@ -586,10 +589,15 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
       expect(paused.verdict).toBe('not-offered');
       expect(paused.rollouts[0]).toMatchObject({ rule: 'paused', state: 'paused' });
       await s.call('POST', `/v1/rollouts/${rolloutId}/resume`, { token: s.admin });
-      // Two failures out of two reports with a threshold of 5 % over 10: not yet; then enough to halt.
+      // Ten failures, the minimum number of reports, from machines the rollout offered it to.
       const t = await enrollmentToken({ tier: 'edge', tags: ['canary'], uses: 20 });
-      for (let i = 0; i < 10; i++) {
-        const m = await enroll(t.token, `explain2-fail-${i}`);
+      const reached = Array.from({ length: 200 }, (_, i) => `explain2-fail-${i}`)
+        .filter((id) => inStage(cohortBucket(id, rolloutId), 40))
+        .slice(0, 10);
+      for (const id of reached) {
+        const m = await enroll(t.token, id);
+        const offer = await s.call('POST', '/v1/agent/poll', { token: m.credential, json: { facts: FACTS } });
+        expect(offer.body.apply.map((a: { rolloutId: string }) => a.rolloutId)).toContain(rolloutId);
         await s.call('POST', '/v1/agent/reports', {
           token: m.credential,
           json: {
