@@ -9,11 +9,16 @@ import { NODE, SERVER } from './paths.ts';
 export interface CallResult {
   status: number;
   body: any;
+  headers: Headers;
 }
 
 /** The real server bundle running as its own process. */
 export interface ServerProcess {
   url: string;
+  /** The operating system's process id. */
+  pid: number;
+  /** Resolves with the exit code (or the signal's name) once the process has ended. */
+  exited: Promise<number | string>;
   /** The admin token given to the server at start (CLP_BOOTSTRAP_TOKEN). */
   admin: string;
   database: 'postgres' | 'pglite';
@@ -24,7 +29,7 @@ export interface ServerProcess {
   call(
     method: string,
     path: string,
-    options?: { json?: unknown; body?: Buffer; token?: string },
+    options?: { json?: unknown; body?: Buffer; token?: string; headers?: Record<string, string> },
   ): Promise<CallResult>;
   stop(): Promise<void>;
 }
@@ -56,18 +61,34 @@ function waitForUrl(child: ChildProcess, output: () => string, timeoutMs: number
   });
 }
 
+export interface ServerProcessOptions {
+  /**
+   * A database that other processes share (replicas): used as it is and not dropped at stop.
+   * Without it: a fresh PostgreSQL database when DATABASE_URL is set, else PGlite.
+   */
+  databaseUrl?: string;
+  /** The admin token (CLP_BOOTSTRAP_TOKEN); replicas of one database share one. */
+  admin?: string;
+  /** A data folder to use (and keep) instead of a fresh temporary one. */
+  dataDir?: string;
+  /** More environment (CLP_BLOB_STORE, …). */
+  env?: Record<string, string>;
+}
+
 /**
  * Starts apps/server/dist/server.mjs on a free port: on a fresh PostgreSQL database when
  * DATABASE_URL is set, else on PGlite in a temporary data folder.
  */
-export async function startServerProcess(): Promise<ServerProcess> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'clp-e2e-server-'));
+export async function startServerProcess(options: ServerProcessOptions = {}): Promise<ServerProcess> {
+  const ownDataDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'clp-e2e-server-')));
   const keysDir = join(dataDir, 'keys');
   await mkdir(keysDir, { recursive: true });
-  const admin = `clp_adm_e2e${randomBytes(16).toString('hex')}`;
+  const admin = options.admin ?? `clp_adm_e2e${randomBytes(16).toString('hex')}`;
   const adminUrl = process.env.DATABASE_URL;
-  const db = adminUrl ? await createTestDatabase(adminUrl, 'clp_e2e') : undefined;
-  if (!db) console.warn('end-to-end server runs on PGlite: DATABASE_URL not set');
+  const db = options.databaseUrl || !adminUrl ? undefined : await createTestDatabase(adminUrl, 'clp_e2e');
+  const databaseUrl = options.databaseUrl ?? db?.url ?? '';
+  if (!databaseUrl) console.warn('end-to-end server runs on PGlite: DATABASE_URL not set');
   const child = spawn(NODE, [SERVER], {
     env: {
       ...process.env,
@@ -76,10 +97,14 @@ export async function startServerProcess(): Promise<ServerProcess> {
       CLP_TRUSTED_KEYS: keysDir,
       CLP_BOOTSTRAP_TOKEN: admin,
       CLP_LOG_LEVEL: 'warn',
-      DATABASE_URL: db?.url ?? '',
+      DATABASE_URL: databaseUrl,
+      ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+  );
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (out += s));
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (out += s));
@@ -92,15 +117,16 @@ export async function startServerProcess(): Promise<ServerProcess> {
     await db?.drop();
     throw error;
   }
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     url,
+    pid: child.pid!,
+    exited,
     admin,
-    database: db ? 'postgres' : 'pglite',
+    database: databaseUrl ? 'postgres' : 'pglite',
     keysDir,
     output,
     async call(method, path, o = {}) {
-      const headers: Record<string, string> = { authorization: `Bearer ${o.token ?? admin}` };
+      const headers: Record<string, string> = { authorization: `Bearer ${o.token ?? admin}`, ...o.headers };
       let body: string | Buffer | undefined = o.body;
       if (o.json !== undefined) {
         headers['content-type'] = 'application/json';
@@ -112,7 +138,7 @@ export async function startServerProcess(): Promise<ServerProcess> {
       const text = await res.text();
       let parsed: unknown = text;
       if ((res.headers.get('content-type') ?? '').includes('json') && text) parsed = JSON.parse(text);
-      return { status: res.status, body: parsed };
+      return { status: res.status, body: parsed, headers: res.headers };
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
@@ -122,7 +148,7 @@ export async function startServerProcess(): Promise<ServerProcess> {
         clearTimeout(killer);
       }
       await db?.drop();
-      await rm(dataDir, { recursive: true, force: true });
+      if (ownDataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

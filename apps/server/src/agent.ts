@@ -179,11 +179,16 @@ export async function ingestReports(
       ctx.metrics.reports.inc({ status: r.status, outcome: 'duplicate' });
     }
   }
-  // A new failure may halt a rollout: let the next poll re-check health at once. Successes need
-  // no reload (the cache lives at most a second), which keeps heavy report traffic off the polls.
+  // A new failure may halt a rollout: decide now (the reload checks health), so that the halt
+  // reaches every server process through the change announcement instead of waiting for a poll
+  // or the stage tick. Successes need no reload, which keeps heavy report traffic off the polls.
   const failures = batch.reports.some(
     (r) => (r.status === 'failed' || r.status === 'revert-failed') && response.accepted.includes(r.id),
   );
-  if (failures) ctx.rollouts.invalidate();
+  if (failures) {
+    ctx.rollouts.invalidate();
+    // The reports are stored; if the database fails now, the stage tick decides a moment later.
+    await ctx.rollouts.refresh().catch(() => undefined);
+  }
   return response;
 }
