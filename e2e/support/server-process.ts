@@ -64,7 +64,7 @@ function waitForUrl(child: ChildProcess, output: () => string, timeoutMs: number
 export interface ServerProcessOptions {
   /**
    * A database that other processes share (replicas): used as it is and not dropped at stop.
-   * Without it: a fresh PostgreSQL database when DATABASE_URL is set, else PGlite.
+   * Without it: a fresh PostgreSQL database when DATABASE_URL is set, else PGlite; '' forces PGlite.
    */
   databaseUrl?: string;
   /** The admin token (CLP_BOOTSTRAP_TOKEN); replicas of one database share one. */
@@ -86,7 +86,10 @@ export async function startServerProcess(options: ServerProcessOptions = {}): Pr
   await mkdir(keysDir, { recursive: true });
   const admin = options.admin ?? `clp_adm_e2e${randomBytes(16).toString('hex')}`;
   const adminUrl = process.env.DATABASE_URL;
-  const db = options.databaseUrl || !adminUrl ? undefined : await createTestDatabase(adminUrl, 'clp_e2e');
+  const db =
+    options.databaseUrl !== undefined || !adminUrl
+      ? undefined
+      : await createTestDatabase(adminUrl, 'clp_e2e');
   const databaseUrl = options.databaseUrl ?? db?.url ?? '';
   if (!databaseUrl) console.warn('end-to-end server runs on PGlite: DATABASE_URL not set');
   const child = spawn(NODE, [SERVER], {

@@ -17,13 +17,21 @@ function rawGet(url: string, path: string): Promise<{ status: number; body: stri
   });
 }
 
-describe.each(drivers())('blob downloads on $name', (driver) => {
+const stores = drivers().flatMap((driver) =>
+  (['folder', 'postgres'] as const).map((blobStore) => ({
+    driver,
+    blobStore,
+    name: `${driver.name}, ${blobStore} store`,
+  })),
+);
+
+describe.each(stores)('blob downloads on $name', ({ driver, blobStore }) => {
   let s: Running;
   let bytes: Buffer;
   let sha: string;
 
   beforeAll(async () => {
-    s = await start({ driver, inspect: jsonInspector });
+    s = await start({ driver, inspect: jsonInspector, config: { blobStore } });
     bytes = fakeRelease('CLP1260501');
     sha = createHash('sha256').update(bytes).digest('hex');
     const res = await s.call('POST', '/v1/releases', {
