@@ -37,7 +37,7 @@ export interface OpenDatabaseOptions {
   dataDir: string;
   /** PostgreSQL pool size (default 20). */
   poolSize?: number;
-  /** Called when an idle PostgreSQL connection fails (the pool replaces it on the next query). */
+  /** Called when a PostgreSQL connection fails (the pool replaces it on the next query). */
   onConnectionError?: (error: Error) => void;
 }
 
@@ -59,8 +59,12 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       keepAlive: true,
     });
-    // Without a listener, an idle connection cut by a database restart would crash the process.
-    pool.on('error', (error) => options.onConnectionError?.(error));
+    // A connection cut by a database restart emits 'error'. The pool listens only while the
+    // connection is idle; one checked out between two queries of a transaction has no listener,
+    // and an unheard 'error' ends the process. So every connection listens all its life; the
+    // query that uses it next fails instead (answered 503), and the pool drops it when released.
+    pool.on('connect', (client) => client.on('error', (error) => options.onConnectionError?.(error)));
+    pool.on('error', () => {});
     const db = drizzlePostgres(pool, { schema }) as unknown as Database;
     const parsed = new URL(url);
     const handle: DatabaseHandle = {

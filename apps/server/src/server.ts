@@ -125,8 +125,12 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       (await openDatabase({
         url: config.databaseUrl,
         dataDir: config.dataDir,
+        // The message and code only: the driver's error carries its whole connection object.
         onConnectionError: (error) =>
-          log.warn({ err: error }, 'an idle database connection failed; it is replaced on the next query'),
+          log.warn(
+            { error: error.message, code: (error as { code?: string }).code },
+            'a database connection failed; it is replaced on the next query',
+          ),
       }));
     await migrate(database);
   } catch (error) {
@@ -271,7 +275,8 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     } else if (error instanceof URIError) {
       err = new ServerError('CLP_E_VALIDATION', 'the URL is not valid percent-encoding');
     } else if (!isClpError(error) && isDatabaseUnavailable(error)) {
-      log.warn({ err: error, url: req.originalUrl }, 'database unavailable');
+      const cause = error as { message?: string; code?: string };
+      log.warn({ error: cause.message, code: cause.code, url: req.originalUrl }, 'database unavailable');
       err = new ServerError(
         'CLP_E_UNAVAILABLE',
         'the database is not reachable right now; try again shortly',
@@ -294,7 +299,8 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="clp"');
       if (status === 429 || status === 503)
         res.setHeader('Retry-After', String(err.details.retryAfter ?? 60));
-      if (status >= 500) log.error({ err, url: req.originalUrl }, 'request failed');
+      // A 503 was logged once as 'database unavailable' above; a stack trace per request adds nothing.
+      if (status >= 500 && status !== 503) log.error({ err, url: req.originalUrl }, 'request failed');
       res
         .status(status)
         .json({ error: { code: err.code, message: err.message, ...(field ? { field } : {}) } });
