@@ -58,3 +58,41 @@ describe('docker-compose.yml', () => {
     expect(out).toMatch(/condition: service_healthy/);
   });
 });
+
+describe('docker-compose.scale.yml', () => {
+  it('runs several replicas on PostgreSQL with release files in the database, behind nginx with the tested locations file', async () => {
+    const file = await readFile(join(root, 'docker-compose.scale.yml'), 'utf8');
+    const nginx = await readFile(join(root, 'deploy/nginx/nginx.conf'), 'utf8');
+    expect(file).toMatch(/replicas: \$\{CLP_REPLICAS:-3\}/);
+    expect(file).toContain('CLP_BLOB_STORE: postgres');
+    expect(file).toContain('./deploy/nginx/clp-locations.conf:/etc/nginx/clp-locations.conf:ro');
+    expect(file).toMatch(/healthcheck:[\s\S]*\/healthz/);
+    expect(nginx).toContain('include /etc/nginx/clp-locations.conf;');
+    expect(nginx).toContain('keys_zone=clp_blobs:');
+    expect(nginx).toMatch(/upstream clp_servers \{[\s\S]*server server:8080/);
+  });
+
+  it.skipIf(!compose)(
+    'is valid for docker compose config, and refuses to start without CLP_BOOTSTRAP_TOKEN',
+    () => {
+      const [cmd, ...args] = compose!;
+      const run = (extra: NodeJS.ProcessEnv) => {
+        const env: NodeJS.ProcessEnv = { ...process.env, POSTGRES_PASSWORD: 'secret-pw', ...extra };
+        if (!extra.CLP_BOOTSTRAP_TOKEN) delete env.CLP_BOOTSTRAP_TOKEN;
+        return spawnSync(cmd!, [...args, '-f', join(root, 'docker-compose.scale.yml'), 'config'], {
+          cwd: root,
+          encoding: 'utf8',
+          env,
+        });
+      };
+      const ok = run({ CLP_BOOTSTRAP_TOKEN: `clp_adm_${'ab'.repeat(32)}`, CLP_REPLICAS: '4' });
+      expect(ok.status, ok.stderr).toBe(0);
+      expect(ok.stdout).toMatch(/replicas: 4/);
+      expect(ok.stdout).toMatch(/postgres:\/\/clp:secret-pw@postgres:5432\/clp/);
+      expect(ok.stdout).toMatch(/nginx:stable/);
+      const refused = run({});
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toContain('set CLP_BOOTSTRAP_TOKEN');
+    },
+  );
+});
