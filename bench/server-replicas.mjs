@@ -131,7 +131,7 @@ try {
       } else {
         if (kind === 'yank') {
           // A fresh release each time: a yank cannot be undone.
-          const rel = await buildRelease(`CLP12613${String(round).padStart(2, '0')}`, 1024);
+          const rel = await buildRelease(`CLP2261${String(201 + round)}`, 1024);
           cleanup.push(() => rm(rel.dir, { recursive: true, force: true }));
           for (const r of replicas)
             await writeFile(join(r.keysDir, `y${round}.pub`), await readFile(rel.pub));
