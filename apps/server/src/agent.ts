@@ -99,7 +99,7 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
   if (!result) {
     throw new ServerError(
       'CLP_E_ENROLLMENT_TOKEN',
-      'the enrollment token is unknown, expired, revoked or used up; ask an operator for a new one (POST /v1/enrollment-tokens)',
+      "the enrollment token is unknown, expired, revoked or used up; ask an operator for a new one ('clpctl admin tokens create --tier TIER')",
     );
   }
   // The old credential of a machine enrolling again must stop working now, not when its cache entry ends.

@@ -8,6 +8,7 @@ import { decide, type PollMachine } from './poll.ts';
 import { findRelease } from './releases.ts';
 import { rolloutView } from './rollout-cache.ts';
 import type { Explanation, Machine, MachineListQuery, Report, ReportListQuery } from './schemas.ts';
+import { requireTier } from './tiers.ts';
 
 type MachineOut = z.infer<typeof Machine>;
 
@@ -35,6 +36,8 @@ export async function listMachines(
 ): Promise<{ machines: MachineOut[]; total: number }> {
   // Polls write in batches; flush so that a listing shows what the machines said last.
   await ctx.seen.flush();
+  // A mistyped tier is a mistake to name, not an empty fleet.
+  if (query.tier) await requireTier(ctx, query.tier, 'query.tier');
   const where: SQL[] = [];
   if (query.tier) where.push(eq(machines.tier, query.tier));
   if (query.arch) where.push(eq(machines.arch, query.arch));
@@ -62,7 +65,10 @@ async function findMachine(ctx: AppContext, id: string): Promise<MachineRow> {
   await ctx.seen.flush();
   const [row] = await ctx.db.select().from(machines).where(eq(machines.id, id));
   if (!row)
-    throw new ServerError('CLP_E_NOT_FOUND', `no machine with id ${id}; list them with GET /v1/machines`);
+    throw new ServerError(
+      'CLP_E_NOT_FOUND',
+      `no machine with id ${id}; list them with 'clpctl admin machines'`,
+    );
   return row;
 }
 
@@ -136,7 +142,7 @@ export async function explain(
   else if (verdict === 'revert')
     summary = `to be reverted: ${decisions.find((d) => d.outcome === 'revert')!.reason}`;
   else if (decisions.length === 0)
-    summary = `release ${release.name} has no rollout; create one with POST /v1/rollouts`;
+    summary = `release ${release.name} has no rollout; start one with 'clpctl admin rollout create ${release.name} --tier TIER'`;
   else {
     const inTier = decisions.filter((d) => d.rule !== 'tier');
     summary = `not offered: ${(inTier[inTier.length - 1] ?? decisions[decisions.length - 1])!.reason}`;
@@ -167,7 +173,10 @@ export async function revokeMachine(ctx: AppContext, id: string, principal: Prin
     .where(eq(machines.id, id))
     .returning();
   if (!row)
-    throw new ServerError('CLP_E_NOT_FOUND', `no machine with id ${id}; list them with GET /v1/machines`);
+    throw new ServerError(
+      'CLP_E_NOT_FOUND',
+      `no machine with id ${id}; list them with 'clpctl admin machines'`,
+    );
   ctx.machineAuth.clear();
   ctx.log.info({ machine: id, by: actorName(principal) }, 'machine credential revoked');
   return machineView(row);
@@ -221,6 +230,7 @@ export async function listReports(
   ctx: AppContext,
   query: z.infer<typeof ReportListQuery>,
 ): Promise<Report[]> {
+  if (query.machine) await findMachine(ctx, query.machine);
   const where: SQL[] = [];
   if (query.rollout) where.push(eq(reports.rolloutId, query.rollout));
   if (query.machine) where.push(eq(reports.machineId, query.machine));
@@ -229,7 +239,8 @@ export async function listReports(
     .select()
     .from(reports)
     .where(where.length ? and(...where) : undefined)
-    .orderBy(desc(reports.receivedAt), desc(reports.id))
+    // Reports that arrived together (one batch) follow the agent's own times: last event first.
+    .orderBy(desc(reports.receivedAt), desc(reports.at), desc(reports.id))
     .limit(query.limit);
   return rows.map(reportView);
 }

@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   if (server.generatedAdminToken) {
     out.write(
       `\nfirst admin token (shown only now; store it safely, it is kept hashed):\n  ${server.generatedAdminToken}\n` +
-        `use it as: Authorization: Bearer <token>; make more with POST /v1/admin-tokens\n\n`,
+        `use it as: Authorization: Bearer <token>; make more with 'clpctl admin api-tokens create --role ROLE'\n\n`,
     );
   } else if (config.bootstrapToken) {
     out.write('admin token: the one in CLP_BOOTSTRAP_TOKEN\n');

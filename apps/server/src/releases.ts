@@ -9,6 +9,7 @@ import { sqlState } from './db-errors.ts';
 import { ServerError } from './errors.ts';
 import type { InspectedRelease } from './release-inspector.ts';
 import type { Release, ReleaseListQuery } from './schemas.ts';
+import { requireTier } from './tiers.ts';
 import { type ReceivedUpload, receiveUpload } from './upload.ts';
 
 /** SQLSTATE unique_violation. */
@@ -48,9 +49,13 @@ async function tiersOf(ctx: AppContext, releaseId: string): Promise<string[]> {
 export async function findRelease(ctx: AppContext, id: string): Promise<ReleaseRow> {
   const [row] = await ctx.db.select().from(releases).where(eq(releases.id, id));
   if (!row) {
-    throw new ServerError('CLP_E_NOT_FOUND', `no release with id ${id}; list them with GET /v1/releases`, {
-      details: { id },
-    });
+    throw new ServerError(
+      'CLP_E_NOT_FOUND',
+      `no release with id ${id}; list them with 'clpctl admin releases'`,
+      {
+        details: { id },
+      },
+    );
   }
   return row;
 }
@@ -151,6 +156,7 @@ export async function listReleases(
   ctx: AppContext,
   query: z.infer<typeof ReleaseListQuery>,
 ): Promise<Release[]> {
+  if (query.tier) await requireTier(ctx, query.tier, 'query.tier');
   const where: SQL[] = [];
   if (query.name) where.push(eq(releases.name, query.name));
   if (query.series) where.push(eq(releases.series, query.series));
@@ -195,7 +201,7 @@ export async function promoteRelease(
   }
   const [t] = await ctx.db.select().from(tiers).where(eq(tiers.name, tier));
   if (!t)
-    throw new ServerError('CLP_E_NOT_FOUND', `no tier named ${tier}; list them with GET /v1/tiers`, {
+    throw new ServerError('CLP_E_NOT_FOUND', `no tier named ${tier}; list them with 'clpctl admin tiers'`, {
       field: 'tier',
     });
   await ctx.db

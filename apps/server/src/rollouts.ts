@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import { type RolloutState, releases, rolloutAudit, rolloutCounters, rollouts } from '@clp/db';
-import { and, asc, desc, eq, type SQL } from 'drizzle-orm';
+import {
+  promotions,
+  type RolloutSelector,
+  type RolloutState,
+  releases,
+  rolloutAudit,
+  rolloutCounters,
+  rollouts,
+} from '@clp/db';
+import { and, asc, desc, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { type AppContext, actorName, type Principal } from './context.ts';
 import { ServerError } from './errors.ts';
@@ -10,6 +18,34 @@ import type { AuditEntry, CreateRolloutBody, RolloutListQuery, RolloutProgressVi
 import { requireTier } from './tiers.ts';
 
 type RolloutRow = typeof rollouts.$inferSelect;
+
+/** Namespace of the advisory lock taken while a rollout is created (the key is the release). */
+const CREATE_LOCK = 0x434c5052;
+/** States in which a rollout still offers, or may again offer, its release (a completed one offers it to newcomers). */
+const RUNNING: RolloutState[] = ['active', 'paused', 'halted', 'completed'];
+
+/** Sorted, without repeats or empty lists: selectors that mean the same are stored the same. */
+function canonicalSelector(selector: RolloutSelector): RolloutSelector {
+  const out: RolloutSelector = {};
+  for (const key of ['tags', 'arch', 'os'] as const) {
+    const values = [...new Set(selector[key] ?? [])].sort();
+    if (values.length > 0) out[key] = values;
+  }
+  return out;
+}
+
+function sameSelector(a: RolloutSelector, b: RolloutSelector): boolean {
+  return JSON.stringify(canonicalSelector(a)) === JSON.stringify(canonicalSelector(b));
+}
+
+function describeSelector(s: RolloutSelector): string {
+  const parts = [
+    s.tags ? `tags ${s.tags.join(',')}` : '',
+    s.arch ? `arch ${s.arch.join(',')}` : '',
+    s.os ? `os ${s.os.join(',')}` : '',
+  ].filter(Boolean);
+  return parts.length > 0 ? parts.join('; ') : 'every machine of the tier';
+}
 type CountersRow = typeof rolloutCounters.$inferSelect;
 type RolloutOut = z.infer<typeof RolloutProgressView>;
 
@@ -67,12 +103,44 @@ export async function createRollout(
   const now = ctx.clock.now();
   const id = randomUUID();
   const actor = actorName(principal);
+  const selector = canonicalSelector(body.selector);
   await ctx.db.transaction(async (tx) => {
+    // Rollouts of one release are created one at a time, across replicas too, so that the check
+    // for an identical running rollout below cannot race another request doing the same.
+    await tx.execute(sql`select pg_advisory_xact_lock(${CREATE_LOCK}, hashtext(${release.id}))`);
+    const running = await tx
+      .select({ id: rollouts.id, state: rollouts.state, selector: rollouts.selector })
+      .from(rollouts)
+      .where(
+        and(
+          eq(rollouts.releaseId, release.id),
+          eq(rollouts.tier, body.tier),
+          inArray(rollouts.state, RUNNING),
+        ),
+      );
+    const twin = running.find((r) => sameSelector(r.selector, selector));
+    if (twin) {
+      const advice =
+        twin.state === 'completed'
+          ? 'it offers the release to every machine it selects already'
+          : `abort it first ('clpctl admin rollout abort ${twin.id}') or choose another selector`;
+      throw new ServerError(
+        'CLP_E_CONFLICT',
+        `rollout ${twin.id} of ${release.name} to ${body.tier} (${describeSelector(selector)}) exists already and is ${twin.state}; a second one would offer nothing new: ${advice}`,
+        { field: 'tier', details: { existing: twin.id, state: twin.state } },
+      );
+    }
+    // A rollout to a tier puts the release in that tier: the promotion is recorded with it.
+    const promoted = await tx
+      .insert(promotions)
+      .values({ releaseId: release.id, tier: body.tier, promotedBy: actor, promotedAt: now })
+      .onConflictDoNothing()
+      .returning({ tier: promotions.tier });
     await tx.insert(rollouts).values({
       id,
       releaseId: release.id,
       tier: body.tier,
-      selector: body.selector,
+      selector,
       stages: body.stages,
       currentStage: 0,
       stageStartedAt: now,
@@ -89,7 +157,13 @@ export async function createRollout(
       actor,
       action: 'create',
       at: now,
-      details: { releaseId: release.id, tier: body.tier, stages: body.stages, selector: body.selector },
+      details: {
+        releaseId: release.id,
+        tier: body.tier,
+        stages: body.stages,
+        selector,
+        promoted: promoted.length > 0,
+      },
     });
   });
   ctx.rollouts.invalidate();
@@ -107,7 +181,10 @@ export async function showRollout(ctx: AppContext, id: string): Promise<RolloutO
     .leftJoin(rolloutCounters, eq(rolloutCounters.rolloutId, rollouts.id))
     .where(eq(rollouts.id, id));
   if (!row)
-    throw new ServerError('CLP_E_NOT_FOUND', `no rollout with id ${id}; list them with GET /v1/rollouts`);
+    throw new ServerError(
+      'CLP_E_NOT_FOUND',
+      `no rollout with id ${id}; list them with 'clpctl admin rollout list'`,
+    );
   return view(row.rollout, row.counters, row.releaseName);
 }
 
@@ -115,6 +192,7 @@ export async function listRollouts(
   ctx: AppContext,
   query: z.infer<typeof RolloutListQuery>,
 ): Promise<RolloutOut[]> {
+  if (query.tier) await requireTier(ctx, query.tier, 'query.tier');
   ctx.rollouts.invalidate();
   await ctx.rollouts.refresh();
   const where: SQL[] = [];

@@ -15,7 +15,7 @@ export async function listTiers(ctx: AppContext): Promise<TierView[]> {
 export async function requireTier(ctx: AppContext, name: string, field = 'tier'): Promise<void> {
   const [row] = await ctx.db.select({ name: tiers.name }).from(tiers).where(eq(tiers.name, name));
   if (!row)
-    throw new ServerError('CLP_E_NOT_FOUND', `no tier named ${name}; list them with GET /v1/tiers`, {
+    throw new ServerError('CLP_E_NOT_FOUND', `no tier named ${name}; list them with 'clpctl admin tiers'`, {
       field,
     });
 }

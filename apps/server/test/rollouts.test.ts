@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { ROLLOUT_STATES as DB_ROLLOUT_STATES } from '@clp/db';
+import { ROLLOUT_STATES } from '@clp/protocol';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cohortBucket, inStage, ManualClock } from '../src/index.ts';
 import { drivers, FACTS, fakeRelease, jsonInspector, type Running, start } from './harness.ts';
@@ -247,6 +249,63 @@ describe.each(drivers())('rollouts and agents on $name', (driver) => {
     });
     expect(yanked.body).toMatchObject({ verdict: 'not-offered', yanked: true });
     expect(yanked.body.rollouts[0].rule).toBe('yanked');
+  });
+
+  it('promotes a release to the tier it is rolled out to, and refuses an identical second running rollout, also when sent at once', async () => {
+    const releaseId = await upload('CLP1260311');
+    const create = (selector: Record<string, string[]>) =>
+      s.call('POST', '/v1/rollouts', {
+        token: s.admin,
+        json: {
+          releaseId,
+          tier: 'stable',
+          selector,
+          stages: [
+            { percent: 50, minDurationSeconds: 3600 },
+            { percent: 100, minDurationSeconds: 0 },
+          ],
+        },
+      });
+    const answers = await Promise.all(Array.from({ length: 5 }, () => create({ tags: ['b', 'a'] })));
+    expect(answers.map((a) => a.status).sort()).toEqual([201, 409, 409, 409, 409]);
+    const first = answers.find((a) => a.status === 201)!.body;
+    expect(first.selector).toEqual({ tags: ['a', 'b'] });
+    for (const refused of answers.filter((a) => a.status === 409)) {
+      expect(refused.body.error).toMatchObject({
+        code: 'CLP_E_CONFLICT',
+        field: 'tier',
+        message: expect.stringContaining(
+          `rollout ${first.id} of CLP1260311 to stable (tags a,b) exists already and is`,
+        ),
+      });
+    }
+    const release = await s.call('GET', `/v1/releases/${releaseId}`, { token: s.admin });
+    expect(release.body.tiers).toEqual(['stable']);
+    const audit = await s.call('GET', `/v1/rollouts/${first.id}/audit`, { token: s.admin });
+    expect(audit.body.entries[0].details).toMatchObject({ promoted: true });
+
+    // The same selector written another way is the same selector; another selector is another rollout.
+    expect((await create({ tags: ['a', 'b', 'a'] })).status).toBe(409);
+    expect((await create({ tags: ['c'] })).status).toBe(201);
+    // Once the first is aborted, it may be rolled out again.
+    await s.call('POST', `/v1/rollouts/${first.id}/abort`, { token: s.admin, json: {} });
+    const again = await create({ tags: ['a', 'b'] });
+    expect(again.status).toBe(201);
+    const auditAgain = await s.call('GET', `/v1/rollouts/${again.body.id}/audit`, { token: s.admin });
+    expect(auditAgain.body.entries[0].details).toMatchObject({ promoted: false });
+  });
+
+  it('checks list filters: an unknown state or status is a 400, an unknown tier a 404', async () => {
+    const state = await s.call('GET', '/v1/rollouts?state=bogus', { token: s.admin });
+    expect(state.status).toBe(400);
+    expect(state.body.error.field).toBe('query.state');
+    const tier = await s.call('GET', '/v1/machines?tier=stabel', { token: s.admin });
+    expect(tier.status).toBe(404);
+    expect(tier.body.error).toMatchObject({
+      field: 'query.tier',
+      message: expect.stringContaining('clpctl admin tiers'),
+    });
+    expect(ROLLOUT_STATES).toEqual([...DB_ROLLOUT_STATES]);
   });
 
   it('pauses and resumes a rollout, recording who did it', async () => {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MachineFacts, ReportStatus } from './agent-api.ts';
 
 /**
  * Request and response bodies of the admin API (the agent API is in agent-api.ts). The server
@@ -129,8 +130,10 @@ export const RolloutProgressView = z.object({
 export type RolloutProgressView = z.infer<typeof RolloutProgressView>;
 export const RolloutList = z.object({ rollouts: z.array(RolloutProgressView) });
 export type RolloutList = z.infer<typeof RolloutList>;
+/** The states of a rollout (the database keeps the same list). */
+export const ROLLOUT_STATES = ['active', 'paused', 'halted', 'aborted', 'completed', 'reverted'] as const;
 export const RolloutListQuery = z.object({
-  state: z.string().max(32).optional(),
+  state: z.enum(ROLLOUT_STATES).optional(),
   tier: z.string().max(64).optional(),
   releaseId: z.string().max(64).optional(),
 });
@@ -234,7 +237,7 @@ export type MachineList = z.infer<typeof MachineList>;
 export const MachineListQuery = z.object({
   tier: z.string().max(64).optional(),
   tag: z.string().max(64).optional(),
-  arch: z.string().max(32).optional(),
+  arch: MachineFacts.shape.arch.optional(),
   os: z.string().max(64).optional(),
   hostname: z.string().max(253).optional(),
   /** Machines with this release (sha256 or release id) installed. */
@@ -299,7 +302,7 @@ export type ReportList = z.infer<typeof ReportList>;
 export const ReportListQuery = z.object({
   rollout: z.string().max(64).optional(),
   machine: z.string().max(64).optional(),
-  status: z.string().max(32).optional(),
+  status: ReportStatus.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 

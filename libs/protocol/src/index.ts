@@ -31,6 +31,7 @@ export {
   Report,
   ReportList,
   ReportListQuery,
+  ROLLOUT_STATES,
   RolloutActionBody,
   RolloutList,
   RolloutListQuery,
