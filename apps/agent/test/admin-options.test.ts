@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import type { AdminClient } from '../src/admin/admin-client.ts';
 import { errorFromAnswer } from '../src/admin/admin-client.ts';
 import { parseDuration, parseList } from '../src/admin/duration.ts';
+import { resolveRelease } from '../src/admin/resolve-release.ts';
 import { rolloutBody } from '../src/admin/rollout-commands.ts';
 import { table } from '../src/admin/table.ts';
 
@@ -110,5 +112,32 @@ describe('admin tables', () => {
       ),
     ).toBe('A    BB\nxyz  1\nq    -');
     expect(table(['A'], [])).toBe('(none)');
+  });
+});
+
+describe('naming a release', () => {
+  // The server's answers to GET /v1/releases, with ids chosen to share their first digits.
+  const releases = [
+    { id: `bad1${'0'.repeat(60)}`, name: 'CLP1260101' },
+    { id: `bad1${'1'.repeat(60)}`, name: 'CLP1260102' },
+    { id: `bad2${'2'.repeat(60)}`, name: 'CLP1260103' },
+  ];
+  const client = {
+    get: async (_path: string, query: { name?: string } = {}) => ({
+      releases: query.name ? releases.filter((r) => r.name === query.name) : releases,
+    }),
+  } as unknown as AdminClient;
+
+  it('takes a short prefix when only one id starts with it, and says how many share one that is not', async () => {
+    expect(await resolveRelease(client, 'bad2')).toBe(releases[2]!.id);
+    expect(await resolveRelease(client, 'CLP1260102')).toBe(releases[1]!.id);
+    await expect(resolveRelease(client, 'bad1')).rejects.toMatchObject({
+      code: 'CLP_E_ADMIN_AMBIGUOUS',
+      message: expect.stringMatching(
+        /^bad1 is the start of 2 release ids \(bad100000000 CLP1260101, bad111111111 CLP1260102\)/,
+      ),
+    });
+    await expect(resolveRelease(client, 'bad3')).rejects.toMatchObject({ code: 'CLP_E_NOT_FOUND' });
+    await expect(resolveRelease(client, 'CLP9999999')).rejects.toMatchObject({ code: 'CLP_E_NOT_FOUND' });
   });
 });

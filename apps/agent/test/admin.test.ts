@@ -1,6 +1,6 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -322,5 +322,203 @@ describe('clpctl admin against a running server', () => {
     const stages = await admin(['rollout', 'create', 'CLP1251123', '--tier', 'edge', '--stages', '50,10']);
     expect(stages.code).toBe(2);
     expect(stages.stderr).toContain('percentages must not decrease');
+  });
+});
+
+describe('clpctl admin says what happened, and names what exists', () => {
+  let second: string;
+  let secondId: string;
+
+  beforeAll(async () => {
+    // A second release (revision 2 of the example), so that these tests do not lean on the walk above.
+    const dir = join(work, 'CLP2251123');
+    await cp(EXAMPLE, dir, { recursive: true });
+    const meta = await readFile(join(dir, 'PKGINFO.meta'), 'utf8');
+    await writeFile(
+      join(dir, 'PKGINFO.meta'),
+      meta.replace('<Name>CLP1251123</Name>', '<Name>CLP2251123</Name>'),
+    );
+    second = join(work, 'CLP2251123.clp');
+    const made = await clpctl(['create', dir, '-o', second, '--sign', join(work, 'keys/release.key')]);
+    expect(made.code, made.stderr).toBe(0);
+    secondId = createHash('sha256')
+      .update(await readFile(second))
+      .digest('hex');
+  });
+
+  it('uploading the same file again says it was already uploaded, and exits 0', async () => {
+    const first = await adminJson(['upload', second]);
+    expect(first).toMatchObject({ id: secondId, alreadyUploaded: false });
+    const again = await admin(['upload', second]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(
+      /^CLP2251123 was already uploaded at \d{4}-\d\d-\d\d \d\d:\d\d by .*; nothing changed/,
+    );
+    expect(await adminJson(['upload', second])).toMatchObject({ id: secondId, alreadyUploaded: true });
+  });
+
+  it('a rollout to a tier the release was never promoted to promotes it and says so; an identical second one is refused naming the first', async () => {
+    const created = await admin(['rollout', 'create', 'CLP2251123', '--tier', 'beta', '--stages', '100']);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toContain('CLP2251123 was not in tier beta; this rollout promoted it there');
+    const id = /^rollout (\S+) started/.exec(created.stdout)?.[1];
+    expect((await adminJson(['releases', 'show', 'CLP2251123'])).tiers).toContain('beta');
+
+    const twin = await admin([
+      '--json',
+      'rollout',
+      'create',
+      'CLP2251123',
+      '--tier',
+      'beta',
+      '--stages',
+      '10,100',
+    ]);
+    expect(twin.code).toBe(8);
+    expect(JSON.parse(twin.stderr).error).toMatchObject({
+      code: 'CLP_E_CONFLICT',
+      message: expect.stringContaining(`rollout ${id} of CLP2251123 to beta`),
+    });
+
+    // Another selector is another rollout; the release is in the tier already, so nothing is promoted.
+    const narrower = await adminJson([
+      'rollout',
+      'create',
+      'CLP2251123',
+      '--tier',
+      'beta',
+      '--tag',
+      'site=lab',
+    ]);
+    expect(narrower).toMatchObject({ tier: 'beta', selector: { tags: ['site=lab'] }, promoted: false });
+  });
+
+  it('rollouts are named by a unique id prefix; a prefix shared by several says how many', async () => {
+    const listed = await adminJson(['rollout', 'list', '--release', 'CLP2251123']);
+    const id = listed.rollouts[0].id as string;
+    const shown = await adminJson(['rollout', 'show', id.slice(0, 8)]);
+    expect(shown.id).toBe(id);
+    const paused = await admin(['rollout', 'pause', id.slice(0, 8)]);
+    expect(paused.code, paused.stderr).toBe(0);
+    expect(paused.stdout).toContain(`rollout ${id} (CLP2251123 to beta) is now paused`);
+
+    // Seventeen rollouts: two of them must share their first hex digit.
+    for (let i = 0; i < 15; i++) {
+      const r = await server.call('POST', '/v1/rollouts', {
+        token: server.admin,
+        json: {
+          releaseId: secondId,
+          tier: 'edge',
+          selector: { tags: [`n=${i}`] },
+          stages: [{ percent: 100, minDurationSeconds: 0 }],
+        },
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+    }
+    const ids = ((await adminJson(['rollout', 'list'])).rollouts as Array<{ id: string }>).map((r) => r.id);
+    const shared = ids.map((x) => x[0]!).find((c, i, all) => all.indexOf(c) !== i)!;
+    const count = ids.filter((x) => x.startsWith(shared)).length;
+    const ambiguous = await admin(['--json', 'rollout', 'show', shared]);
+    expect(ambiguous.code).toBe(2);
+    expect(JSON.parse(ambiguous.stderr).error).toMatchObject({
+      code: 'CLP_E_ADMIN_AMBIGUOUS',
+      message: expect.stringContaining(`${shared} is the start of ${count} rollout ids`),
+      matches: count,
+    });
+    const none = await admin(['--json', 'rollout', 'show', 'ffffffff-ffff']);
+    expect(none.code).toBe(10);
+    expect(JSON.parse(none.stderr).error.message).toContain("'clpctl admin rollout list'");
+  });
+
+  it("'rollout why' says its verdict once", async () => {
+    const t = await adminJson(['tokens', 'create', '--tier', 'beta']);
+    const m = await server.call('POST', '/v1/agent/enroll', { json: { token: t.token, facts: FACTS } });
+    expect(m.status).toBe(201);
+    const why = await admin(['rollout', 'why', m.body.machineId, 'CLP2251123']);
+    expect(why.code, why.stderr).toBe(0);
+    const first = why.stdout.split('\n')[0]!;
+    expect(first).toMatch(/^(offered|not offered): /);
+    expect(first).not.toMatch(/^(offered: offered|not-offered: not offered)/);
+  });
+
+  it('yanking a yanked release says nothing changed, and exits 0', async () => {
+    expect(await adminJson(['releases', 'yank', 'CLP2251123'])).toMatchObject({
+      yanked: true,
+      alreadyYanked: false,
+    });
+    const again = await admin(['releases', 'yank', 'CLP2251123']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/^CLP2251123 was already yanked at .*; nothing changed/);
+    expect(await adminJson(['releases', 'yank', 'CLP2251123'])).toMatchObject({ alreadyYanked: true });
+  });
+
+  it('filters are checked: a word outside the list is a usage error, an unknown tier is not found', async () => {
+    const cases: Array<[string[], string]> = [
+      [['reports', '--status', 'bogus'], '--status bogus: expected one of downloading, applied, failed'],
+      [['rollout', 'list', '--state', 'bogus'], '--state bogus: expected one of active, paused'],
+      [['machines', '--arch', 'sparc'], '--arch sparc: expected one of x86_64, aarch64'],
+    ];
+    for (const [args, message] of cases) {
+      const r = await admin(['--json', ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(JSON.parse(r.stderr).error).toMatchObject({
+        code: 'CLP_E_ADMIN_BAD_OPTION',
+        message: expect.stringContaining(message),
+      });
+    }
+    for (const args of [
+      ['machines', '--tier', 'stabel'],
+      ['rollout', 'list', '--tier', 'stabel'],
+    ]) {
+      const r = await admin(args);
+      expect(r.code, args.join(' ')).toBe(10);
+      expect(r.stderr).toMatch(
+        /^error CLP_E_NOT_FOUND: no tier named stabel; list them with 'clpctl admin tiers'/,
+      );
+    }
+    // The server checks them as well, for every other caller of the API.
+    const direct = await server.call('GET', '/v1/reports?status=bogus', { token: server.admin });
+    expect(direct.status).toBe(400);
+    expect(direct.body.error.field).toBe('query.status');
+  });
+
+  it('hints name the clpctl admin command that exists, not raw HTTP', async () => {
+    const machine = await admin(['machines', 'show', 'no-such-machine']);
+    expect(machine.code).toBe(10);
+    expect(machine.stderr).toContain("list them with 'clpctl admin machines'");
+    const tier = await admin(['tokens', 'create', '--tier', 'nowhere']);
+    expect(tier.stderr).toContain("list them with 'clpctl admin tiers'");
+    const token = await server.call('POST', '/v1/agent/enroll', {
+      json: { token: 'clp_enr_unknown', facts: FACTS },
+    });
+    expect(token.body.error.message).toContain("'clpctl admin tokens create --tier TIER'");
+    for (const r of [machine, tier]) expect(r.stderr).not.toMatch(/(GET|POST) \/v1\//);
+  });
+
+  it('reports that arrived together are listed last event first, to the second', async () => {
+    const t = await adminJson(['tokens', 'create', '--tier', 'edge', '--uses', '1']);
+    const m = await server.call('POST', '/v1/agent/enroll', { json: { token: t.token, facts: FACTS } });
+    const base = Date.now() - 60_000;
+    for (let round = 0; round < 5; round++) {
+      const report = (status: string, ms: number) => ({
+        id: randomUUID(),
+        name: 'CLP2251123',
+        releaseId: secondId,
+        sha256: secondId,
+        status,
+        at: new Date(base + round * 10_000 + ms).toISOString(),
+      });
+      const sent = await server.call('POST', '/v1/agent/reports', {
+        token: m.body.credential,
+        json: { reports: [report('downloading', 0), report('applied', 5)] },
+      });
+      expect(sent.status).toBe(200);
+    }
+    const listed = await adminJson(['reports', '--machine', m.body.machineId]);
+    expect(listed.reports.map((r: { status: string }) => r.status)).toEqual(
+      Array.from({ length: 5 }, () => ['applied', 'downloading']).flat(),
+    );
+    const text = await admin(['reports', '--machine', m.body.machineId]);
+    expect(text.stdout.split('\n')[1]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s/);
   });
 });

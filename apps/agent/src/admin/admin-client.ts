@@ -19,6 +19,13 @@ export interface AdminClientOptions {
 
 export type Query = Record<string, string | number | undefined>;
 
+interface Extra {
+  json?: unknown;
+  body?: NodeJS.ReadableStream;
+  headers?: Record<string, string>;
+  timeout?: { connect: number; response: number };
+}
+
 /** Codes a 4xx may carry that clpctl already maps to its own exit codes (bad archive, signature, not found). */
 const PASSED_THROUGH = new Set<string>([...FORMAT_ERROR_CODES, ...TRUST_ERROR_CODES, 'CLP_E_NOT_FOUND']);
 
@@ -97,8 +104,8 @@ export class AdminClient {
     return this.#send<T>('PATCH', this.url(path), { json });
   }
 
-  /** Streams a file as the raw request body (the file is never held in memory). */
-  async upload<T>(path: string, file: string): Promise<T> {
+  /** Streams a file as the raw request body (the file is never held in memory); answers the status too. */
+  async upload<T>(path: string, file: string): Promise<{ status: number; body: T }> {
     let size: number;
     try {
       size = (await stat(file)).size;
@@ -107,7 +114,7 @@ export class AdminClient {
         cause: error,
       });
     }
-    return this.#send<T>('POST', this.url(path), {
+    return this.#exchange<T>('POST', this.url(path), {
       body: createReadStream(file),
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
       // A large release takes long to send and to verify.
@@ -115,16 +122,15 @@ export class AdminClient {
     });
   }
 
-  async #send<T>(
+  async #send<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH', url: string, extra: Extra = {}): Promise<T> {
+    return (await this.#exchange<T>(method, url, extra)).body;
+  }
+
+  async #exchange<T>(
     method: 'GET' | 'POST' | 'PUT' | 'PATCH',
     url: string,
-    extra: {
-      json?: unknown;
-      body?: NodeJS.ReadableStream;
-      headers?: Record<string, string>;
-      timeout?: { connect: number; response: number };
-    } = {},
-  ): Promise<T> {
+    extra: Extra = {},
+  ): Promise<{ status: number; body: T }> {
     let answer: { statusCode: number; body: string };
     try {
       const send = await this.#got();
@@ -143,9 +149,9 @@ export class AdminClient {
     if (answer.statusCode < 200 || answer.statusCode >= 300) {
       throw errorFromAnswer(answer.statusCode, answer.body, url);
     }
-    if (answer.body === '') return undefined as T;
+    if (answer.body === '') return { status: answer.statusCode, body: undefined as T };
     try {
-      return JSON.parse(answer.body) as T;
+      return { status: answer.statusCode, body: JSON.parse(answer.body) as T };
     } catch (error) {
       throw new AdminError(
         'CLP_E_ADMIN_SERVER_FAILED',

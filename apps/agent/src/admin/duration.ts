@@ -47,3 +47,11 @@ export function parseList(values: readonly string[] | string | undefined): strin
     .map((v) => v.trim())
     .filter((v) => v !== '');
 }
+
+/** One of a fixed set of words, for filters: a typo is a usage error, not an empty list. */
+export function oneOf<T extends string>(text: string, option: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(text)) return text as T;
+  throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `${option} ${text}: expected one of ${allowed.join(', ')}`, {
+    details: { option, value: text, allowed: [...allowed] },
+  });
+}

@@ -1,11 +1,16 @@
+import { MachineFacts, ReportStatus } from '@clp/protocol';
 import type { Command } from 'commander';
 import { printResult } from '../output.ts';
 import type { ContextOf } from './admin-context.ts';
 import type { Machine, Report, Tier } from './api-types.ts';
-import { parseDuration, parseInteger } from './duration.ts';
+import { oneOf, parseDuration, parseInteger } from './duration.ts';
 import { AdminError } from './errors.ts';
 import { resolveRelease } from './resolve-release.ts';
-import { fields, short, table, when } from './table.ts';
+import { resolveRollout } from './resolve-rollout.ts';
+import { fields, short, table, when, whenExact } from './table.ts';
+
+const ARCHITECTURES = MachineFacts.shape.arch.options;
+const REPORT_STATUSES = ReportStatus.options;
 
 function installedNames(m: Machine): string {
   return (
@@ -21,21 +26,23 @@ export function registerFleetCommands(admin: Command, contextOf: ContextOf): voi
     .description('list machines')
     .option('--tier <tier>', 'only this tier')
     .option('--tag <tag>', 'only machines with this tag')
-    .option('--arch <arch>', 'only this architecture')
+    .option('--arch <arch>', `only this architecture (${ARCHITECTURES.join(', ')})`)
     .option('--os <id>', 'only this OS id')
     .option('--hostname <name>', 'only this host name')
-    .option('--installed <release>', 'only machines with this release installed (sha256 or id)')
+    .option('--installed <release>', 'only machines with this release installed (id, prefix or name)')
     .option('--limit <n>', 'at most N machines (1-1000)', '100')
     .option('--offset <n>', 'skip the first N', '0')
     .action(async (o: Record<string, string | undefined>, cmd: Command) => {
+      if (o.arch !== undefined) oneOf(o.arch, '--arch', ARCHITECTURES);
       const ctx = contextOf(cmd);
+      const installed = o.installed ? await resolveRelease(ctx.client, o.installed) : undefined;
       const answer = await ctx.client.get<{ machines: Machine[]; total: number }>('/v1/machines', {
         tier: o.tier,
         tag: o.tag,
         arch: o.arch,
         os: o.os,
         hostname: o.hostname,
-        installed: o.installed,
+        installed,
         limit: parseInteger(o.limit ?? '100', '--limit', 1, 1000),
         offset: parseInteger(o.offset ?? '0', '--offset', 0, Number.MAX_SAFE_INTEGER),
       });
@@ -123,33 +130,33 @@ export function registerFleetCommands(admin: Command, contextOf: ContextOf): voi
 
   admin
     .command('reports')
-    .description('agent reports, newest first')
-    .option('--rollout <id>', 'only reports of this rollout')
+    .description('agent reports, newest first (reports that arrived together: last event first)')
+    .option('--rollout <id>', 'only reports of this rollout (id or a unique prefix)')
     .option('--machine <id>', 'only reports of this machine')
-    .option(
-      '--status <status>',
-      'only this status (downloading, applied, failed, reverted, revert-failed, skipped)',
-    )
+    .option('--status <status>', `only this status (${REPORT_STATUSES.join(', ')})`)
     .option(
       '--release <release>',
       'only this release (id, prefix or name; filtered among the fetched reports)',
     )
     .option('--limit <n>', 'fetch at most N reports (1-1000)', '100')
     .action(async (o: Record<string, string | undefined>, cmd: Command) => {
+      if (o.status !== undefined) oneOf(o.status, '--status', REPORT_STATUSES);
+      const limit = parseInteger(o.limit ?? '100', '--limit', 1, 1000);
       const ctx = contextOf(cmd);
       const releaseId = o.release ? await resolveRelease(ctx.client, o.release) : undefined;
+      const rollout = o.rollout ? await resolveRollout(ctx.client, o.rollout) : undefined;
       const answer = await ctx.client.get<{ reports: Report[] }>('/v1/reports', {
-        rollout: o.rollout,
+        rollout,
         machine: o.machine,
         status: o.status,
-        limit: parseInteger(o.limit ?? '100', '--limit', 1, 1000),
+        limit,
       });
       const reports = releaseId ? answer.reports.filter((r) => r.releaseId === releaseId) : answer.reports;
       printResult(ctx, { reports }, () =>
         table(
           ['AT', 'MACHINE', 'RELEASE', 'NAME', 'STATUS', 'ERROR', 'ROLLOUT'],
           reports.map((r) => [
-            when(r.at),
+            whenExact(r.at),
             r.machineId,
             short(r.releaseId),
             r.name,

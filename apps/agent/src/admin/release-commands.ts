@@ -31,8 +31,14 @@ export function registerReleaseCommands(admin: Command, contextOf: ContextOf): v
     .argument('<file>', 'the .clp file')
     .action(async (file: string, _opts: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
-      const release = await ctx.client.upload<Release>('/v1/releases', resolve(file));
-      printResult(ctx, release, () => `uploaded ${release.name}\n${releaseFields(release)}`);
+      const { status, body: release } = await ctx.client.upload<Release>('/v1/releases', resolve(file));
+      // 200 instead of 201: the server has these exact bytes already, and nothing changed.
+      const alreadyUploaded = status === 200;
+      printResult(ctx, { ...release, alreadyUploaded }, () =>
+        alreadyUploaded
+          ? `${release.name} was already uploaded at ${when(release.uploadedAt)} by ${release.uploadedBy} (the same bytes); nothing changed\n${releaseFields(release)}`
+          : `uploaded ${release.name}\n${releaseFields(release)}`,
+      );
     });
 
   const releases = admin.command('releases').description('list, show and yank releases');
@@ -97,11 +103,24 @@ export function registerReleaseCommands(admin: Command, contextOf: ContextOf): v
     .action(async (ref: string, o: { reason?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const id = await resolveRelease(ctx.client, ref);
+      const before = await ctx.client.get<Release>(`/v1/releases/${id}`);
+      if (before.yanked) {
+        printResult(
+          ctx,
+          { ...before, alreadyYanked: true },
+          () => `${before.name} was already yanked at ${when(before.yankedAt)}; nothing changed`,
+        );
+        return;
+      }
       const release = await ctx.client.post<Release>(
         `/v1/releases/${id}/yank`,
         o.reason ? { reason: o.reason } : {},
       );
-      printResult(ctx, release, () => `yanked ${release.name} (${release.id})`);
+      printResult(
+        ctx,
+        { ...release, alreadyYanked: false },
+        () => `yanked ${release.name} (${release.id}); no machine is offered it any more`,
+      );
     });
 
   admin

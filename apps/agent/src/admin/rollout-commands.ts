@@ -1,11 +1,13 @@
+import { ROLLOUT_STATES } from '@clp/protocol';
 import type { Command } from 'commander';
 import { printResult } from '../output.ts';
 import type { ContextOf } from './admin-context.ts';
-import type { AuditEntry, Explanation, Rollout } from './api-types.ts';
-import { parseInteger, parseList, parseNumber } from './duration.ts';
+import type { AuditEntry, Explanation, Release, Rollout } from './api-types.ts';
+import { oneOf, parseInteger, parseList, parseNumber } from './duration.ts';
 import { AdminError } from './errors.ts';
 import { resolveRelease } from './resolve-release.ts';
-import { fields, table, when } from './table.ts';
+import { resolveRollout } from './resolve-rollout.ts';
+import { fields, table, when, whenExact } from './table.ts';
 
 /** The server's defaults, sent when only one half of the failure threshold is given. */
 const DEFAULT_THRESHOLD = { maxFailureRate: 0.05, minReports: 10 };
@@ -144,16 +146,29 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
     .action(async (ref: string, o: CreateOptions, cmd: Command) => {
       const ctx = contextOf(cmd);
       const id = await resolveRelease(ctx.client, ref);
-      const created = await ctx.client.post<Rollout>('/v1/rollouts', rolloutBody(id, o));
-      printResult(ctx, created, () => `rollout ${created.id} started\n${rolloutFields(created)}`);
+      const body = rolloutBody(id, o);
+      const before = await ctx.client.get<Release>(`/v1/releases/${id}`);
+      const created = await ctx.client.post<Rollout>('/v1/rollouts', body);
+      // The server promotes a release to the tier it is rolled out to; say so when that happened now.
+      const promoted = !before.tiers.includes(created.tier);
+      printResult(ctx, { ...created, promoted }, () =>
+        [
+          `rollout ${created.id} started`,
+          ...(promoted
+            ? [`${created.releaseName} was not in tier ${created.tier}; this rollout promoted it there`]
+            : []),
+          rolloutFields(created),
+        ].join('\n'),
+      );
     });
   rollout
     .command('list', { isDefault: true })
     .description('list rollouts with their progress')
-    .option('--state <state>', 'only this state (active, paused, halted, aborted, completed, reverted)')
+    .option('--state <state>', `only this state (${ROLLOUT_STATES.join(', ')})`)
     .option('--tier <tier>', 'only this tier')
     .option('--release <release>', 'only this release (id, prefix or name)')
     .action(async (o: { state?: string; tier?: string; release?: string }, cmd: Command) => {
+      if (o.state !== undefined) oneOf(o.state, '--state', ROLLOUT_STATES);
       const ctx = contextOf(cmd);
       const releaseId = o.release ? await resolveRelease(ctx.client, o.release) : undefined;
       const answer = await ctx.client.get<{ rollouts: Rollout[] }>('/v1/rollouts', {
@@ -166,9 +181,10 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
   rollout
     .command('show')
     .description('show a rollout: stage, percent, counters, failure rate, next stage time')
-    .argument('<id>', 'rollout id')
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .argument('<id>', 'rollout id, or a unique prefix of it')
+    .action(async (ref: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const id = await resolveRollout(ctx.client, ref);
       const r = await ctx.client.get<Rollout>(`/v1/rollouts/${encodeURIComponent(id)}`);
       printResult(ctx, r, () => rolloutFields(r));
     });
@@ -182,10 +198,11 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
     rollout
       .command(action)
       .description(description)
-      .argument('<id>', 'rollout id')
+      .argument('<id>', 'rollout id, or a unique prefix of it')
       .option('--reason <text>', 'why (kept in the audit log)')
-      .action(async (id: string, o: { reason?: string }, cmd: Command) => {
+      .action(async (ref: string, o: { reason?: string }, cmd: Command) => {
         const ctx = contextOf(cmd);
+        const id = await resolveRollout(ctx.client, ref);
         const r = await ctx.client.post<Rollout>(
           `/v1/rollouts/${encodeURIComponent(id)}/${action}`,
           o.reason ? { reason: o.reason } : {},
@@ -196,16 +213,17 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
   rollout
     .command('audit')
     .description('who did what to a rollout, and when (stage changes and halts included)')
-    .argument('<id>', 'rollout id')
-    .action(async (id: string, _o: unknown, cmd: Command) => {
+    .argument('<id>', 'rollout id, or a unique prefix of it')
+    .action(async (ref: string, _o: unknown, cmd: Command) => {
       const ctx = contextOf(cmd);
+      const id = await resolveRollout(ctx.client, ref);
       const answer = await ctx.client.get<{ entries: AuditEntry[] }>(
         `/v1/rollouts/${encodeURIComponent(id)}/audit`,
       );
       printResult(ctx, answer, () =>
         table(
           ['AT', 'ACTOR', 'ACTION', 'DETAILS'],
-          answer.entries.map((e) => [e.at, e.actor, e.action, JSON.stringify(e.details)]),
+          answer.entries.map((e) => [whenExact(e.at), e.actor, e.action, JSON.stringify(e.details)]),
         ),
       );
     });
@@ -222,7 +240,8 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
       });
       printResult(ctx, e, () =>
         [
-          `${e.verdict}: ${e.summary}`,
+          // The summary starts with the verdict in words ("offered: …", "not offered: …").
+          e.summary,
           `release ${e.releaseName} (${e.releaseId})${e.yanked ? ', yanked' : ''}; on the machine: ${e.installed}`,
           '',
           table(

@@ -34,8 +34,25 @@ export function short(id: string | null | undefined): string {
   return id ? id.slice(0, 12) : '-';
 }
 
-/** An ISO time as `YYYY-MM-DD HH:MM` (UTC), compact for tables. */
+const pad = (n: number) => String(n).padStart(2, '0');
+
+function local(iso: string): Date | undefined {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/** An ISO time as `YYYY-MM-DD HH:MM` in this machine's time zone, compact for tables. */
 export function when(iso: string | null | undefined): string {
   if (!iso) return '-';
-  return `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
+  const d = local(iso);
+  if (!d) return iso;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+/** As `when`, to the second: for events that follow each other quickly (reports, the audit log). */
+export function whenExact(iso: string | null | undefined): string {
+  if (!iso) return '-';
+  const d = local(iso);
+  if (!d) return iso;
+  return `${when(iso)}:${pad(d.getSeconds())}`;
 }
