@@ -1,14 +1,21 @@
 import { ClpError } from '@clp/format';
 import { CommanderError } from 'commander';
+import { EXIT } from './exit-codes.ts';
 import { reportError } from './output.ts';
 import { buildProgram } from './program.ts';
+import { usageMessage } from './usage.ts';
 
 async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  // Commander's usage errors are kept and printed by the error boundary, as every error is.
+  let usageError = '';
+  const program = buildProgram((text) => {
+    usageError += text;
+  });
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (error) {
+    const json = argv.includes('--json');
     if (error instanceof CommanderError) {
       if (
         error.code === 'commander.helpDisplayed' ||
@@ -16,13 +23,19 @@ async function main(argv: string[]): Promise<number> {
         error.exitCode === 0
       )
         return 0;
-      // commander already printed its message; normalise to our usage code.
-      return 2;
+      // `clpctl admin` alone shows its help on stderr: a usage error, but nothing more to say.
+      if (error.code === 'commander.help') return EXIT.usage;
+      return reportError(new ClpError('CLP_E_USAGE', usageMessage(usageError || error.message)), json);
     }
-    const json = argv.includes('--json');
     return reportError(error, json);
   }
 }
+
+// `clpctl --help | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
 
 // No top-level await: the single executable (SEA) runs this bundle as CommonJS.
 void main(process.argv)

@@ -4,13 +4,17 @@ import { Command } from 'commander';
 import { COMMANDS } from './commands/index.ts';
 import { EXIT_CODE_HELP } from './exit-codes.ts';
 import type { GlobalOptions } from './output.ts';
+import { refuseUnknownSubcommands } from './usage.ts';
 import { AGENT_VERSION } from './version.ts';
 
 /**
  * The whole command tree: what `clpctl` parses, what `--help` prints, and what the man pages
  * and shell completions are generated from, so that none of them can say something else.
  */
-export function buildProgram(): Command {
+export function buildProgram(
+  /** Where commander's usage errors go instead of stderr (the program's error boundary prints them). */
+  outputError?: (text: string) => void,
+): Command {
   const program = new Command('clpctl')
     .description('Core LivePatch agent: build, sign, verify, install and take back .clp patches')
     .version(AGENT_VERSION, '-V, --version')
@@ -25,10 +29,13 @@ export function buildProgram(): Command {
       const { root } = program.opts<GlobalOptions>();
       if (root !== '/') await checkRoot(resolve(root));
     });
+  // Set before the commands are added: each copies its parent's output settings when made.
+  if (outputError) program.configureOutput({ outputError });
   const globals = (): GlobalOptions => program.opts<GlobalOptions>();
   for (const register of COMMANDS) {
     const command = register(program, globals);
     command.exitOverride();
   }
+  refuseUnknownSubcommands(program);
   return program;
 }

@@ -310,10 +310,15 @@ describe('keys', () => {
     expect(errorCode(clpctl(['verify', file, '--keys', trustA]))).toBe('CLP_E_UNKNOWN_KEY');
   });
 
-  it('a missing keys folder trusts nothing', () => {
-    const r = clpctl(['verify', createSigned('nokeys.clp'), '--keys', join(work, 'nowhere')]);
+  it('an empty keys folder trusts nothing, and a --keys folder that does not exist is not found (exit 10)', async () => {
+    const empty = join(work, 'no-keys-here');
+    await mkdir(empty);
+    const r = clpctl(['verify', createSigned('nokeys.clp'), '--keys', empty]);
     expect(r.code).toBe(4);
     expect(errorCode(r)).toBe('CLP_E_UNKNOWN_KEY');
+    const missing = clpctl(['verify', join(work, 'nokeys.clp'), '--keys', join(work, 'nowhere')]);
+    expect(missing.code).toBe(10);
+    expect(errorCode(missing)).toBe('CLP_E_NOT_FOUND');
   });
 
   it('a missing key file for sign is CLP_E_KEY_NOT_FOUND (exit 10)', () => {

@@ -66,7 +66,7 @@ describe('clpctl install / list / status / history / show / explain / uninstall 
     });
     expect(await readFile(join(root, 'etc/motd'), 'utf8')).toMatch(/Core LivePatch/);
 
-    expect(clpctl(['--root', root, 'list']).stdout).toMatch(/^CLP1251123 /);
+    expect(clpctl(['--root', root, 'list']).stdout).toMatch(/^NAME\s+SERIES.*\nCLP1251123 /);
     expect(
       JSON.parse(clpctl(['--root', root, '--json', 'list']).stdout).map((p: { name: string }) => p.name),
     ).toEqual(['CLP1251123']);

@@ -91,7 +91,15 @@ export async function createPatch(
     files.map((f) => f.name),
   );
   if (options.expectName !== undefined) {
-    parsePatchName(options.expectName);
+    try {
+      parsePatchName(options.expectName);
+    } catch (error) {
+      // The name came from the command line, not from a patch: a usage error.
+      if (!(error instanceof FormatError)) throw error;
+      throw new ClpError('CLP_E_USAGE', `create ${dir} ${options.expectName}: ${error.message}`, {
+        details: { name: options.expectName },
+      });
+    }
     if (meta.name !== options.expectName) {
       throw new ClpError(
         'CLP_E_USAGE',

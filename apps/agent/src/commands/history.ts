@@ -1,4 +1,5 @@
 import { readHistory } from '@clp/engine';
+import { table, whenExact } from '../admin/table.ts';
 import { printResult } from '../output.ts';
 import { logFor } from './engine-output.ts';
 import type { RegisterCommand } from './index.ts';
@@ -13,8 +14,14 @@ export const history: RegisterCommand = (program, globals) =>
       printResult(g, entries, () =>
         entries.length === 0
           ? 'no history yet'
-          : entries
-              .map((e) => `${e.at}  ${e.op.padEnd(9)} ${e.name}  ${e.result}${e.code ? ` (${e.code})` : ''}`)
-              .join('\n'),
+          : table(
+              ['AT', 'WHAT', 'PATCH', 'RESULT'],
+              entries.map((e) => [
+                whenExact(e.at),
+                e.op,
+                e.name,
+                `${e.result}${e.code ? ` (${e.code})` : ''}`,
+              ]),
+            ),
       );
     });

@@ -82,7 +82,7 @@ export const inspect: RegisterCommand = (program, globals) =>
       const g = globals();
       const input = resolve(file);
       await requireFile(input, 'patch file');
-      const dir = keysDir(g.root, options.keys);
+      const dir = await keysDir(g.root, options.keys);
       const archive = await openPatch(input);
       try {
         const hashes = await archive.hashEntries();

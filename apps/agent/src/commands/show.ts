@@ -1,4 +1,5 @@
 import { getPatch } from '@clp/engine';
+import { when } from '../admin/table.ts';
 import { printResult } from '../output.ts';
 import { logFor } from './engine-output.ts';
 import type { RegisterCommand } from './index.ts';
@@ -16,7 +17,7 @@ export const show: RegisterCommand = (program, globals) =>
         [
           `${s.name}  series ${s.series}  version ${s.version}  ${s.architecture}`,
           ...(s.description ? [s.description] : []),
-          `installed ${s.installedAt}, signed by ${s.signedBy ?? 'nobody (--insecure)'}`,
+          `installed ${when(s.installedAt)}, signed by ${s.signedBy ?? 'nobody (--insecure)'}`,
           'steps:',
           ...record.steps.map((r) => `  ${r.index + 1}. ${r.description}`),
         ].join('\n'),

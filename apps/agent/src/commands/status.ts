@@ -1,4 +1,5 @@
 import { engineStatus } from '@clp/engine';
+import { whenExact } from '../admin/table.ts';
 import { printResult } from '../output.ts';
 import { logFor, recoveredNote } from './engine-output.ts';
 import type { RegisterCommand } from './index.ts';
@@ -16,7 +17,7 @@ export const status: RegisterCommand = (program, globals) =>
           `root          ${s.root}`,
           `installed     ${s.installed.length === 0 ? '(none)' : s.installed.map((p) => p.name).join(', ')}`,
           `failed here   ${s.failed.length === 0 ? '(none)' : s.failed.map((f) => `${f.name} (${f.code})`).join(', ')}`,
-          `last event    ${s.lastEvent ? `${s.lastEvent.at} ${s.lastEvent.op} ${s.lastEvent.name}: ${s.lastEvent.result}` : '(none)'}`,
+          `last event    ${s.lastEvent ? `${whenExact(s.lastEvent.at)} ${s.lastEvent.op} ${s.lastEvent.name}: ${s.lastEvent.result}` : '(none)'}`,
           `trusted keys  ${s.trustedKeys}`,
           `log           ${s.log}`,
         ].join('\n'),

@@ -17,7 +17,7 @@ export const verify: RegisterCommand = (program, globals) =>
       const g = globals();
       const input = resolve(file);
       await requireFile(input, 'patch file');
-      const store = await TrustStore.load(keysDir(g.root, options.keys));
+      const store = await TrustStore.load(await keysDir(g.root, options.keys));
       const archive = await openPatch(input);
       try {
         const manifest = await verifyPatch(archive, store);

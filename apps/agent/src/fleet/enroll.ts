@@ -93,21 +93,33 @@ export async function enrollMachine(options: EnrollOptions): Promise<EnrollResul
     log: options.log,
     transport: transportFor(root, config),
   });
-  const { value } = await client.postJson(
-    AGENT_PATHS.enroll,
-    {
-      token: options.token,
-      facts,
-      machineId,
-      tags,
-      installed,
-      // Enrolling again under the same id: the current credential proves this is that machine.
-      ...(config.credential !== undefined && machineId === config.machineId
-        ? { credential: config.credential }
-        : {}),
-    },
-    EnrollResponse,
-  );
+  const { value } = await client
+    .postJson(
+      AGENT_PATHS.enroll,
+      {
+        token: options.token,
+        facts,
+        machineId,
+        tags,
+        installed,
+        // Enrolling again under the same id: the current credential proves this is that machine.
+        ...(config.credential !== undefined && machineId === config.machineId
+          ? { credential: config.credential }
+          : {}),
+      },
+      EnrollResponse,
+    )
+    .catch((error: unknown) => {
+      // Enrolling is run by a person, once: nothing checks again later, so say how to retry.
+      if (error instanceof FleetError && error.code === 'CLP_E_SERVER_UNREACHABLE') {
+        throw new FleetError(
+          'CLP_E_SERVER_UNREACHABLE',
+          `the server at ${url} is unreachable (${unreachableReason(error.message, url)}); nothing was enrolled and the token was not used: check the URL and that the server runs, then run 'clpctl enroll ${url} TOKEN' again`,
+          { cause: error, details: { url } },
+        );
+      }
+      throw error;
+    });
   const next: AgentConfig = {
     ...config,
     servers: [url, ...config.servers.filter((s) => s.replace(/\/+$/, '') !== url)],
@@ -124,6 +136,14 @@ export async function enrollMachine(options: EnrollOptions): Promise<EnrollResul
     servers: next.servers,
     configFile: configFile(root),
   };
+}
+
+/** The transport's reason for one server, without the retry advice meant for the daily check. */
+function unreachableReason(message: string, url: string): string {
+  const reason = message
+    .replace(/^no server answered \S+: /, '')
+    .replace(/; the next check will try again$/, '');
+  return reason.startsWith(`${url}: `) ? reason.slice(url.length + 2) : reason;
 }
 
 /** Installed patches the ledger can name by release hash (the only ones the server can match). */

@@ -1,0 +1,39 @@
+import { ClpError } from '@clp/format';
+import type { Command } from 'commander';
+
+/** Commander's own message without its `error: ` prefix, for `error CLP_E_USAGE: …` and --json. */
+export function usageMessage(text: string): string {
+  return text
+    .replace(/^error:\s*/, '')
+    .trim()
+    .replace(/\n+/g, ' ');
+}
+
+/** The command's path as typed, e.g. `clpctl admin releases`. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/**
+ * A command that lists by default (`admin releases` = `admin releases list`) would pass an
+ * unknown word on to `list` as an argument ("too many arguments for 'list'"). This says instead
+ * that the word is not a subcommand, and names the ones there are.
+ */
+export function refuseUnknownSubcommands(command: Command): void {
+  if (command.commands.length > 0) {
+    command.hook('preSubcommand', (parent, sub) => {
+      const first = parent.args[0];
+      if (first === undefined || first.startsWith('-') || first === 'help') return;
+      if (first === sub.name() || sub.aliases().includes(first)) return;
+      const known = parent.commands.map((c) => c.name()).join(', ');
+      throw new ClpError(
+        'CLP_E_USAGE',
+        `unknown subcommand '${first}' of '${commandPath(parent)}'; it has: ${known} (see '${commandPath(parent)} --help')`,
+        { details: { command: commandPath(parent), subcommand: first } },
+      );
+    });
+  }
+  for (const sub of command.commands) refuseUnknownSubcommands(sub);
+}
