@@ -1,5 +1,6 @@
 import { join, resolve } from 'node:path';
 import { DEFAULT_PORT, listenAddressFromEnv } from './listen-address.ts';
+import { parseSize } from './size-setting.ts';
 import { type TlsFiles, tlsFilesFromEnv } from './tls.ts';
 
 export interface ServerConfig {
@@ -36,6 +37,9 @@ export interface ServerConfig {
 
 export { DEFAULT_PORT };
 
+/** pino's levels, most severe first; `silent` logs nothing. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
   const dataDir = resolve(overrides.dataDir ?? './data');
   return {
@@ -68,9 +72,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): {
   const dataDir = resolve(env.CLP_DATA_DIR || './data');
   const { host, port } = listenAddressFromEnv(env);
   const tls = tlsFilesFromEnv(env);
-  const maxUpload = env.CLP_MAX_UPLOAD_BYTES ? Number(env.CLP_MAX_UPLOAD_BYTES) : undefined;
-  if (maxUpload !== undefined && (!Number.isSafeInteger(maxUpload) || maxUpload <= 0)) {
-    throw new Error(`CLP_MAX_UPLOAD_BYTES=${env.CLP_MAX_UPLOAD_BYTES} is not a positive number of bytes`);
+  const maxUpload = env.CLP_MAX_UPLOAD_BYTES
+    ? parseSize(env.CLP_MAX_UPLOAD_BYTES, 'CLP_MAX_UPLOAD_BYTES')
+    : undefined;
+  const logLevel = env.CLP_LOG_LEVEL || 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new Error(`CLP_LOG_LEVEL=${logLevel} is not a log level: use one of ${LOG_LEVELS.join(', ')}`);
   }
   const blobStore = env.CLP_BLOB_STORE || 'folder';
   if (blobStore !== 'folder' && blobStore !== 'postgres') {
@@ -87,7 +94,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): {
     databaseUrl: env.DATABASE_URL ?? '',
     trustedKeysDir: resolve(env.CLP_TRUSTED_KEYS || join(dataDir, 'keys')),
     bootstrapToken: env.CLP_BOOTSTRAP_TOKEN ?? '',
-    logLevel: env.CLP_LOG_LEVEL || 'info',
+    logLevel,
     trustProxy: env.CLP_TRUST_PROXY ?? '',
     ...(maxUpload ? { maxUploadBytes: maxUpload } : {}),
   });

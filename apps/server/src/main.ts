@@ -1,5 +1,8 @@
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
+import { isClpError } from '@clp/format';
 import { configFromEnv } from './config.ts';
+import { describeDatabaseStartError } from './database-start-error.ts';
+import { isDatabaseUnavailable, sqlState } from './db-errors.ts';
 import { createServer } from './server.ts';
 import { loadTls } from './tls.ts';
 
@@ -11,11 +14,23 @@ async function countKeys(dir: string): Promise<number> {
   }
 }
 
+/** Makes the trusted keys folder when it is missing, so the operator knows where the .pub goes. */
+async function ensureKeysFolder(dir: string): Promise<boolean> {
+  const made = await mkdir(dir, { recursive: true, mode: 0o755 });
+  return made !== undefined;
+}
+
 async function main(): Promise<void> {
   const { config, port, host, tls } = configFromEnv();
   // A certificate that cannot be used stops the start before the database is opened.
   if (tls) await loadTls(tls);
-  const server = await createServer(config);
+  const server = await createServer(config).catch((error: unknown) => {
+    if (config.databaseUrl && !isClpError(error) && (sqlState(error) || isDatabaseUnavailable(error))) {
+      throw new Error(describeDatabaseStartError(error, config.databaseUrl), { cause: error });
+    }
+    throw error;
+  });
+  const keysCreated = await ensureKeysFolder(config.trustedKeysDir);
   const { url, bound } = await server.listen(port, host, tls);
   const db = server.context.database;
   const keys = await countKeys(config.trustedKeysDir);
@@ -40,7 +55,7 @@ async function main(): Promise<void> {
       : `blobs: ${config.dataDir}/blobs\n`,
   );
   out.write(
-    `trusted release keys: ${config.trustedKeysDir} (${keys} key${keys === 1 ? '' : 's'}${keys === 0 ? ': uploads will be refused until a .pub is added' : ''})\n`,
+    `trusted release keys: ${config.trustedKeysDir}${keysCreated ? ' (created now)' : ''}: ${keys} key${keys === 1 ? '' : 's'}${keys === 0 ? '; uploads are refused until a release key (NAME.pub from clpctl keygen) is copied there' : ''}\n`,
   );
   if (server.generatedAdminToken) {
     out.write(

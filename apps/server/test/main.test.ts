@@ -8,6 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createTestDatabase } from '@clp/db';
 import { afterAll, describe, expect, it } from 'vitest';
+import { configFromEnv } from '../src/config.ts';
 
 /**
  * The program as an operator runs it: the esbuild bundle (`npm run build`) when it exists, else
@@ -98,7 +99,9 @@ describe('the server program', () => {
     const first = await launch({ PORT: '0', CLP_DATA_DIR: dataDir, DATABASE_URL: '' });
     const out = first.output();
     expect(out).toContain(`embedded PGlite in ${join(dataDir, 'pglite')}`);
-    expect(out).toContain(`trusted release keys: ${join(dataDir, 'keys')}`);
+    // The keys folder exists from the first start, so the operator knows where the .pub goes.
+    expect(out).toContain(`trusted release keys: ${join(dataDir, 'keys')} (created now): 0 keys;`);
+    expect(existsSync(join(dataDir, 'keys'))).toBe(true);
     const token = /first admin token[^\n]*\n\s+(clp_adm_\S+)/.exec(out)?.[1];
     expect(token, out).toBeDefined();
     expect((await fetch(`${first.url}/healthz`)).status).toBe(200);
@@ -122,6 +125,7 @@ describe('the server program', () => {
       CLP_BOOTSTRAP_TOKEN: fromEnvironment,
     });
     expect(second.output()).not.toContain('first admin token');
+    expect(second.output()).not.toContain('(created now)');
     expect(second.output()).toContain('CLP_BOOTSTRAP_TOKEN');
     for (const t of [token!, fromEnvironment]) {
       expect(
@@ -168,6 +172,53 @@ describe('the server program', () => {
       expect(err).not.toContain(weak);
     },
   );
+
+  /** Starts the program expecting it to refuse; answers its stderr. */
+  async function refusal(env: Record<string, string>): Promise<string> {
+    const dataDir = await mkdtemp(join(tmpdir(), 'clp-main-refused-'));
+    dirs.push(dataDir);
+    const proc = spawn(process.execPath, [entry], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', PORT: '0', CLP_DATA_DIR: dataDir, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    proc.stderr!.on('data', (c: Buffer) => {
+      err += c.toString();
+    });
+    const code = await new Promise<number | null>((done) => proc.once('exit', done));
+    expect(code, err).toBe(1);
+    return err;
+  }
+
+  it('reads sizes as the README writes them, and refuses settings it cannot read, naming what it takes', async () => {
+    expect(configFromEnv({ CLP_MAX_UPLOAD_BYTES: '1GiB' }).config.maxUploadBytes).toBe(1024 ** 3);
+    expect(configFromEnv({ CLP_MAX_UPLOAD_BYTES: '512MiB' }).config.maxUploadBytes).toBe(512 * 1024 ** 2);
+    expect(configFromEnv({ CLP_MAX_UPLOAD_BYTES: '100MB' }).config.maxUploadBytes).toBe(100_000_000);
+    expect(configFromEnv({ CLP_MAX_UPLOAD_BYTES: '4096' }).config.maxUploadBytes).toBe(4096);
+    expect(configFromEnv({ CLP_LOG_LEVEL: 'debug' }).config.logLevel).toBe('debug');
+    expect(await refusal({ CLP_LOG_LEVEL: 'loud' })).toContain(
+      'CLP_LOG_LEVEL=loud is not a log level: use one of fatal, error, warn, info, debug, trace, silent',
+    );
+    expect(await refusal({ CLP_MAX_UPLOAD_BYTES: 'lots' })).toMatch(
+      /CLP_MAX_UPLOAD_BYTES=lots is not a size: .*KiB, MiB, GiB/,
+    );
+  });
+
+  it('says which host, database and user it could not use, and the reason, when PostgreSQL cannot be reached', async () => {
+    const closed = await refusal({ DATABASE_URL: 'postgres://clp:secret-password@127.0.0.1:1/fleet' });
+    expect(closed).toContain(
+      'cannot use PostgreSQL at 127.0.0.1:1, database fleet, as user clp: connect ECONNREFUSED 127.0.0.1:1',
+    );
+    expect(closed).not.toContain('secret-password');
+    expect(closed).not.toContain('Failed query');
+    if (!process.env.DATABASE_URL) return;
+    const url = new URL(process.env.DATABASE_URL);
+    url.username = 'no_such_role';
+    expect(await refusal({ DATABASE_URL: url.toString() })).toMatch(
+      /cannot use PostgreSQL at [^,]+, database \S+, as user no_such_role: .*no_such_role/,
+    );
+  });
 
   it('refuses a PORT that is not a port number', async () => {
     const proc = spawn(process.execPath, [entry], {
