@@ -1,8 +1,10 @@
 // The main job: starts the server on its embedded database (PGlite in ./data) and, on the first
 // start, walks through the whole product once: sign a patch, upload it, roll it out, enroll two
-// machines (each a folder standing in for a root file system), run their update, show the result.
+// machines (each a folder standing in for a root file system), run their update, take the patch
+// back on one and let its next check install it again, and end with both machines shown patched.
 // Later starts skip the walk-through and only run the server. Options:
-//   --once    exit after the walk-through instead of serving (CI=true implies it)
+//   --once    exit after the walk-through instead of serving (CI=true implies it); when it has
+//             run already, say so and exit without starting the server
 //   --reset   delete the data folder first and start over
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -22,10 +24,21 @@ const show = (p) => {
   const r = relative(process.cwd(), p);
   return r === '' ? '.' : r.startsWith('..') ? p : r;
 };
-const indented = (text) => text.trim().replace(/\n/g, '\n    ');
+/** Indents every line that has text: a trailing newline must not indent what is printed next. */
+const indent = (text, by = '  ') => text.replace(/^(?=.)/gm, by);
 
 if (args.has('--reset')) rmSync(dataDir, { recursive: true, force: true });
 mkdirSync(dataDir, { recursive: true });
+
+const doneMarker = join(dataDir, 'demo-done');
+if (once && existsSync(doneMarker)) {
+  // Nothing to show: starting the server only to stop it again would print a server that is gone.
+  process.stdout.write(
+    `The walk-through already ran on ${readFileSync(doneMarker, 'utf8').trim()} with the data in ${show(dataDir)}.\n` +
+      `Run it again from an empty data folder with 'npm start -- --reset --once', or start the server with 'npm start'.\n`,
+  );
+  process.exit(0);
+}
 
 const tokenFile = join(dataDir, 'demo-admin-token');
 if (!existsSync(tokenFile))
@@ -42,8 +55,8 @@ function clpctl(argv, { env = {}, quiet = false } = {}) {
     encoding: 'utf8',
     env: { ...process.env, CLP_SERVER: url, CLP_TOKEN: adminToken, ...env },
   });
-  if (!quiet && r.stdout) process.stdout.write(r.stdout.replace(/^/gm, '  '));
-  if (r.stderr) process.stderr.write(r.stderr.replace(/^/gm, '  '));
+  if (!quiet && r.stdout) process.stdout.write(indent(r.stdout));
+  if (r.stderr) process.stderr.write(indent(r.stderr));
   if (r.status !== 0) throw new Error(`clpctl ${argv[0]} exited with ${r.status}`);
   return r.stdout;
 }
@@ -112,7 +125,6 @@ try {
   process.stdout.write(banner);
   say(`  admin token for this demo: ${adminToken} (kept in ${show(tokenFile)})`);
 
-  const doneMarker = join(dataDir, 'demo-done');
   if (existsSync(doneMarker)) {
     say(
       `\nthe walk-through ran at the first start; 'npm start -- --reset' starts over from an empty ${show(dataDir)}`,
@@ -121,7 +133,7 @@ try {
     await walkThrough();
     writeFileSync(doneMarker, `${new Date().toISOString()}\n`);
   }
-  printTryNext();
+  if (!once) printTryNext();
 } catch (error) {
   process.stderr.write(`\ndemo failed: ${error instanceof Error ? error.message : String(error)}\n`);
   stopServer();
@@ -130,7 +142,9 @@ try {
 
 if (once) {
   stopServer();
-  say('\n--once: the server is stopped again.');
+  say(
+    `\n--once: the server is stopped again. 'npm start' starts it on ${url} with this data and keeps it running; 'npm start -- --reset' starts over.`,
+  );
 } else {
   say(`\nThe server keeps running on ${url}; Ctrl-C stops it.`);
   child.on('exit', (code) => process.exit(code ?? 0));
@@ -185,19 +199,22 @@ async function walkThrough() {
     clpctl(['update', '--root', root]);
     clpctl(['list', '--root', root]);
     say(
-      `  ${show(join(root, 'etc/motd'))} now reads:\n    ${indented(readFileSync(join(root, 'etc/motd'), 'utf8'))}`,
+      `  ${show(join(root, 'etc/motd'))} now reads:\n${indent(readFileSync(join(root, 'etc/motd'), 'utf8').trimEnd(), '    ')}`,
     );
   }
-
-  step('the server has the machines and their reports');
-  clpctl(['admin', 'machines']);
-  clpctl(['admin', 'reports']);
 
   step('any patch can be taken back: machine-1 uninstalls it');
   clpctl(['uninstall', 'CLP1251123', '--root', machines[0]]);
   say(
-    `  ${show(join(machines[0], 'etc/motd'))} reads again:\n    ${indented(readFileSync(join(machines[0], 'etc/motd'), 'utf8'))}`,
+    `  ${show(join(machines[0], 'etc/motd'))} reads again:\n${indent(readFileSync(join(machines[0], 'etc/motd'), 'utf8').trimEnd(), '    ')}`,
   );
+
+  step('the rollout still offers it, so the next check of machine-1 installs it again');
+  clpctl(['update', '--root', machines[0]]);
+
+  step('the server shows both machines patched, and every report they sent');
+  clpctl(['admin', 'machines']);
+  clpctl(['admin', 'reports']);
 }
 
 function printTryNext() {

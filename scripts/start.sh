@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: installs, builds, starts the server on its embedded database and runs the demo.
+# The main job: installs (unless node_modules is current), builds, starts the server on its
+# embedded database and runs the demo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-npm ci --no-audit --no-fund
+bash scripts/npm-ci-if-needed.sh
 npm start -- "$@"
