@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests drive for real: pacman and dpkg for package reverts,
 # bsdtar and zstd to build test packages, systemd-analyze for the unit files, nginx as the
-# download peer of the benchmarks, and docker-compose to check the compose file.
+# download peer of the benchmarks, and docker-compose to check the compose file. npm run package
+# needs makepkg, fakeroot, dpkg-deb, strip (binutils) and lintian; its tests install the packages
+# with pacman and dpkg and check the completions with zsh and fish and the man pages with groff;
+# hyperfine times clpctl's start-up in bench/, openssl makes the TLS tests' certificates.
 set -euo pipefail
 
 needed=()
@@ -16,6 +19,13 @@ need systemd-analyze systemd
 need nginx nginx
 need docker-compose docker-compose
 need wrk wrk
+need lintian lintian
+need strip binutils
+need groff groff-base
+need zsh zsh
+need fish fish
+need hyperfine hyperfine
+need openssl openssl
 
 if [ ${#needed[@]} -eq 0 ]; then
   echo "system packages: all present"

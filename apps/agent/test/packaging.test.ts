@@ -105,55 +105,88 @@ describe('packaging', () => {
     for (const op of trigger.get('Operation')!) expect(['Install', 'Upgrade', 'Remove']).toContain(op);
     expect(trigger.get('Operation')).toEqual(['Install']);
     expect(trigger.get('Type')).toEqual(['Package']);
-    expect(trigger.get('Target')).toEqual(['core-livepatch']);
+    expect(trigger.get('Target')).toEqual(['core-livepatch-agent']);
     expect(action.get('When')).toEqual(['PostTransaction']);
     const exec = action.get('Exec')!;
     expect(exec).toHaveLength(1);
-    expect(exec[0]).toMatch(/^\//);
-    expect(exec[0]).toBe('/usr/bin/systemctl enable --now core-livepatch-update.timer');
+    expect(exec[0]).toBe('/usr/lib/core-livepatch/enable-timer');
   });
 
-  it('the PKGBUILD parses and its package() lays out clpctl, the units and the hook', async () => {
-    const pkgbuild = join(PACKAGING, 'PKGBUILD');
-    expect(spawnSync('bash', ['-n', pkgbuild], { encoding: 'utf8' }).status).toBe(0);
-    const vars = execFileSync(
-      'bash',
-      [
-        '-c',
-        `set -eu; startdir=${JSON.stringify(PACKAGING)}; source ${JSON.stringify(pkgbuild)}; printf '%s\\n' "$pkgname" "$pkgver" "\${arch[*]}" "\${depends[*]}"; declare -F build package`,
-      ],
-      { encoding: 'utf8' },
-    ).split('\n');
-    expect(vars[0]).toBe('core-livepatch');
-    expect(vars[1]).toMatch(/^\d+\.\d+\.\d+$/);
-    expect(vars[2]).toBe('any');
-    expect(vars[3]).toContain('nodejs>=24');
-    expect(vars.slice(4).filter(Boolean)).toEqual(['build', 'package']);
+  /** Runs a packaging script with fake systemctl / deb-systemd-helper / deb-systemd-invoke that log their arguments. */
+  async function withFakeSystemd(script: string, args: string[], env: Record<string, string> = {}) {
+    const bin = join(work, `fake-bin-${Math.random().toString(36).slice(2)}`);
+    await mkdir(bin, { recursive: true });
+    const log = join(bin, 'calls.log');
+    for (const tool of ['systemctl', 'deb-systemd-helper', 'deb-systemd-invoke']) {
+      await writeFile(join(bin, tool), `#!/bin/sh\necho "${tool} $*" >> ${log}\n`);
+      await chmod(join(bin, tool), 0o755);
+    }
+    const result = spawnSync('sh', [join(PACKAGING, script), ...args], {
+      encoding: 'utf8',
+      env: { PATH: `${bin}:/usr/bin:/bin`, ...env },
+    });
+    const calls = existsSync(log) ? (await readFile(log, 'utf8')).trim().split('\n') : [];
+    return { status: result.status, calls };
+  }
 
-    const bundle = resolve(PACKAGING, '../apps/agent/dist/clpctl.mjs');
-    if (!existsSync(bundle)) {
-      console.warn('skipped: needs the built bundle (npm run build) for the package() layout check');
-      return;
+  const systemdRunning = existsSync('/run/systemd/system');
+
+  it.skipIf(systemdRunning)(
+    'without a running systemd (a container, a chroot) the hook and postinst only enable the timer, offline',
+    async () => {
+      const hook = await withFakeSystemd('enable-timer.sh', []);
+      expect(hook.status).toBe(0);
+      expect(hook.calls).toEqual(['systemctl --root=/ enable core-livepatch-update.timer']);
+      const first = await withFakeSystemd('debian/agent/postinst', ['configure', '']);
+      expect(first.status).toBe(0);
+      expect(first.calls).toEqual(['deb-systemd-helper enable core-livepatch-update.timer']);
+      // An upgrade keeps what the administrator chose (a disabled timer stays disabled).
+      const upgrade = await withFakeSystemd('debian/agent/postinst', ['configure', '0.0.9']);
+      expect(upgrade.calls).toEqual([]);
+      // An install into another root enables the timer there and starts nothing.
+      const other = await withFakeSystemd('debian/agent/postinst', ['configure', ''], {
+        DPKG_ROOT: join(work, 'nowhere'),
+      });
+      expect(other.calls).toEqual([
+        `systemctl --root=${join(work, 'nowhere')} enable core-livepatch-update.timer`,
+      ]);
+      const prerm = await withFakeSystemd('debian/agent/prerm', ['remove']);
+      expect(prerm.calls).toEqual([]);
+      const purge = await withFakeSystemd('debian/agent/postrm', ['purge']);
+      expect(purge.calls).toEqual(['deb-systemd-helper purge core-livepatch-update.timer']);
+      const hookWithout = spawnSync('/bin/sh', [join(PACKAGING, 'enable-timer.sh')], {
+        env: { PATH: '/nonexistent' },
+      });
+      expect(hookWithout.status).toBe(0);
+    },
+  );
+  if (systemdRunning)
+    console.warn('skipped: the no-systemd script test needs a machine where systemd is not running');
+
+  it('the PKGBUILDs parse and declare the agent and server packages (built and installed in packages.test.ts)', () => {
+    for (const [pkgbuild, name, backup] of [
+      ['PKGBUILD', 'core-livepatch-agent', 'etc/clp/agent.json'],
+      ['server/PKGBUILD', 'core-livepatch-server', 'etc/clp/server.env'],
+    ] as const) {
+      const file = join(PACKAGING, pkgbuild);
+      expect(spawnSync('bash', ['-n', file], { encoding: 'utf8' }).status).toBe(0);
+      const vars = execFileSync(
+        'bash',
+        [
+          '-c',
+          `set -eu; CARCH=x86_64; startdir=${JSON.stringify(join(file, '..'))}; source ${JSON.stringify(file)}; printf '%s\\n' "$pkgname" "$pkgver" "\${arch[*]}" "\${depends[*]}" "\${backup[*]}" "\${options[*]}"; declare -F build package`,
+        ],
+        { encoding: 'utf8' },
+      ).split('\n');
+      expect(vars[0]).toBe(name);
+      expect(vars[1]).toMatch(/^\d+\.\d+\.\d+$/);
+      expect(vars[2]).toBe('x86_64 aarch64');
+      // Node.js is inside the package: no nodejs dependency.
+      expect(vars[3]).not.toContain('nodejs');
+      expect(vars[4]).toBe(backup);
+      // strip would remove the program from the executable.
+      expect(vars[5]).toContain('!strip');
+      expect(vars.slice(6).filter(Boolean)).toEqual(['build', 'package']);
     }
-    const pkgdir = join(work, 'pkg');
-    execFileSync('bash', [
-      '-c',
-      `set -eu; startdir=${JSON.stringify(PACKAGING)}; pkgdir=${JSON.stringify(pkgdir)}; source ${JSON.stringify(pkgbuild)}; package`,
-    ]);
-    for (const file of [
-      'usr/bin/clpctl',
-      'usr/lib/core-livepatch/clpctl.mjs',
-      'usr/lib/systemd/system/core-livepatch-update.service',
-      'usr/lib/systemd/system/core-livepatch-update.timer',
-      'usr/share/libalpm/hooks/core-livepatch.hook',
-    ]) {
-      expect(existsSync(join(pkgdir, file)), file).toBe(true);
-    }
-    expect((await stat(join(pkgdir, 'usr/bin/clpctl'))).mode & 0o111).not.toBe(0);
-    expect((await stat(join(pkgdir, 'var/lib/clp'))).mode & 0o777).toBe(0o700);
-    // The wrapper starts the bundle it was installed with.
-    expect(await readFile(join(pkgdir, 'usr/bin/clpctl'), 'utf8')).toContain(
-      '/usr/lib/core-livepatch/clpctl.mjs',
-    );
   });
 });

@@ -96,3 +96,79 @@ describe('docker-compose.scale.yml', () => {
     },
   );
 });
+
+/** Docker's .dockerignore rules: glob patterns from the context root, `**` across folders, `!` re-includes; the last match wins. */
+function dockerIgnored(patterns: string[], path: string): boolean {
+  let ignored = false;
+  const parts = path.split('/');
+  for (const raw of patterns) {
+    const negated = raw.startsWith('!');
+    const pattern = (negated ? raw.slice(1) : raw).replace(/^\/+/, '');
+    const source = pattern
+      .split(/(\*\*\/|\*\*|\*|\?)/)
+      .map((piece) => {
+        if (piece === '**/') return '(?:.*/)?';
+        if (piece === '**') return '.*';
+        if (piece === '*') return '[^/]*';
+        if (piece === '?') return '[^/]';
+        return piece.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+      })
+      .join('');
+    const regex = new RegExp(`^${source}$`);
+    // A pattern that matches a folder excludes everything in it.
+    if (parts.some((_, i) => regex.test(parts.slice(0, i + 1).join('/')))) ignored = !negated;
+  }
+  return ignored;
+}
+
+describe('the container build context', () => {
+  it('leaves out installed packages, build output, local data, keys and tokens, and keeps what the Dockerfile builds from', async () => {
+    for (const file of ['.dockerignore', 'apps/server/Dockerfile.dockerignore']) {
+      const patterns = (await readFile(join(root, file), 'utf8'))
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '' && !line.startsWith('#'));
+      for (const secret of [
+        'node_modules/express/package.json',
+        'apps/server/node_modules/x/index.js',
+        'apps/agent/dist/clpctl.mjs',
+        'dist/packages/core-livepatch-agent_0.1.0_amd64.deb',
+        'data/pglite/PG_VERSION',
+        'data/keys/release.key',
+        'data/demo-admin-token',
+        'examples/keys/release.key',
+        'keys/server.pem',
+        'tls/server.crt',
+        '.env',
+        'apps/server/.env',
+        '.git/config',
+        'CLP1251123.clp',
+      ]) {
+        expect(dockerIgnored(patterns, secret), `${file} keeps ${secret} out`).toBe(true);
+      }
+      for (const needed of [
+        'package.json',
+        'package-lock.json',
+        'scripts/build.mjs',
+        'apps/server/src/main.ts',
+        'apps/server/src/token-strength.ts',
+        'apps/agent/src/admin/token-commands.ts',
+        'libs/format/src/index.ts',
+        'db/migrations/meta/_journal.json',
+        'examples/keys/release.pub',
+      ]) {
+        expect(dockerIgnored(patterns, needed), `${file} keeps ${needed}`).toBe(false);
+      }
+    }
+  });
+
+  it('the image is built from the repository root with that context (no Docker engine runs here to build it)', async () => {
+    const dockerfile = await readFile(join(root, 'apps/server/Dockerfile'), 'utf8');
+    // Everything the build stage copies comes from the context the ignore file filters.
+    expect(dockerfile).toMatch(/^COPY \. \.$/m);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(await readFile(join(root, '.dockerignore'), 'utf8')).toBe(
+      await readFile(join(root, 'apps/server/Dockerfile.dockerignore'), 'utf8'),
+    );
+  });
+});
