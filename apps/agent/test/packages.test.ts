@@ -1,7 +1,7 @@
 import { type SpawnSyncReturns, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, readFileSync } from 'node:fs';
-import { chmod, copyFile, cp, mkdir, readlink, stat } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, readdir, readlink, stat, symlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -105,7 +105,7 @@ function verifyUnits(root: string, units: string[]): void {
 
 describe.skipIf(skip)('the packages, installed for real in a temporary root', () => {
   let work: string;
-  /** A PATH with no node on it (and nothing else): the executable must stand alone. */
+  /** A PATH with the system's programs but no node on it: the executable must stand alone. */
   let bare: string;
   const dirs: string[] = [];
 
@@ -113,6 +113,13 @@ describe.skipIf(skip)('the packages, installed for real in a temporary root', ()
     work = await tempDir('clp-packages-');
     bare = join(work, 'bare-bin');
     await mkdir(bare);
+    // The system's programs (flock for the engine's lock, …) without any Node.js among them.
+    for (const dir of ['/usr/sbin', '/usr/bin']) {
+      for (const name of await readdir(dir)) {
+        if (/^(node|nodejs|npm|npx|corepack)$/.test(name) || existsSync(join(bare, name))) continue;
+        await symlink(join(dir, name), join(bare, name));
+      }
+    }
     // Builds only what changed since the last run (the executable is cached by content).
     const built = spawnSync(process.execPath, [join(ROOT, 'scripts/package.mjs'), '--no-lintian'], {
       cwd: ROOT,
