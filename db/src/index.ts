@@ -18,6 +18,7 @@ export {
   enrollmentTokens,
   type InstalledPatchRecord,
   machines,
+  maintenanceWindows,
   promotions,
   type RevertOutcome,
   ROLLOUT_STATES,
@@ -32,5 +33,6 @@ export {
   rollouts,
   schema,
   tiers,
+  webhookDeliveries,
 } from './schema.ts';
 export { createTestDatabase, queryOnce, type TestDatabase } from './test-database.ts';

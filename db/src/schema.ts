@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import {
   bigint,
   bigserial,
@@ -31,6 +32,12 @@ export interface RolloutSelector {
 export interface RolloutStage {
   percent: number;
   minDurationSeconds: number;
+  /** Leave the stage only once this share (%) of its cohort reported `applied`. */
+  minAppliedPercent?: number;
+  /** Leave the stage only once this many machines of its cohort reported `applied`. */
+  minAppliedCount?: number;
+  /** Leave the stage only after an operator's approval (`rollout approve`). */
+  requireApproval?: boolean;
 }
 
 export interface InstalledPatchRecord {
@@ -117,6 +124,18 @@ export const rollouts = pgTable(
     state: text('state').$type<RolloutState>().notNull(),
     maxFailureRate: doublePrecision('max_failure_rate').notNull(),
     minReports: integer('min_reports').notNull(),
+    /** Halt after this many failures (silent machines included), whatever the rate. */
+    maxFailures: integer('max_failures'),
+    /** An offered machine that has not reported after this long counts as failed. */
+    silenceTimeoutSeconds: integer('silence_timeout_seconds').notNull().default(172_800),
+    /** The last stage completes when every targeted machine answered, or after this long. */
+    completionWindowSeconds: integer('completion_window_seconds').notNull().default(259_200),
+    /** The stage an operator approved leaving (`rollout approve`). */
+    approvedStage: integer('approved_stage'),
+    /** The gate the current stage waits on (audited once when it starts waiting). */
+    waitingGate: text('waiting_gate'),
+    /** When the failure-rate warning (half the threshold) went out, once per rollout. */
+    warnedAt: ts('warned_at'),
     /** Why the rollout halted by itself, when it did. */
     haltReason: text('halt_reason'),
     createdBy: text('created_by').notNull(),
@@ -168,8 +187,57 @@ export const rolloutMachines = pgTable(
     revertOutcome: text('revert_outcome').$type<RevertOutcome>(),
     revertAt: ts('revert_at'),
     revertReportId: text('revert_report_id'),
+    /** The machine said it waits for its maintenance window until then: not silent meanwhile. */
+    waitingUntil: ts('waiting_until'),
+    /** When the rollout counted the machine silent (no outcome within its timeout). */
+    silentAt: ts('silent_at'),
+    /** An operator's retry-failed offered the release again; cleared by the machine's next outcome. */
+    retryAt: ts('retry_at'),
   },
-  (t) => [primaryKey({ columns: [t.rolloutId, t.machineId] })],
+  (t) => [
+    primaryKey({ columns: [t.rolloutId, t.machineId] }),
+    // The machines still owing an answer: what the silence check reads on every tick.
+    index('rollout_machines_unanswered_idx').on(t.rolloutId, t.offeredAt).where(sql`apply_outcome is null`),
+  ],
+);
+
+/** Maintenance windows by tier or tag: a machine applies only inside its window. */
+export const maintenanceWindows = pgTable('maintenance_windows', {
+  /** `tier:NAME` or `tag:NAME`. */
+  target: text('target').primaryKey(),
+  kind: text('kind').$type<'tier' | 'tag'>().notNull(),
+  name: text('name').notNull(),
+  /** e.g. `Sat 02:00-04:00 Europe/Paris` (see libs/protocol maintenance-window.ts). */
+  spec: text('spec').notNull(),
+  updatedBy: text('updated_by').notNull(),
+  updatedAt: ts('updated_at').notNull(),
+});
+
+/**
+ * Webhook deliveries, written in the transaction of the rollout change they announce (an
+ * outbox): a delivery survives a restart and is sent by whichever server process claims it.
+ */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    event: text('event').notNull(),
+    rolloutId: text('rollout_id').notNull(),
+    url: text('url').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    nextAt: ts('next_at').notNull(),
+    deliveredAt: ts('delivered_at'),
+    /** Set when the delivery gave up after its last attempt. */
+    abandonedAt: ts('abandoned_at'),
+    lastError: text('last_error'),
+    createdAt: ts('created_at').notNull(),
+  },
+  (t) => [
+    index('webhook_deliveries_due_idx')
+      .on(t.nextAt)
+      .where(sql`delivered_at is null and abandoned_at is null`),
+  ],
 );
 
 export const rolloutAudit = pgTable(
@@ -244,6 +312,8 @@ export const reports = pgTable(
     log: text('log'),
     at: ts('at').notNull(),
     receivedAt: ts('received_at').notNull(),
+    /** With `scheduled`: when the maintenance window the machine waits for closes. */
+    scheduledFor: ts('scheduled_for'),
   },
   (t) => [
     index('reports_rollout_idx').on(t.rolloutId, t.receivedAt),
@@ -288,4 +358,6 @@ export const schema = {
   reports,
   blobs,
   blobChunks,
+  maintenanceWindows,
+  webhookDeliveries,
 };
