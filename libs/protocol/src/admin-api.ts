@@ -80,11 +80,17 @@ export const Stage = z.object({
     .int()
     .min(0)
     .max(365 * 86_400),
+  /** Gates for leaving the stage, beside its minimum time (not used by the last stage). */
+  minAppliedPercent: z.number().gt(0).max(100).optional(),
+  minAppliedCount: z.number().int().min(1).max(1_000_000).optional(),
+  requireApproval: z.boolean().optional(),
 });
 export type Stage = z.infer<typeof Stage>;
 export const FailureThreshold = z.object({
   maxFailureRate: z.number().gt(0).max(1),
   minReports: z.number().int().min(1).max(1_000_000),
+  /** Halt after this many failed (or silent) machines, whatever the rate. */
+  maxFailures: z.number().int().min(1).max(1_000_000).optional(),
 });
 export type FailureThreshold = z.infer<typeof FailureThreshold>;
 export const CreateRolloutBody = z
@@ -94,6 +100,20 @@ export const CreateRolloutBody = z
     selector: Selector.default({}),
     stages: z.array(Stage).min(1).max(20),
     failureThreshold: FailureThreshold.default({ maxFailureRate: 0.05, minReports: 10 }),
+    /** An offered machine silent this long counts as failed (default: twice the poll interval). */
+    silenceTimeoutSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(90 * 86_400)
+      .optional(),
+    /** The last stage completes when every targeted machine answered, or this long after it began. */
+    completionWindowSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(365 * 86_400)
+      .default(3 * 86_400),
   })
   .refine((b) => b.stages.every((s, i) => i === 0 || s.percent >= b.stages[i - 1]!.percent), {
     message: 'stage percentages must not decrease',
@@ -101,6 +121,30 @@ export const CreateRolloutBody = z
   });
 export type CreateRolloutBody = z.infer<typeof CreateRolloutBody>;
 export const RolloutActionBody = z.object({ reason: z.string().max(500).optional() }).default({});
+/** An approval says who (the token) and why. */
+export const ApproveRolloutBody = z.object({ reason: z.string().min(1).max(500) });
+
+/** Where each targeted machine stands (the machines the rollout's current stage reaches). */
+export const RolloutMachineCounts = z.object({
+  targeted: z.number(),
+  /** Reported applied or failed, or had the release (installed or failed) before it was offered. */
+  answered: z.number(),
+  applied: z.number(),
+  failed: z.number(),
+  /** Offered, no outcome within the silence timeout: counted as failed for the threshold. */
+  silent: z.number(),
+  /** Said it waits for its maintenance window. */
+  waitingForWindow: z.number(),
+  notAnswered: z.number(),
+});
+export type RolloutMachineCounts = z.infer<typeof RolloutMachineCounts>;
+
+/** What the current stage waits on before it may end, when not only time. */
+export const RolloutGate = z.object({
+  kind: z.enum(['time', 'applied', 'approval', 'answers']),
+  reason: z.string(),
+});
+export type RolloutGate = z.infer<typeof RolloutGate>;
 
 export const RolloutProgressView = z.object({
   id: z.string(),
@@ -116,9 +160,21 @@ export const RolloutProgressView = z.object({
   state: z.string(),
   haltReason: z.string().nullable(),
   failureThreshold: FailureThreshold,
+  silenceTimeoutSeconds: z.number(),
+  completionWindowSeconds: z.number(),
+  /** When the last stage completes at the latest (its start plus the completion window). */
+  completesBy: z.string().nullable(),
+  /** The stage whose leaving an operator approved. */
+  approvedStage: z.number().nullable(),
+  /** What the current stage waits on (shown while active). */
+  gate: RolloutGate.nullable(),
+  /** Per targeted machine (in `rollout show`; null in lists). */
+  machines: RolloutMachineCounts.nullable(),
   counters: z.object({
     applied: z.number(),
     failed: z.number(),
+    /** Offered machines with no outcome within the silence timeout (counted as failed). */
+    silent: z.number(),
     reverted: z.number(),
     revertFailed: z.number(),
   }),
@@ -128,6 +184,9 @@ export const RolloutProgressView = z.object({
   updatedAt: z.string(),
 });
 export type RolloutProgressView = z.infer<typeof RolloutProgressView>;
+/** The answer of retry-failed: the rollout, and how many machines are offered the release again. */
+export const RetryFailedResult = RolloutProgressView.extend({ retried: z.number() });
+export type RetryFailedResult = z.infer<typeof RetryFailedResult>;
 export const RolloutList = z.object({ rollouts: z.array(RolloutProgressView) });
 export type RolloutList = z.infer<typeof RolloutList>;
 /** The states of a rollout (the database keeps the same list). */
@@ -260,6 +319,17 @@ export const Explanation = z.object({
   verdict: z.enum(['offered', 'held', 'revert', 'not-offered']),
   summary: z.string(),
   releasedAt: z.string(),
+  /** The machine's answer to each rollout that offered it the release. */
+  offers: z.array(
+    z.object({
+      rolloutId: z.string(),
+      offeredAt: z.string(),
+      outcome: z.enum(['applied', 'failed', 'silent', 'waiting-for-window', 'retry', 'pending']),
+      reason: z.string(),
+    }),
+  ),
+  /** The maintenance window the machine applies in, if one is set for its tier or tags. */
+  maintenanceWindow: z.string().nullable(),
   cutoff: z
     .object({
       setting: z.string(),
@@ -309,3 +379,23 @@ export const ReportListQuery = z.object({
 export const Health = z.object({ status: z.string(), database: z.string().optional() });
 
 export type Health = z.infer<typeof Health>;
+
+export const MaintenanceWindowEntry = z.object({
+  kind: z.enum(['tier', 'tag']),
+  name: z.string(),
+  window: z.string(),
+  updatedBy: z.string(),
+  updatedAt: z.string(),
+});
+export type MaintenanceWindowEntry = z.infer<typeof MaintenanceWindowEntry>;
+export const MaintenanceWindowList = z.object({ windows: z.array(MaintenanceWindowEntry) });
+export type MaintenanceWindowList = z.infer<typeof MaintenanceWindowList>;
+export const SetMaintenanceWindowBody = z.object({
+  kind: z.enum(['tier', 'tag']),
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:=-]{0,63}$/, 'a tier or tag name'),
+  window: z.string().min(1).max(100),
+});
+export const MaintenanceWindowParams = z.object({
+  kind: z.enum(['tier', 'tag']),
+  name: z.string().min(1).max(64),
+});

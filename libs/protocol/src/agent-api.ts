@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MaintenanceWindow } from './maintenance-window.ts';
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/);
 
@@ -68,6 +69,12 @@ export const ReleaseToApply = z.object({
   releasedAt: z.string(),
   /** Path relative to the server base URL, e.g. /v1/blobs/<sha256>. */
   url: z.string(),
+  /**
+   * An operator asked to offer this release again to machines where it failed (`rollout
+   * retry-failed`): the agent applies it although it remembers the failure. Without it, a release
+   * that failed here is never tried again by itself.
+   */
+  retry: z.boolean().optional(),
 });
 export type ReleaseToApply = z.infer<typeof ReleaseToApply>;
 
@@ -86,6 +93,11 @@ export const PollResponse = z.object({
   revert: z.array(ReleaseToRevert),
   /** A hint for the next poll, in seconds. */
   nextPollSeconds: z.number().int().positive().optional(),
+  /**
+   * The machine's maintenance window (by its tier or tags), if one is set: it downloads and
+   * verifies at once but applies only inside the window.
+   */
+  maintenanceWindow: MaintenanceWindow.nullable().optional(),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 
@@ -96,6 +108,8 @@ export const ReportStatus = z.enum([
   'reverted',
   'revert-failed',
   'skipped',
+  /** Downloaded and verified; waits for the machine's maintenance window (until `scheduledFor`). */
+  'scheduled',
 ]);
 export type ReportStatus = z.infer<typeof ReportStatus>;
 
@@ -111,6 +125,8 @@ export const AgentReport = z.object({
   /** The last lines of the agent's log for this attempt. */
   log: z.string().max(16_384).optional(),
   at: z.string().datetime(),
+  /** With `scheduled`: when the window the agent waits for closes (it applies before then). */
+  scheduledFor: z.string().datetime().optional(),
 });
 export type AgentReport = z.infer<typeof AgentReport>;
 
