@@ -12,7 +12,7 @@ import { and, eq, gt, isNull, sql } from 'drizzle-orm';
 import type { AgentMachine, AppContext } from './context.ts';
 import { ServerError } from './errors.ts';
 import { changesInstalled } from './installed-from-reports.ts';
-import { desiredState } from './poll.ts';
+import { desiredState, windowFor } from './poll.ts';
 import { hashSecret, newSecret } from './secrets.ts';
 
 /** Thrown inside the enrollment transaction so that the token's use is given back. */
@@ -123,6 +123,7 @@ export async function poll(ctx: AppContext, machine: AgentMachine, body: PollReq
     facts: body.facts as unknown as Record<string, unknown>,
   });
   const views = await ctx.rollouts.forTier(machine.tier);
+  const window = windowFor(machine, ctx.rollouts.windows());
   const { apply, revert } = desiredState(
     { id: machine.id, tier: machine.tier, tags: machine.tags, arch: body.facts.arch, osId: body.facts.os.id },
     body.installed,
@@ -137,6 +138,7 @@ export async function poll(ctx: AppContext, machine: AgentMachine, body: PollReq
     apply,
     revert,
     nextPollSeconds: ctx.config.nextPollSeconds,
+    maintenanceWindow: window ?? null,
   };
 }
 
@@ -163,6 +165,7 @@ export async function ingestReports(
     log: r.log ?? null,
     at: new Date(r.at),
     receivedAt,
+    scheduledFor: r.status === 'scheduled' && r.scheduledFor ? new Date(r.scheduledFor) : null,
   }));
   const accepted = await ctx.reportWriter.write(rows);
   // The machine's record changed under MachineSeen's memory: its next poll is written, not skipped.

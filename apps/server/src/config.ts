@@ -27,8 +27,14 @@ export interface ServerConfig {
   stageTickMs: number;
   /** Where release files live: `folder` (DATA_DIR/blobs, one host or a shared filesystem) or `postgres`. */
   blobStore: 'folder' | 'postgres';
-  /** Hint sent to agents for their next poll (seconds). */
+  /** Hint sent to agents for their next poll (seconds); a rollout's default silence timeout is twice this. */
   nextPollSeconds: number;
+  /** How long a count of a rollout's targeted machines is reused by the stage checks (ms; 0: never). */
+  rolloutEvidenceMs: number;
+  /** Where rollout events (halt, completion, failure warning) are POSTed, signed with `secret`. */
+  webhooks: { urls: string[]; secret: string };
+  /** How often each process sends due webhook deliveries (ms). */
+  webhookIntervalMs: number;
   /** pino level; `silent` in tests. */
   logLevel: string;
   /** Express `trust proxy` (e.g. `loopback`, `10.0.0.0/8`, `1`); empty: use the socket address. */
@@ -54,6 +60,9 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     stageTickMs: 1000,
     blobStore: 'folder',
     nextPollSeconds: 86_400,
+    rolloutEvidenceMs: 5000,
+    webhooks: { urls: [], secret: '' },
+    webhookIntervalMs: 1000,
     logLevel: 'info',
     trustProxy: '',
     ...overrides,
@@ -88,8 +97,23 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): {
       'CLP_BLOB_STORE=postgres needs DATABASE_URL (a PostgreSQL server that every replica reaches)',
     );
   }
+  const webhookUrls = (env.CLP_WEBHOOK_URLS ?? '').split(/[\s,]+/).filter(Boolean);
+  for (const url of webhookUrls) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {}
+    if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:'))
+      throw new Error(`CLP_WEBHOOK_URLS: ${url} is not an http(s) URL`);
+  }
+  const webhookSecret = env.CLP_WEBHOOK_SECRET ?? '';
+  if (webhookUrls.length > 0 && !webhookSecret)
+    throw new Error(
+      'CLP_WEBHOOK_URLS needs CLP_WEBHOOK_SECRET: receivers check the X-CLP-Signature HMAC with it (e.g. $(openssl rand -hex 32))',
+    );
   const config = defaultConfig({
     blobStore,
+    webhooks: { urls: webhookUrls, secret: webhookSecret },
     dataDir,
     databaseUrl: env.DATABASE_URL ?? '',
     trustedKeysDir: resolve(env.CLP_TRUSTED_KEYS || join(dataDir, 'keys')),

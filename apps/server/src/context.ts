@@ -11,6 +11,8 @@ import type { RateLimiter } from './rate-limit.ts';
 import type { ReleaseInspector } from './release-inspector.ts';
 import type { ReportWriter } from './report-writer.ts';
 import type { ActiveRollouts } from './rollout-cache.ts';
+import type { JudgedChange } from './rollout-judge.ts';
+import type { WebhookSender } from './webhooks.ts';
 
 export type MachineRow = typeof machines.$inferSelect;
 
@@ -34,6 +36,10 @@ export interface AppContext {
   metrics: ServerMetrics;
   inspect: ReleaseInspector;
   rollouts: ActiveRollouts;
+  /** Judges every offering rollout now (stages, completion, halts, silence, warnings, webhooks). */
+  judge: () => Promise<JudgedChange[]>;
+  /** Sends queued webhook deliveries in the background. */
+  webhooks: WebhookSender;
   seen: MachineSeen;
   /** Which machines each rollout offered its release to, written in batches like `seen`. */
   offers: OfferLog;

@@ -9,7 +9,7 @@
  * - `ROUTES` is the route table that the HTTP API, /openapi.json and the auth tests are made from.
  * - `main.ts` is the program (`npm run build` bundles it as apps/server/dist/server.mjs); its
  *   settings come from PORT, CLP_DATA_DIR, DATABASE_URL, CLP_BLOB_STORE, CLP_TRUSTED_KEYS,
- *   CLP_BOOTSTRAP_TOKEN (see configFromEnv).
+ *   CLP_BOOTSTRAP_TOKEN, CLP_WEBHOOK_URLS, CLP_WEBHOOK_SECRET (see configFromEnv).
  */
 export { type Access, authenticate, MachineAuthCache } from './auth.ts';
 export { type BlobStore, cleanUploads, FolderBlobStore, isSha256 } from './blob-store.ts';
@@ -28,7 +28,10 @@ export {
   type ReleaseInspector,
   trustedReleaseInspector,
 } from './release-inspector.ts';
+export type { MachineCounts } from './rollout-evidence.ts';
+export { advanceRollouts, type JudgedChange } from './rollout-judge.ts';
 export {
+  completesBy,
   failureRate,
   nextTransition,
   offeredPercent,
@@ -36,9 +39,12 @@ export {
   type RolloutProgress,
   type StageTransition,
   stageEndsAt,
+  stageGate,
   unhealthyReason,
+  warrantsWarning,
 } from './rollout-stage.ts';
 export { type HttpMethod, ROLES, ROUTES, type Route, type RouteInput, type RouteResult } from './routes.ts';
 export * as schemas from './schemas.ts';
 export { type ClpServer, createServer, type ServerDeps } from './server.ts';
 export { type StartedServer, type StartServerOptions, startServer } from './start.ts';
+export { MAX_ATTEMPTS, retryDelaySeconds, SIGNATURE_HEADER, signature } from './webhooks.ts';

@@ -2,6 +2,7 @@ import { type Database, type InstalledPatchRecord, machines } from '@clp/db';
 import { sql } from 'drizzle-orm';
 import type { Logger } from 'pino';
 import { isTransient } from './db-errors.ts';
+import { rowsOf } from './sql-rows.ts';
 
 interface Seen {
   at: Date;
@@ -11,10 +12,6 @@ interface Seen {
 
 const LAST_SEEN_PRECISION_MS = 60_000;
 
-/** The rows of `db.execute`: postgres.js answers an array, PGlite an object with `rows`. */
-function rowsOf<T>(result: unknown): T[] {
-  return Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []);
-}
 /** Machines remembered as written; past this the memory starts afresh (costing one write each). */
 const MAX_REMEMBERED = 500_000;
 

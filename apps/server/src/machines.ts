@@ -1,12 +1,13 @@
-import { type InstalledPatchRecord, machines, reports, rollouts } from '@clp/db';
-import { and, asc, desc, eq, type SQL, sql } from 'drizzle-orm';
+import { type InstalledPatchRecord, machines, reports, rolloutMachines, rollouts } from '@clp/db';
+import { and, asc, desc, eq, inArray, type SQL, sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { type AppContext, actorName, type MachineRow, type Principal } from './context.ts';
 import { judgeCutoff, parseCutoff } from './cutoff.ts';
 import { ServerError } from './errors.ts';
-import { decide, type PollMachine } from './poll.ts';
+import { decide, type PollMachine, windowFor } from './poll.ts';
 import { findRelease } from './releases.ts';
 import { rolloutView } from './rollout-cache.ts';
+import { formatSeconds } from './rollout-stage.ts';
 import type { Explanation, Machine, MachineListQuery, Report, ReportListQuery } from './schemas.ts';
 import { requireTier } from './tiers.ts';
 
@@ -110,8 +111,54 @@ export async function explain(
     arch: machine.arch,
     osId: machine.osId,
   };
+  const answers =
+    rows.length === 0
+      ? []
+      : await ctx.db
+          .select()
+          .from(rolloutMachines)
+          .where(
+            and(
+              eq(rolloutMachines.machineId, machine.id),
+              inArray(
+                rolloutMachines.rolloutId,
+                rows.map((r) => r.id),
+              ),
+            ),
+          );
+  const now = ctx.clock.now();
+  const timeoutOf = new Map(rows.map((r) => [r.id, r.silenceTimeoutSeconds]));
+  const offers = answers.map((a) => {
+    const timeout = formatSeconds(timeoutOf.get(a.rolloutId) ?? 0);
+    const retrying = a.retryAt !== null && a.applyOutcome === null;
+    const [outcome, reason]: [Explanation['offers'][number]['outcome'], string] =
+      a.applyOutcome === 'applied'
+        ? ['applied', `reported applied at ${a.applyAt?.toISOString()}`]
+        : a.applyOutcome === 'failed'
+          ? ['failed', `reported failed at ${a.applyAt?.toISOString()}; counted as failed`]
+          : a.silentAt !== null
+            ? [
+                'silent',
+                `offered at ${a.offeredAt.toISOString()}${retrying ? ' (retried)' : ''} and no outcome within the silence timeout of ${timeout}: counted as failed since ${a.silentAt.toISOString()}`,
+              ]
+            : a.waitingUntil !== null && a.waitingUntil > now
+              ? [
+                  'waiting-for-window',
+                  `waits for its maintenance window, which closes at ${a.waitingUntil.toISOString()}`,
+                ]
+              : retrying
+                ? ['retry', `offered again by retry-failed at ${a.retryAt?.toISOString()}; no outcome yet`]
+                : [
+                    'pending',
+                    `offered at ${a.offeredAt.toISOString()}; no outcome yet (silent after ${timeout})`,
+                  ];
+    return { rolloutId: a.rolloutId, offeredAt: a.offeredAt.toISOString(), outcome, reason };
+  });
+  const retryOf = new Map(
+    answers.filter((a) => a.retryAt !== null && a.applyOutcome === null).map((a) => [a.rolloutId, true]),
+  );
   const decisions = rows.map((r) => {
-    const v = rolloutView(r, release);
+    const v = rolloutView(r, release, retryOf.get(r.id) ? new Set([machine.id]) : new Set());
     const d = decide(pm, installed, v);
     return {
       rolloutId: r.id,
@@ -125,8 +172,8 @@ export async function explain(
     };
   });
   const parsedCutoff = cutoffSetting === undefined ? undefined : parseCutoff(cutoffSetting);
-  const cutoff =
-    parsedCutoff === undefined ? null : judgeCutoff(parsedCutoff, release.uploadedAt, ctx.clock.now());
+  const cutoff = parsedCutoff === undefined ? null : judgeCutoff(parsedCutoff, release.uploadedAt, now);
+  const silentOffer = offers.find((o) => o.outcome === 'silent');
   const offered = decisions.some((d) => d.outcome === 'apply');
   const verdict = offered
     ? cutoff?.held
@@ -147,6 +194,8 @@ export async function explain(
     const inTier = decisions.filter((d) => d.rule !== 'tier');
     summary = `not offered: ${(inTier[inTier.length - 1] ?? decisions[decisions.length - 1])!.reason}`;
   }
+  // Silence is an outcome of its own: "why" says so whatever the offer is now.
+  if (silentOffer) summary = `${summary}; silent: ${silentOffer.reason}`;
   return {
     machineId: machine.id,
     releaseId: release.id,
@@ -156,6 +205,8 @@ export async function explain(
     verdict,
     summary,
     releasedAt: release.uploadedAt.toISOString(),
+    offers,
+    maintenanceWindow: windowFor(machine, ctx.rollouts.windows())?.spec ?? null,
     cutoff,
     rollouts: decisions,
   };

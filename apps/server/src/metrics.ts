@@ -8,6 +8,8 @@ export class ServerMetrics {
   readonly polls: Counter<'result'>;
   readonly reports: Counter<'status' | 'outcome'>;
   readonly uploads: Counter<'result'>;
+  readonly rolloutEvents: Counter<'event'>;
+  readonly webhooks: Counter<'event' | 'result'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
@@ -40,6 +42,18 @@ export class ServerMetrics {
       name: 'clp_release_uploads_total',
       help: 'Release uploads by result',
       labelNames: ['result'],
+      registers: [this.registry],
+    });
+    this.rolloutEvents = new Counter({
+      name: 'clp_rollout_events_total',
+      help: 'Rollout events decided by this process: halted, completed, failure_warning (half the threshold), silent (machines counted silent)',
+      labelNames: ['event'],
+      registers: [this.registry],
+    });
+    this.webhooks = new Counter({
+      name: 'clp_webhook_deliveries_total',
+      help: 'Webhook delivery attempts by event and result (delivered, retry, abandoned)',
+      labelNames: ['event', 'result'],
       registers: [this.registry],
     });
   }

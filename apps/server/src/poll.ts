@@ -1,6 +1,6 @@
 import type { RolloutSelector, RolloutStage, RolloutState } from '@clp/db';
 import { comparePatchNames } from '@clp/format';
-import type { InstalledPatch, ReleaseToApply, ReleaseToRevert } from '@clp/protocol';
+import type { InstalledPatch, MaintenanceWindow, ReleaseToApply, ReleaseToRevert } from '@clp/protocol';
 import { cohortBucket, inStage } from './cohort.ts';
 import { offeredPercent } from './rollout-stage.ts';
 
@@ -21,6 +21,8 @@ export interface RolloutView {
   selector: RolloutSelector;
   stages: RolloutStage[];
   currentStage: number;
+  /** Machines that an operator's retry-failed offers the release again, although it failed there. */
+  retryMachines: ReadonlySet<string>;
   release: {
     id: string;
     name: string;
@@ -152,6 +154,16 @@ export function decide(
       percent,
     };
   }
+  if (has?.state === 'failed' && rollout.retryMachines.has(machine.id)) {
+    return {
+      ...base,
+      outcome: 'apply',
+      rule: 'retry',
+      reason: `release failed here before; an operator asked to retry it (stage ${rollout.currentStage + 1}, ${percent} %)`,
+      bucket,
+      percent,
+    };
+  }
   if (has?.state === 'failed') {
     return {
       ...base,
@@ -204,10 +216,26 @@ export function desiredState(
         size: r.size,
         releasedAt: r.uploadedAt.toISOString(),
         url: `/v1/blobs/${r.sha256}`,
+        ...(rollout.retryMachines.has(machine.id) ? { retry: true } : {}),
       };
       const current = bySeries.get(r.series);
       if (!current || isNewer(r.name, current.name)) bySeries.set(r.series, offer);
     }
   }
   return { apply: [...bySeries.values()], revert };
+}
+
+/**
+ * The maintenance window a machine applies in: a window set for one of its tags wins over its
+ * tier's (the first such tag by name), so that a tag can carve machines out of a tier's window.
+ */
+export function windowFor(
+  machine: Pick<PollMachine, 'tier' | 'tags'>,
+  windows: ReadonlyMap<string, MaintenanceWindow>,
+): MaintenanceWindow | undefined {
+  for (const tag of [...machine.tags].sort()) {
+    const w = windows.get(`tag:${tag}`);
+    if (w) return w;
+  }
+  return windows.get(`tier:${machine.tier}`);
 }

@@ -149,6 +149,7 @@ export class ReportWriter {
           status: r.status,
           at: r.at,
           receivedAt: r.receivedAt,
+          scheduledFor: r.scheduledFor ?? null,
         })),
         this.#offers,
       );

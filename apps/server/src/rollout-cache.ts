@@ -1,8 +1,14 @@
-import { type Database, releases, rolloutAudit, rolloutCounters, rollouts } from '@clp/db';
-import { and, eq, inArray } from 'drizzle-orm';
+import { type Database, maintenanceWindows, releases, rolloutMachines, rollouts } from '@clp/db';
+import { type MaintenanceWindow, parseMaintenanceWindow } from '@clp/protocol';
+import { and, eq, inArray, isNotNull, isNull } from 'drizzle-orm';
 import type { Clock } from './clock.ts';
 import type { RolloutView } from './poll.ts';
-import { nextTransition, type StageTransition } from './rollout-stage.ts';
+import { advanceRollouts } from './rollout-judge.ts';
+
+export { advanceRollouts };
+
+/** Maintenance windows by `tier:NAME` / `tag:NAME`. */
+export type WindowMap = ReadonlyMap<string, MaintenanceWindow>;
 
 /** States whose rollouts matter to polls: they offer (active, completed) or take back (reverted). */
 const LIVE_STATES = ['active', 'completed', 'reverted'] as const;
@@ -20,16 +26,24 @@ export class ActiveRollouts {
   readonly #db: Database;
   readonly #clock: Clock;
   readonly #ttlMs: number;
+  readonly #advance: () => Promise<unknown>;
   #byTier = new Map<string, RolloutView[]>();
   #all: RolloutView[] = [];
+  #windows: WindowMap = new Map();
   #loadedAt = Number.NEGATIVE_INFINITY;
   #refreshing: Promise<void> | undefined;
   #generation = 0;
 
-  constructor(db: Database, clock: Clock, ttlMs: number) {
+  constructor(db: Database, clock: Clock, ttlMs: number, advance?: () => Promise<unknown>) {
     this.#db = db;
     this.#clock = clock;
     this.#ttlMs = Math.min(ttlMs, 1000);
+    this.#advance = advance ?? (() => advanceRollouts(this.#db, this.#clock));
+  }
+
+  /** The maintenance windows, from the same load (and bound) as the rollouts. */
+  windows(): WindowMap {
+    return this.#windows;
   }
 
   /** The live rollouts of one tier, from a cache at most `ttlMs` old. */
@@ -68,16 +82,39 @@ export class ActiveRollouts {
   async #load(generation: number): Promise<void> {
     // The age counts from before the queries: what they read may be that old when they answer.
     const started = performance.now();
-    await advanceRollouts(this.#db, this.#clock);
+    await this.#advance();
     const rows = await this.#db
       .select({ rollout: rollouts, release: releases })
       .from(rollouts)
       .innerJoin(releases, eq(releases.id, rollouts.releaseId))
       .where(inArray(rollouts.state, [...LIVE_STATES]));
+    // Machines an operator's retry-failed offers the release again, until they answer.
+    const retries = await this.#db
+      .select({ rolloutId: rolloutMachines.rolloutId, machineId: rolloutMachines.machineId })
+      .from(rolloutMachines)
+      .innerJoin(rollouts, eq(rollouts.id, rolloutMachines.rolloutId))
+      .where(
+        and(
+          inArray(rollouts.state, ['active', 'completed']),
+          isNotNull(rolloutMachines.retryAt),
+          isNull(rolloutMachines.applyOutcome),
+        ),
+      );
+    const retryBy = new Map<string, Set<string>>();
+    for (const r of retries) {
+      const set = retryBy.get(r.rolloutId) ?? new Set<string>();
+      set.add(r.machineId);
+      retryBy.set(r.rolloutId, set);
+    }
+    const windows = new Map<string, MaintenanceWindow>();
+    for (const w of await this.#db.select().from(maintenanceWindows)) {
+      const parsed = parseMaintenanceWindow(w.spec);
+      if (typeof parsed !== 'string') windows.set(w.target, parsed);
+    }
     const byTier = new Map<string, RolloutView[]>();
     const all: RolloutView[] = [];
     for (const { rollout, release } of rows) {
-      const view = rolloutView(rollout, release);
+      const view = rolloutView(rollout, release, retryBy.get(rollout.id));
       all.push(view);
       const list = byTier.get(view.tier) ?? [];
       list.push(view);
@@ -85,74 +122,20 @@ export class ActiveRollouts {
     }
     this.#byTier = byTier;
     this.#all = all;
+    this.#windows = windows;
     // An invalidation during the load may have missed a change: leave the cache stale.
     this.#loadedAt = generation === this.#generation ? started : Number.NEGATIVE_INFINITY;
   }
-}
-
-/** Applies the due stage transitions of every active rollout; returns what changed. */
-export async function advanceRollouts(
-  db: Database,
-  clock: Clock,
-): Promise<Array<{ rolloutId: string; transition: StageTransition }>> {
-  const rows = await db
-    .select({ rollout: rollouts, counters: rolloutCounters })
-    .from(rollouts)
-    .leftJoin(rolloutCounters, eq(rolloutCounters.rolloutId, rollouts.id))
-    .where(eq(rollouts.state, 'active'));
-  const now = clock.now();
-  const changed: Array<{ rolloutId: string; transition: StageTransition }> = [];
-  for (const { rollout, counters } of rows) {
-    const transition = nextTransition(rollout, counters ?? { applied: 0, failed: 0 }, now);
-    if (transition.kind === 'none') continue;
-    const set =
-      transition.kind === 'advance'
-        ? { currentStage: transition.toStage, stageStartedAt: now, updatedAt: now }
-        : transition.kind === 'complete'
-          ? { state: 'completed' as const, updatedAt: now }
-          : { state: 'halted' as const, haltReason: transition.reason, updatedAt: now };
-    const done = await db.transaction(async (tx) => {
-      const updated = await tx
-        .update(rollouts)
-        .set(set)
-        .where(
-          and(
-            eq(rollouts.id, rollout.id),
-            eq(rollouts.state, 'active'),
-            eq(rollouts.currentStage, rollout.currentStage),
-          ),
-        )
-        .returning({ id: rollouts.id });
-      if (updated.length === 0) return false;
-      await tx.insert(rolloutAudit).values({
-        rolloutId: rollout.id,
-        actor: 'system',
-        action: transition.kind,
-        at: now,
-        details:
-          transition.kind === 'advance'
-            ? {
-                fromStage: rollout.currentStage,
-                toStage: transition.toStage,
-                percent: rollout.stages[transition.toStage]?.percent,
-              }
-            : transition.kind === 'halt'
-              ? { reason: transition.reason, counters: counters ?? {} }
-              : {},
-      });
-      return true;
-    });
-    if (done) changed.push({ rolloutId: rollout.id, transition });
-  }
-  return changed;
 }
 
 /** What polls and explanations need of a rollout and its release. */
 export function rolloutView(
   rollout: typeof rollouts.$inferSelect,
   release: typeof releases.$inferSelect,
+  retryMachines: ReadonlySet<string> = new Set(),
 ): RolloutView {
   return {
+    retryMachines,
     id: rollout.id,
     tier: rollout.tier,
     state: rollout.state,

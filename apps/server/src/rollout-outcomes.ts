@@ -2,6 +2,7 @@ import { type Database, rolloutCounters, rolloutMachines, rollouts } from '@clp/
 import { sql } from 'drizzle-orm';
 import type { OfferLog } from './offer-log.ts';
 import { reaches } from './poll.ts';
+import { rowsOf } from './sql-rows.ts';
 
 type Transaction = Parameters<Parameters<Database['transaction']>[0]>[0];
 
@@ -15,7 +16,12 @@ export interface OutcomeReport {
   /** The agent's time of the report: which outcome is the latest. */
   at: Date;
   receivedAt: Date;
+  /** With `scheduled`: when the maintenance window the machine waits for closes. */
+  scheduledFor?: Date | null;
 }
+
+/** The longest wait for a window a machine may claim: a week and a day covers any weekly window. */
+const MAX_WAIT_MS = 8 * 86_400_000;
 
 type Slot = 'apply' | 'revert';
 type Column = 'applied' | 'failed' | 'reverted' | 'revertFailed';
@@ -35,11 +41,6 @@ const COLUMN: Record<string, Column> = {
 
 const pairKey = (rolloutId: string, machineId: string) => `${rolloutId} ${machineId}`;
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/** The rows of `tx.execute`: node-postgres and PGlite both answer an object with `rows`. */
-function rowsOf<T>(result: unknown): T[] {
-  return Array.isArray(result) ? (result as T[]) : ((result as { rows?: T[] }).rows ?? []);
-}
 
 interface Current {
   rolloutId: string;
@@ -64,7 +65,9 @@ export async function recordOutcomes(
   reports: readonly OutcomeReport[],
   offers: OfferLog | undefined,
 ): Promise<void> {
-  const counted = reports.filter((r) => r.rolloutId !== null && SLOT[r.status] !== undefined);
+  const counted = reports.filter(
+    (r) => r.rolloutId !== null && (SLOT[r.status] !== undefined || r.status === 'scheduled'),
+  );
   if (counted.length === 0) return;
   const byPair = new Map<string, OutcomeReport[]>();
   for (const r of counted) {
@@ -154,6 +157,7 @@ export async function recordOutcomes(
           where rm.rollout_id = v.rollout_id and rm.machine_id = v.machine_id`,
     );
   }
+  await recordWaits(tx, counted, current, changed);
   const moving = [...deltas].filter(([, d]) => Object.values(d).some((n) => n !== 0));
   if (moving.length > 0) {
     // One statement for every rollout of the round, in id order like the rows.
@@ -173,6 +177,41 @@ export async function recordOutcomes(
           where c.rollout_id = v.rollout_id`,
     );
   }
+}
+
+/**
+ * A machine that said it waits for its maintenance window is not silent until that window has
+ * closed (plus the silence timeout): its row keeps when the window closes. Only while it has no
+ * outcome yet, and never further than MAX_WAIT_MS from the report.
+ */
+async function recordWaits(
+  tx: Transaction,
+  counted: readonly OutcomeReport[],
+  current: ReadonlyMap<string, Current>,
+  changed: ReadonlyArray<{ rolloutId: string; machineId: string }>,
+): Promise<void> {
+  const moved = new Set(changed.map((c) => pairKey(c.rolloutId, c.machineId)));
+  const until = new Map<string, { rolloutId: string; machineId: string; at: Date }>();
+  for (const r of counted) {
+    if (r.status !== 'scheduled' || !r.scheduledFor) continue;
+    const key = pairKey(r.rolloutId!, r.machineId);
+    const row = current.get(key);
+    if (!row || row.applyOutcome !== null || moved.has(key)) continue;
+    if (r.releaseId && r.releaseId !== row.releaseId) continue;
+    const at = new Date(Math.min(r.scheduledFor.getTime(), r.receivedAt.getTime() + MAX_WAIT_MS));
+    const before = until.get(key);
+    if (!before || at > before.at) until.set(key, { rolloutId: row.rolloutId, machineId: row.machineId, at });
+  }
+  if (until.size === 0) return;
+  const values = sql.join(
+    [...until.values()].map((w) => sql`(${w.rolloutId}, ${w.machineId}, ${w.at.toISOString()}::timestamptz)`),
+    sql`, `,
+  );
+  await tx.execute(
+    sql`update ${rolloutMachines} as rm set waiting_until = v.until, silent_at = null
+        from (values ${values}) as v(rollout_id, machine_id, until)
+        where rm.rollout_id = v.rollout_id and rm.machine_id = v.machine_id and rm.apply_outcome is null`,
+  );
 }
 
 /** The rows of these pairs that exist, locked (in key order) until the round commits. */

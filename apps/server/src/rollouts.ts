@@ -6,18 +6,28 @@ import {
   releases,
   rolloutAudit,
   rolloutCounters,
+  rolloutMachines,
   rollouts,
 } from '@clp/db';
-import { and, asc, desc, eq, inArray, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { type AppContext, actorName, type Principal } from './context.ts';
 import { ServerError } from './errors.ts';
 import { findRelease } from './releases.ts';
-import { failureRate, offeredPercent, stageEndsAt } from './rollout-stage.ts';
+import { countMachines, type MachineCounts, silentCounts } from './rollout-evidence.ts';
+import {
+  completesBy,
+  failureRate,
+  isLastStage,
+  offeredPercent,
+  stageEndsAt,
+  stageGate,
+} from './rollout-stage.ts';
 import type { AuditEntry, CreateRolloutBody, RolloutListQuery, RolloutProgressView } from './schemas.ts';
 import { requireTier } from './tiers.ts';
 
 type RolloutRow = typeof rollouts.$inferSelect;
+type ReleaseRow = typeof releases.$inferSelect;
 
 /** Namespace of the advisory lock taken while a rollout is created (the key is the release). */
 const CREATE_LOCK = 0x434c5052;
@@ -59,9 +69,18 @@ const ACTIONS: Record<RolloutAction, { from: readonly RolloutState[]; to: Rollou
   revert: { from: ['active', 'paused', 'halted', 'completed', 'aborted'], to: 'reverted' },
 };
 
-function view(row: RolloutRow, counters: CountersRow | null, releaseName: string): RolloutOut {
+function view(
+  row: RolloutRow,
+  counters: CountersRow | null,
+  releaseName: string,
+  silent: number,
+  machines: MachineCounts | null,
+  now: Date,
+): RolloutOut {
   const c = counters ?? { applied: 0, failed: 0, reverted: 0, revertFailed: 0 };
-  const lastStage = row.currentStage >= row.stages.length - 1;
+  const lastStage = isLastStage(row);
+  const outcomes = { applied: c.applied, failed: c.failed, silent };
+  const gate = row.state === 'active' ? (stageGate(row, machines ?? undefined, now) ?? null) : null;
   return {
     id: row.id,
     releaseId: row.releaseId,
@@ -75,9 +94,25 @@ function view(row: RolloutRow, counters: CountersRow | null, releaseName: string
     percent: offeredPercent(row),
     state: row.state,
     haltReason: row.haltReason,
-    failureThreshold: { maxFailureRate: row.maxFailureRate, minReports: row.minReports },
-    counters: { applied: c.applied, failed: c.failed, reverted: c.reverted, revertFailed: c.revertFailed },
-    failureRate: failureRate(c),
+    failureThreshold: {
+      maxFailureRate: row.maxFailureRate,
+      minReports: row.minReports,
+      ...(row.maxFailures !== null ? { maxFailures: row.maxFailures } : {}),
+    },
+    silenceTimeoutSeconds: row.silenceTimeoutSeconds,
+    completionWindowSeconds: row.completionWindowSeconds,
+    completesBy: row.state === 'active' && lastStage ? completesBy(row).toISOString() : null,
+    approvedStage: row.approvedStage,
+    gate,
+    machines,
+    counters: {
+      applied: c.applied,
+      failed: c.failed,
+      silent,
+      reverted: c.reverted,
+      revertFailed: c.revertFailed,
+    },
+    failureRate: failureRate(outcomes),
     createdBy: row.createdBy,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
@@ -147,6 +182,10 @@ export async function createRollout(
       state: 'active',
       maxFailureRate: body.failureThreshold.maxFailureRate,
       minReports: body.failureThreshold.minReports,
+      maxFailures: body.failureThreshold.maxFailures ?? null,
+      // Twice the poll interval: a machine that polls on time has had two chances to answer.
+      silenceTimeoutSeconds: body.silenceTimeoutSeconds ?? Math.max(60, 2 * ctx.config.nextPollSeconds),
+      completionWindowSeconds: body.completionWindowSeconds,
       createdBy: actor,
       createdAt: now,
       updatedAt: now,
@@ -163,6 +202,7 @@ export async function createRollout(
         stages: body.stages,
         selector,
         promoted: promoted.length > 0,
+        failureThreshold: body.failureThreshold,
       },
     });
   });
@@ -175,7 +215,7 @@ export async function showRollout(ctx: AppContext, id: string): Promise<RolloutO
   ctx.rollouts.invalidate();
   await ctx.rollouts.refresh();
   const [row] = await ctx.db
-    .select({ rollout: rollouts, counters: rolloutCounters, releaseName: releases.name })
+    .select({ rollout: rollouts, counters: rolloutCounters, release: releases })
     .from(rollouts)
     .innerJoin(releases, eq(releases.id, rollouts.releaseId))
     .leftJoin(rolloutCounters, eq(rolloutCounters.rolloutId, rollouts.id))
@@ -185,7 +225,25 @@ export async function showRollout(ctx: AppContext, id: string): Promise<RolloutO
       'CLP_E_NOT_FOUND',
       `no rollout with id ${id}; list them with 'clpctl admin rollout list'`,
     );
-  return view(row.rollout, row.counters, row.releaseName);
+  const now = ctx.clock.now();
+  const silent = (await silentCounts(ctx.db, [id])).get(id) ?? 0;
+  const machines = await targetedMachines(ctx, row.rollout, row.release, now);
+  return view(row.rollout, row.counters, row.release.name, silent, machines, now);
+}
+
+/** Where the machines of the rollout's current stage stand (any state: the stage it reached). */
+function targetedMachines(ctx: AppContext, r: RolloutRow, release: ReleaseRow, now: Date) {
+  return countMachines(
+    ctx.db,
+    {
+      rolloutId: r.id,
+      tier: r.tier,
+      selector: r.selector,
+      percent: r.stages[r.currentStage]?.percent ?? 0,
+      release: { sha256: release.sha256, arch: release.arch },
+    },
+    now,
+  );
 }
 
 export async function listRollouts(
@@ -207,7 +265,14 @@ export async function listRollouts(
     .where(where.length ? and(...where) : undefined)
     .orderBy(desc(rollouts.createdAt))
     .limit(1000);
-  return rows.map((r) => view(r.rollout, r.counters, r.releaseName));
+  const silent = await silentCounts(
+    ctx.db,
+    rows.map((r) => r.rollout.id),
+  );
+  const now = ctx.clock.now();
+  return rows.map((r) =>
+    view(r.rollout, r.counters, r.releaseName, silent.get(r.rollout.id) ?? 0, null, now),
+  );
 }
 
 /** pause | resume | abort | revert, each recorded in the audit log. */
@@ -271,4 +336,152 @@ export async function rolloutAuditLog(ctx: AppContext, id: string): Promise<z.in
     at: r.at.toISOString(),
     details: r.details,
   }));
+}
+
+/**
+ * An operator's approval of the current stage's gate: the stage may end once its time and
+ * evidence are there too. Recorded with who and why.
+ */
+export async function approveRollout(
+  ctx: AppContext,
+  id: string,
+  reason: string,
+  principal: Principal,
+): Promise<RolloutOut> {
+  const current = await showRollout(ctx, id);
+  const stage = current.stages[current.currentStage];
+  if (current.state !== 'active') {
+    throw new ServerError(
+      'CLP_E_ROLLOUT_STATE',
+      `cannot approve rollout ${id}: it is ${current.state}; only an active rollout waits for an approval`,
+      { details: { state: current.state, action: 'approve' } },
+    );
+  }
+  if (!stage?.requireApproval) {
+    throw new ServerError(
+      'CLP_E_ROLLOUT_STATE',
+      `rollout ${id}: stage ${current.currentStage + 1} has no approval gate; nothing to approve`,
+      { details: { state: current.state, action: 'approve' } },
+    );
+  }
+  if (current.approvedStage === current.currentStage) {
+    throw new ServerError(
+      'CLP_E_ROLLOUT_STATE',
+      `rollout ${id}: stage ${current.currentStage + 1} is approved already`,
+      { details: { state: current.state, action: 'approve' } },
+    );
+  }
+  const now = ctx.clock.now();
+  const done = await ctx.db.transaction(async (tx) => {
+    const updated = await tx
+      .update(rollouts)
+      .set({ approvedStage: current.currentStage, updatedAt: now })
+      .where(
+        and(
+          eq(rollouts.id, id),
+          eq(rollouts.state, 'active'),
+          eq(rollouts.currentStage, current.currentStage),
+        ),
+      )
+      .returning({ id: rollouts.id });
+    if (updated.length === 0) return false;
+    await tx.insert(rolloutAudit).values({
+      rolloutId: id,
+      actor: actorName(principal),
+      action: 'approve',
+      at: now,
+      details: { stage: current.currentStage, reason },
+    });
+    return true;
+  });
+  if (!done)
+    throw new ServerError(
+      'CLP_E_ROLLOUT_STATE',
+      `rollout ${id} changed while the request ran; look at it again and retry`,
+    );
+  ctx.rollouts.invalidate();
+  return showRollout(ctx, id);
+}
+
+/** States from which retry-failed works: the rollout offers its release, or halted for its failures. */
+const RETRY_FROM: readonly RolloutState[] = ['active', 'completed', 'halted'];
+
+/**
+ * Offers the release again to the machines whose latest outcome for this rollout is `failed`
+ * (after the cause was fixed), without restarting the rollout: their failures stop counting and
+ * wait for the retries' outcomes, which the threshold judges like any other. A halted rollout
+ * becomes active again at the stage it reached. The poll tells those machines that the offer is a
+ * retry, so that their agents apply a release they remember as failed.
+ */
+export async function retryFailed(
+  ctx: AppContext,
+  id: string,
+  reason: string | undefined,
+  principal: Principal,
+): Promise<RolloutOut & { retried: number }> {
+  const current = await showRollout(ctx, id);
+  if (!RETRY_FROM.includes(current.state as RolloutState)) {
+    throw new ServerError(
+      'CLP_E_ROLLOUT_STATE',
+      `cannot retry the failed machines of rollout ${id}: it is ${current.state} (retry-failed works from ${RETRY_FROM.join(', ')})`,
+      { details: { state: current.state, action: 'retry-failed' } },
+    );
+  }
+  const now = ctx.clock.now();
+  const retried = await ctx.db.transaction(async (tx) => {
+    const state = current.state as RolloutState;
+    const moved = await tx
+      .update(rollouts)
+      .set({
+        updatedAt: now,
+        ...(state === 'halted' ? { state: 'active' as const, haltReason: null, warnedAt: null } : {}),
+      })
+      .where(and(eq(rollouts.id, id), eq(rollouts.state, state)))
+      .returning({ id: rollouts.id });
+    if (moved.length === 0) return undefined;
+    const machines = await tx
+      .update(rolloutMachines)
+      .set({ applyOutcome: null, retryAt: now, silentAt: null, waitingUntil: null })
+      .where(and(eq(rolloutMachines.rolloutId, id), eq(rolloutMachines.applyOutcome, 'failed')))
+      .returning({ machineId: rolloutMachines.machineId });
+    // Silent machines are offered again too: their silence counted as a failure.
+    const silent = await tx
+      .update(rolloutMachines)
+      .set({ retryAt: now, silentAt: null, waitingUntil: null })
+      .where(
+        and(
+          eq(rolloutMachines.rolloutId, id),
+          isNull(rolloutMachines.applyOutcome),
+          sql`${rolloutMachines.silentAt} is not null`,
+        ),
+      )
+      .returning({ machineId: rolloutMachines.machineId });
+    await tx
+      .update(rolloutCounters)
+      .set({ failed: sql`greatest(0, ${rolloutCounters.failed} - ${machines.length})` })
+      .where(eq(rolloutCounters.rolloutId, id));
+    const all = [...machines, ...silent].map((m) => m.machineId).sort();
+    await tx.insert(rolloutAudit).values({
+      rolloutId: id,
+      actor: actorName(principal),
+      action: 'retry-failed',
+      at: now,
+      details: {
+        failed: machines.length,
+        silent: silent.length,
+        machines: all.slice(0, 50),
+        from: state,
+        to: state === 'halted' ? 'active' : state,
+        ...(reason ? { reason } : {}),
+      },
+    });
+    return all.length;
+  });
+  if (retried === undefined)
+    throw new ServerError(
+      'CLP_E_ROLLOUT_STATE',
+      `rollout ${id} changed while the request ran; look at it again and retry`,
+    );
+  ctx.rollouts.invalidate();
+  return { ...(await showRollout(ctx, id)), retried };
 }

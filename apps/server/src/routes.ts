@@ -15,12 +15,22 @@ import { enroll, ingestReports, poll } from './agent.ts';
 import type { Access } from './auth.ts';
 import type { AgentMachine, AppContext, Principal } from './context.ts';
 import { explain, listMachines, listReports, rekeyMachine, revokeMachine, showMachine } from './machines.ts';
+import { clearWindow, listWindows, setWindow } from './maintenance-windows.ts';
 import { buildOpenApi } from './openapi.ts';
 import { listReleases, promoteRelease, showRelease, uploadRelease, yankRelease } from './releases.ts';
-import { actOnRollout, createRollout, listRollouts, rolloutAuditLog, showRollout } from './rollouts.ts';
+import {
+  actOnRollout,
+  approveRollout,
+  createRollout,
+  listRollouts,
+  retryFailed,
+  rolloutAuditLog,
+  showRollout,
+} from './rollouts.ts';
 import {
   AdminToken,
   AdminTokenList,
+  ApproveRolloutBody,
   AuditList,
   CreateAdminTokenBody,
   CreatedAdminToken,
@@ -38,6 +48,9 @@ import {
   Machine,
   MachineList,
   MachineListQuery,
+  MaintenanceWindowEntry,
+  MaintenanceWindowList,
+  MaintenanceWindowParams,
   PromoteBody,
   RekeyMachineBody,
   Release,
@@ -46,10 +59,12 @@ import {
   ReorderTiersBody,
   ReportList,
   ReportListQuery,
+  RetryFailedResult,
   RolloutActionBody,
   RolloutList,
   RolloutListQuery,
   RolloutProgressView,
+  SetMaintenanceWindowBody,
   Sha256Param,
   Tier,
   TierList,
@@ -393,6 +408,34 @@ export const ROUTES: readonly Route[] = [
     'Revert a rollout: machines that report the release installed are told to take it back',
   ),
   route({
+    id: 'approveRollout',
+    method: 'POST',
+    path: '/v1/rollouts/:id/approve',
+    summary:
+      "Approve the current stage's gate (a stage created with requireApproval): it may end once its time and applied evidence are there; the audit log keeps who and why",
+    access: admin(ROLES.operator),
+    params: IdParam,
+    body: ApproveRolloutBody,
+    response: RolloutProgressView,
+    handle: async (ctx, { params, body, principal }) => ({
+      body: await approveRollout(ctx, params.id, body.reason, principal),
+    }),
+  }),
+  route({
+    id: 'retryFailedRollout',
+    method: 'POST',
+    path: '/v1/rollouts/:id/retry-failed',
+    summary:
+      'Offer the release again to the machines whose last outcome was failed (or that were silent), without restarting the rollout; a halted rollout becomes active at its stage',
+    access: admin(ROLES.operator),
+    params: IdParam,
+    body: RolloutActionBody,
+    response: RetryFailedResult,
+    handle: async (ctx, { params, body, principal }) => ({
+      body: await retryFailed(ctx, params.id, body.reason, principal),
+    }),
+  }),
+  route({
     id: 'rolloutAudit',
     method: 'GET',
     path: '/v1/rollouts/:id/audit',
@@ -401,6 +444,38 @@ export const ROUTES: readonly Route[] = [
     params: IdParam,
     response: AuditList,
     handle: async (ctx, { params }) => ({ body: { entries: await rolloutAuditLog(ctx, params.id) } }),
+  }),
+
+  // Maintenance windows.
+  route({
+    id: 'listMaintenanceWindows',
+    method: 'GET',
+    path: '/v1/maintenance-windows',
+    summary: 'List the maintenance windows set per tier and per tag',
+    access: admin(ROLES.read),
+    response: MaintenanceWindowList,
+    handle: async (ctx) => ({ body: { windows: await listWindows(ctx) } }),
+  }),
+  route({
+    id: 'setMaintenanceWindow',
+    method: 'PUT',
+    path: '/v1/maintenance-windows',
+    summary:
+      "Set a tier's or a tag's maintenance window, e.g. 'Sat 02:00-04:00 Europe/Paris' (a tag's window wins over the tier's); machines apply only inside it",
+    access: admin(ROLES.operator),
+    body: SetMaintenanceWindowBody,
+    response: MaintenanceWindowEntry,
+    handle: async (ctx, { body, principal }) => ({ body: await setWindow(ctx, body, principal) }),
+  }),
+  route({
+    id: 'clearMaintenanceWindow',
+    method: 'DELETE',
+    path: '/v1/maintenance-windows/:kind/:name',
+    summary: "Remove a tier's or a tag's maintenance window (kind: tier or tag)",
+    access: admin(ROLES.operator),
+    params: MaintenanceWindowParams,
+    response: MaintenanceWindowEntry,
+    handle: async (ctx, { params }) => ({ body: await clearWindow(ctx, params.kind, params.name) }),
   }),
 
   // Enrollment tokens.

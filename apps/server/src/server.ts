@@ -24,13 +24,15 @@ import { RateLimiter } from './rate-limit.ts';
 import { type ReleaseInspector, trustedReleaseInspector } from './release-inspector.ts';
 import { ReportWriter } from './report-writer.ts';
 import { checkRequestText } from './request-text.ts';
-import { ActiveRollouts, advanceRollouts } from './rollout-cache.ts';
+import { ActiveRollouts } from './rollout-cache.ts';
+import { advanceRollouts } from './rollout-judge.ts';
 import { ROUTES, type Route } from './routes.ts';
 import { newSecret } from './secrets.ts';
 import { startStageTicker } from './stage-ticker.ts';
 import { loadTls, type TlsFiles } from './tls.ts';
 import { weakTokenReason } from './token-strength.ts';
 import { insertAdminToken } from './tokens.ts';
+import { WebhookSender } from './webhooks.ts';
 
 const JSON_LIMIT = '2mb';
 const REPORT_JSON_LIMIT = '10mb';
@@ -108,6 +110,10 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     ? weakTokenReason('CLP_BOOTSTRAP_TOKEN', config.bootstrapToken)
     : undefined;
   if (weak) throw new Error(weak);
+  const weakHook = config.webhooks.secret
+    ? weakTokenReason('CLP_WEBHOOK_SECRET', config.webhooks.secret)
+    : undefined;
+  if (weakHook) throw new Error(weakHook);
   const clock = deps.clock ?? systemClock;
   const log = pino(
     { level: config.logLevel, base: { service: 'clp-server' }, timestamp: pino.stdTimeFunctions.isoTime },
@@ -153,6 +159,14 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
   if (cleaned > 0) log.info({ files: cleaned, folder: blobs.tempDir }, 'removed abandoned uploads');
   const metrics = new ServerMetrics({ defaultMetrics: !deps.database });
   const offers = new OfferLog(database.db, log);
+  for (const event of ['halted', 'completed', 'failure_warning', 'silent'])
+    metrics.rolloutEvents.inc({ event }, 0);
+  const judge = () =>
+    advanceRollouts(database.db, clock, {
+      webhooks: config.webhooks,
+      metrics,
+      evidenceMs: config.rolloutEvidenceMs,
+    });
   const ctx: AppContext = {
     config,
     database,
@@ -162,7 +176,9 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     log,
     metrics,
     inspect: deps.inspect ?? trustedReleaseInspector(config.trustedKeysDir),
-    rollouts: new ActiveRollouts(database.db, clock, config.rolloutCacheMs),
+    rollouts: new ActiveRollouts(database.db, clock, config.rolloutCacheMs, judge),
+    judge,
+    webhooks: new WebhookSender(database.db, clock, config.webhooks, log, metrics, config.webhookIntervalMs),
     seen: new MachineSeen(database.db, log),
     offers,
     reportWriter: new ReportWriter(database.db, offers),
@@ -174,7 +190,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
   };
   const generatedAdminToken = await bootstrapAdmin(ctx);
   const changes = await followDatabaseChanges(database, ctx, log);
-  const ticker = startStageTicker(ctx.db, clock, log, config.stageTickMs, () => ctx.rollouts.invalidate());
+  const ticker = startStageTicker(judge, log, config.stageTickMs, () => ctx.rollouts.invalidate());
 
   const app = express();
   app.disable('x-powered-by');
@@ -346,7 +362,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       server.setSecureContext(await loadTls(tlsFiles));
     },
     async tick() {
-      await advanceRollouts(ctx.db, ctx.clock);
+      await judge();
       ctx.rollouts.invalidate();
     },
     async close() {
@@ -363,6 +379,7 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       await changes.close();
       await ctx.seen.close();
       await ctx.offers.close();
+      await ctx.webhooks.close();
       if (!deps.database) await database.close();
       lock?.release();
     },

@@ -1,18 +1,16 @@
-import type { Database } from '@clp/db';
 import type { Logger } from 'pino';
-import type { Clock } from './clock.ts';
 import { isDatabaseUnavailable } from './db-errors.ts';
-import { advanceRollouts } from './rollout-cache.ts';
+import type { JudgedChange } from './rollout-judge.ts';
 
 /**
- * Moves due rollout stages along every `intervalMs`, so that a stage ends on time even when no
- * machine polls and no operator looks. Every server process runs one: each step is a
+ * Judges the offering rollouts every `intervalMs` (stages, completion, halts, silent machines), so
+ * that a stage ends on time and a silent fleet is noticed even when no machine polls and no
+ * operator looks. Every server process runs one: each step is a
  * conditional update (state and stage as read), so a step taken by one process makes the same
  * step of the others change nothing.
  */
 export function startStageTicker(
-  db: Database,
-  clock: Clock,
+  judge: () => Promise<JudgedChange[]>,
   log: Logger,
   intervalMs: number,
   onChange: () => void,
@@ -20,7 +18,7 @@ export function startStageTicker(
   let running: Promise<void> | undefined;
   const tick = () => {
     if (running) return;
-    running = advanceRollouts(db, clock)
+    running = judge()
       .then((changed) => {
         if (changed.length > 0) {
           onChange();

@@ -110,14 +110,32 @@ describe.each(drivers())('rollouts and agents on $name', (driver) => {
     clock.advance(3600);
     await s.server.tick();
     await s.server.tick();
+    // The last stage lasts until every targeted machine has answered.
+    const waiting = await s.call('GET', `/v1/rollouts/${rolloutId}`, { token: s.admin });
+    expect(waiting.body.state).toBe('active');
+    expect(waiting.body.machines).toMatchObject({
+      targeted: fleet.length,
+      answered: 0,
+      notAnswered: fleet.length,
+    });
+    expect(waiting.body.gate.kind).toBe('answers');
+    expect((await offeredAt()).size).toBe(fleet.length);
+    for (const m of fleet) await report(m.credential, rolloutId, releaseId, 'applied');
+    await s.server.tick();
     const done = await s.call('GET', `/v1/rollouts/${rolloutId}`, { token: s.admin });
     expect(done.body.state).toBe('completed');
-    expect((await offeredAt()).size).toBe(fleet.length);
+    expect(done.body.machines).toMatchObject({
+      targeted: fleet.length,
+      answered: fleet.length,
+      applied: fleet.length,
+      notAnswered: 0,
+    });
     const audit = await s.call('GET', `/v1/rollouts/${rolloutId}/audit`, { token: s.admin });
     expect(audit.body.entries.map((e: { action: string }) => e.action)).toEqual([
       'create',
       'advance',
       'advance',
+      'gate',
       'complete',
     ]);
   });
