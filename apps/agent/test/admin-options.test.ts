@@ -58,6 +58,30 @@ describe('admin option parsing', () => {
     expect(rolloutBody(release, base).failureThreshold).toBeUndefined();
   });
 
+  it('reads stage gates, a failure count, the silence timeout and the completion window', () => {
+    const body = rolloutBody(release, {
+      ...base,
+      minApplied: '50%,20,-,-',
+      approval: '2',
+      maxFailures: '3',
+      silenceTimeout: '36h',
+      completionWindow: '5d',
+    });
+    expect(body.stages).toEqual([
+      { percent: 1, minDurationSeconds: 3600, minAppliedPercent: 50 },
+      { percent: 10, minDurationSeconds: 3600, minAppliedCount: 20, requireApproval: true },
+      { percent: 50, minDurationSeconds: 3600 },
+      { percent: 100, minDurationSeconds: 3600 },
+    ]);
+    expect(body).toMatchObject({
+      silenceTimeoutSeconds: 129_600,
+      completionWindowSeconds: 432_000,
+      failureThreshold: { maxFailures: 3, maxFailureRate: 0.05, minReports: 10 },
+    });
+    expect(() => rolloutBody(release, { ...base, approval: '4' })).toThrow(/stage 4 is the last/);
+    expect(() => rolloutBody(release, { ...base, minApplied: '1,2' })).toThrow(/one per stage \(4\)/);
+  });
+
   it('refuses decreasing stages and rates outside 0-1', () => {
     expect(() => rolloutBody(release, { ...base, stages: '50,10' })).toThrow(/must not decrease/);
     expect(() => rolloutBody(release, { ...base, stages: '0,10' })).toThrow(/--stages 0/);

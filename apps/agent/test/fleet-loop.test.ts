@@ -40,7 +40,14 @@ describe('the fleet loop against the real server', () => {
     work = await tempDir('clp-fleet-loop-');
     key = await releaseKey(work, s);
     // One tier per scenario, so that rollouts of one test do not reach the machines of another.
-    for (const name of ['apply-tier', 'precondition-tier', 'revert-tier', 'daemon-tier']) {
+    for (const name of [
+      'apply-tier',
+      'precondition-tier',
+      'revert-tier',
+      'daemon-tier',
+      'retry-tier',
+      'window-tier',
+    ]) {
       const res = await s.call('POST', '/v1/tiers', { token: s.admin, json: { name } });
       expect(res.status, JSON.stringify(res.body)).toBe(201);
     }
@@ -323,6 +330,67 @@ describe('the fleet loop against the real server', () => {
     expect((await update(unlucky, { retryFailed: true })).actions).toEqual([
       expect.objectContaining({ outcome: 'applied' }),
     ]);
+  });
+
+  it('a release that failed here is tried again only when the server offers it as a retry (rollout retry-failed)', async () => {
+    const needy = await signedPatch(work, key.keyFile, 'CLP1260311', {
+      requires: 'the motd some machines have\n',
+    });
+    const releaseId = await upload(s, needy.file);
+    const root = await machine({ tier: 'retry-tier' });
+    await writeFile(join(root, 'etc/motd'), 'something else\n');
+    const id = await rollout(s, releaseId, 'retry-tier');
+    expect((await update(root)).actions).toEqual([expect.objectContaining({ outcome: 'failed' })]);
+    await writeFile(join(root, 'etc/motd'), 'the motd some machines have\n');
+    // Fixed by hand, but the machine does not retry by itself: the server does not offer it again.
+    expect((await update(root)).actions).toEqual([]);
+    const retried = await s.call('POST', `/v1/rollouts/${id}/retry-failed`, {
+      token: s.admin,
+      json: { reason: 'motd fixed' },
+    });
+    expect(retried.body.retried).toBe(1);
+    const again = await update(root);
+    expect(again.actions).toEqual([expect.objectContaining({ name: 'CLP1260311', outcome: 'applied' })]);
+    expect(await readFile(join(root, 'var/log/CLP.log'), 'utf8')).toMatch(
+      /CLP1260311 failed here before; the server offers it again as a retry/,
+    );
+    const shown = await s.call('GET', `/v1/rollouts/${id}`, { token: s.admin });
+    expect(shown.body.counters).toMatchObject({ applied: 1, failed: 0 });
+  });
+
+  it('outside its maintenance window a machine downloads and verifies, says it waits, and applies only inside the window', async () => {
+    const p = await signedPatch(work, key.keyFile, 'CLP1260312');
+    const releaseId = await upload(s, p.file);
+    const root = await machine({ tier: 'window-tier' });
+    // A daily window that opens three hours from now (UTC) and lasts an hour.
+    const opens = new Date(Math.ceil((Date.now() + 3 * 3_600_000) / 60_000) * 60_000);
+    const hhmm = (d: Date) => d.toISOString().slice(11, 16);
+    const window = `daily ${hhmm(opens)}-${hhmm(new Date(opens.getTime() + 3_600_000))} UTC`;
+    const set = await s.call('PUT', '/v1/maintenance-windows', {
+      token: s.admin,
+      json: { kind: 'tier', name: 'window-tier', window },
+    });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    const id = await rollout(s, releaseId, 'window-tier');
+    const early = await update(root);
+    expect(early.exitCode).toBe(0);
+    expect(early.actions).toEqual([
+      expect.objectContaining({ outcome: 'scheduled', opensAt: opens.toISOString() }),
+    ]);
+    await expect(stat(join(root, p.adds))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await readdir(join(root, 'var/lib/clp/spool/downloads'))).length).toBe(1);
+    const { machineId } = await loadConfig(root);
+    expect((await reportsOf(machineId!)).map((r) => r.status)).toContain('scheduled');
+    const why = await s.call('GET', `/v1/machines/${machineId}/explain?release=${releaseId}`, {
+      token: s.admin,
+    });
+    expect(why.body.offers).toEqual([
+      expect.objectContaining({ rolloutId: id, outcome: 'waiting-for-window' }),
+    ]);
+    // Inside the window (the daemon wakes at its opening) the same release applies.
+    const inside = await update(root, { now: () => new Date(opens.getTime() + 60_000) });
+    expect(inside.actions).toEqual([expect.objectContaining({ outcome: 'applied' })]);
+    expect(await readFile(join(root, p.adds), 'utf8')).toBe(p.content);
   });
 
   it('a reverted rollout makes the machine take the patch back and report it', async () => {

@@ -100,6 +100,10 @@ export class AdminClient {
     return this.#send<T>('PUT', this.url(path), { json });
   }
 
+  delete<T>(path: string): Promise<T> {
+    return this.#send<T>('DELETE', this.url(path));
+  }
+
   patch<T>(path: string, json: unknown): Promise<T> {
     return this.#send<T>('PATCH', this.url(path), { json });
   }
@@ -122,12 +126,12 @@ export class AdminClient {
     });
   }
 
-  async #send<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH', url: string, extra: Extra = {}): Promise<T> {
+  async #send<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, extra: Extra = {}): Promise<T> {
     return (await this.#exchange<T>(method, url, extra)).body;
   }
 
   async #exchange<T>(
-    method: 'GET' | 'POST' | 'PUT' | 'PATCH',
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     url: string,
     extra: Extra = {},
   ): Promise<{ status: number; body: T }> {

@@ -10,8 +10,10 @@ import type {
   EnrollmentToken as EnrollmentTokenShape,
   Explanation as ExplanationShape,
   Machine as MachineShape,
+  MaintenanceWindowEntry,
   Release as ReleaseShape,
   Report as ReportShape,
+  RetryFailedResult as RetryFailedShape,
   RolloutProgressView,
   Tier as TierShape,
 } from '@clp/protocol';
@@ -19,6 +21,8 @@ import type {
 export type Release = ReleaseShape;
 export type Tier = TierShape;
 export type Rollout = RolloutProgressView;
+export type RetryFailedResult = RetryFailedShape;
+export type MaintenanceWindowItem = MaintenanceWindowEntry;
 export type AuditEntry = AuditEntryShape;
 /** A listed token has no secret; a created one carries it once. */
 export type EnrollmentToken = EnrollmentTokenShape & Partial<Pick<CreatedEnrollmentToken, 'token'>>;

@@ -2,8 +2,8 @@ import { ROLLOUT_STATES } from '@clp/protocol';
 import type { Command } from 'commander';
 import { printResult } from '../output.ts';
 import type { ContextOf } from './admin-context.ts';
-import type { AuditEntry, Explanation, Release, Rollout } from './api-types.ts';
-import { oneOf, parseInteger, parseList, parseNumber } from './duration.ts';
+import type { AuditEntry, Explanation, Release, RetryFailedResult, Rollout } from './api-types.ts';
+import { oneOf, parseDuration, parseInteger, parseList, parseNumber } from './duration.ts';
 import { AdminError } from './errors.ts';
 import { resolveRelease } from './resolve-release.ts';
 import { resolveRollout } from './resolve-rollout.ts';
@@ -18,6 +18,11 @@ interface CreateOptions {
   stageMinMinutes: string;
   failureThreshold?: string;
   minReports?: string;
+  maxFailures?: string;
+  minApplied?: string;
+  approval?: string;
+  silenceTimeout?: string;
+  completionWindow?: string;
   tag: string[];
   arch: string[];
   os: string[];
@@ -35,11 +40,16 @@ export function rolloutBody(releaseId: string, o: CreateOptions): Record<string,
     throw new AdminError('CLP_E_ADMIN_BAD_OPTION', `--stages ${o.stages}: percentages must not decrease`);
   }
   const minutes = parseInteger(o.stageMinMinutes, '--stage-min-minutes', 0, 365 * 24 * 60);
+  const gates = stageGates(o, percents.length);
   const body: Record<string, unknown> = {
     releaseId,
     tier: o.tier,
-    stages: percents.map((percent) => ({ percent, minDurationSeconds: minutes * 60 })),
+    stages: percents.map((percent, i) => ({ percent, minDurationSeconds: minutes * 60, ...gates[i] })),
   };
+  if (o.silenceTimeout !== undefined)
+    body.silenceTimeoutSeconds = parseDuration(o.silenceTimeout, '--silence-timeout');
+  if (o.completionWindow !== undefined)
+    body.completionWindowSeconds = parseDuration(o.completionWindow, '--completion-window');
   const selector: Record<string, string[]> = {};
   const tags = parseList(o.tag);
   const arch = parseList(o.arch);
@@ -48,8 +58,11 @@ export function rolloutBody(releaseId: string, o: CreateOptions): Record<string,
   if (arch.length) selector.arch = arch;
   if (os.length) selector.os = os;
   body.selector = selector;
-  if (o.failureThreshold !== undefined || o.minReports !== undefined) {
+  if (o.failureThreshold !== undefined || o.minReports !== undefined || o.maxFailures !== undefined) {
     body.failureThreshold = {
+      ...(o.maxFailures === undefined
+        ? {}
+        : { maxFailures: parseInteger(o.maxFailures, '--max-failures', 1, 1_000_000) }),
       maxFailureRate:
         o.failureThreshold === undefined
           ? DEFAULT_THRESHOLD.maxFailureRate
@@ -61,6 +74,45 @@ export function rolloutBody(releaseId: string, o: CreateOptions): Record<string,
     };
   }
   return body;
+}
+
+/**
+ * The evidence and approval gates of each stage: `--min-applied` (N machines or N %, one value for
+ * every stage but the last, or a comma list per stage with - for none) and `--approval` (stage
+ * numbers, or all). The last stage has no gate: it waits for every machine to answer instead.
+ */
+function stageGates(o: CreateOptions, count: number): Array<Record<string, unknown>> {
+  const gates: Array<Record<string, unknown>> = Array.from({ length: count }, () => ({}));
+  if (o.minApplied !== undefined) {
+    const values = parseList(o.minApplied);
+    if (values.length !== 1 && values.length !== count)
+      throw new AdminError(
+        'CLP_E_ADMIN_BAD_OPTION',
+        `--min-applied ${o.minApplied}: give one value for every stage, or one per stage (${count})`,
+      );
+    for (let i = 0; i < count - 1; i++) {
+      const v = values.length === 1 ? values[0]! : values[i]!;
+      if (v === '-' || v === '0') continue;
+      if (v.endsWith('%'))
+        gates[i]!.minAppliedPercent = parseNumber(v.slice(0, -1), '--min-applied', 0.01, 100);
+      else gates[i]!.minAppliedCount = parseInteger(v, '--min-applied', 1, 1_000_000);
+    }
+  }
+  if (o.approval !== undefined) {
+    const stages =
+      o.approval === 'all'
+        ? Array.from({ length: count - 1 }, (_, i) => i + 1)
+        : parseList(o.approval).map((v) => parseInteger(v, '--approval', 1, count));
+    for (const n of stages) {
+      if (n === count)
+        throw new AdminError(
+          'CLP_E_ADMIN_BAD_OPTION',
+          `--approval ${o.approval}: stage ${n} is the last; it completes when every machine answered, not by approval`,
+        );
+      gates[n - 1]!.requireApproval = true;
+    }
+  }
+  return gates;
 }
 
 function describeSelector(s: Rollout['selector']): string {
@@ -83,19 +135,30 @@ function rolloutFields(r: Rollout): string {
     [
       'stages',
       r.stages
-        .map((s, i) => `${i === r.currentStage ? '[' : ''}${s.percent}%${i === r.currentStage ? ']' : ''}`)
+        .map(
+          (s, i) =>
+            `${i === r.currentStage ? '[' : ''}${s.percent}%${stageGateText(s, i === r.approvedStage)}${i === r.currentStage ? ']' : ''}`,
+        )
         .join(' → '),
     ],
+    ['waiting for', r.gate ? `${r.gate.kind}: ${r.gate.reason}` : '-'],
     ['offered', `${r.percent}% of the tier`],
     ['stage since', when(r.stageStartedAt)],
     ['next stage', when(r.nextStageAt)],
+    ['completes by', when(r.completesBy)],
     [
-      'reports',
-      `applied ${c.applied}, failed ${c.failed}, reverted ${c.reverted}, revert-failed ${c.revertFailed}`,
+      'machines',
+      r.machines
+        ? `${r.machines.targeted} targeted: ${r.machines.answered} answered (${r.machines.applied} applied, ${r.machines.failed} failed), ${r.machines.notAnswered} not answered yet (${r.machines.silent} silent, ${r.machines.waitingForWindow} waiting for their window)`
+        : '-',
+    ],
+    [
+      'outcomes',
+      `applied ${c.applied}, failed ${c.failed}, silent ${c.silent}, reverted ${c.reverted}, revert-failed ${c.revertFailed}`,
     ],
     [
       'failure rate',
-      `${(r.failureRate * 100).toFixed(1)}% (halts above ${r.failureThreshold.maxFailureRate * 100}% after ${r.failureThreshold.minReports} reports)`,
+      `${(r.failureRate * 100).toFixed(1)}% (halts at ${r.failureThreshold.maxFailureRate * 100}% after ${r.failureThreshold.minReports} machines${r.failureThreshold.maxFailures ? `, or at ${r.failureThreshold.maxFailures} failures` : ''}; silent after ${r.silenceTimeoutSeconds / 3600} h)`,
     ],
     ['created', `${when(r.createdAt)} by ${r.createdBy}`],
   ]);
@@ -120,7 +183,16 @@ function rolloutTable(rollouts: readonly Rollout[]): string {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-/** rollout create/list/show/pause/resume/abort/revert/audit/why. */
+function stageGateText(s: Rollout['stages'][number], approved: boolean): string {
+  const parts = [
+    s.minAppliedPercent !== undefined ? `≥${s.minAppliedPercent}% applied` : '',
+    s.minAppliedCount !== undefined ? `≥${s.minAppliedCount} applied` : '',
+    s.requireApproval ? (approved ? 'approved' : 'approval') : '',
+  ].filter(Boolean);
+  return parts.length ? ` (${parts.join(', ')})` : '';
+}
+
+/** rollout create/list/show/pause/resume/abort/revert/approve/retry-failed/audit/why. */
 export function registerRolloutCommands(admin: Command, contextOf: ContextOf): void {
   const rollout = admin.command('rollout').description('staged rollouts of a release to a tier');
   rollout
@@ -135,6 +207,23 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
       'halt when the failure rate exceeds this (0-1; server default 0.05)',
     )
     .option('--min-reports <n>', 'only judge the failure rate after this many reports (server default 10)')
+    .option('--max-failures <n>', 'halt after this many failed (or silent) machines, whatever the rate')
+    .option(
+      '--min-applied <n|n%>',
+      'leave a stage only once N machines (or N % of its cohort) reported applied; one value for all stages or a comma list per stage (- for none)',
+    )
+    .option(
+      '--approval <stages>',
+      "stage numbers (e.g. 1,2) or 'all' that wait for 'rollout approve' before the next",
+    )
+    .option(
+      '--silence-timeout <duration>',
+      'an offered machine silent this long counts as failed (e.g. 2d; server default twice the poll interval)',
+    )
+    .option(
+      '--completion-window <duration>',
+      'the last stage completes when every machine answered, or after this long (default 3d)',
+    )
     .option('--tag <tag>', 'only machines with this tag (k=v or a word); repeat for more', collect, [])
     .option(
       '--arch <arch>',
@@ -211,6 +300,43 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
       });
   }
   rollout
+    .command('approve')
+    .description("approve the current stage's gate: it moves on once its time and evidence are there too")
+    .argument('<id>', 'rollout id, or a unique prefix of it')
+    .requiredOption('--reason <text>', 'why (kept in the audit log with who approved)')
+    .action(async (ref: string, o: { reason: string }, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const id = await resolveRollout(ctx.client, ref);
+      const r = await ctx.client.post<Rollout>(`/v1/rollouts/${encodeURIComponent(id)}/approve`, {
+        reason: o.reason,
+      });
+      printResult(
+        ctx,
+        r,
+        () => `rollout ${r.id}: stage ${(r.approvedStage ?? 0) + 1} approved\n${rolloutFields(r)}`,
+      );
+    });
+  rollout
+    .command('retry-failed')
+    .description(
+      'offer the release again to the machines whose last outcome was failed (or that were silent), without restarting the rollout',
+    )
+    .argument('<id>', 'rollout id, or a unique prefix of it')
+    .option('--reason <text>', 'why, e.g. the cause that was fixed (kept in the audit log)')
+    .action(async (ref: string, o: { reason?: string }, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const id = await resolveRollout(ctx.client, ref);
+      const r = await ctx.client.post<RetryFailedResult>(
+        `/v1/rollouts/${encodeURIComponent(id)}/retry-failed`,
+        o.reason ? { reason: o.reason } : {},
+      );
+      printResult(
+        ctx,
+        r,
+        () => `rollout ${r.id} (${r.state}): ${r.retried} machine(s) are offered the release again`,
+      );
+    });
+  rollout
     .command('audit')
     .description('who did what to a rollout, and when (stage changes and halts included)')
     .argument('<id>', 'rollout id, or a unique prefix of it')
@@ -243,6 +369,8 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
           // The summary starts with the verdict in words ("offered: …", "not offered: …").
           e.summary,
           `release ${e.releaseName} (${e.releaseId})${e.yanked ? ', yanked' : ''}; on the machine: ${e.installed}`,
+          `maintenance window: ${e.maintenanceWindow ?? 'none'}`,
+          ...e.offers.map((o) => `offered by ${o.rolloutId}: ${o.outcome}: ${o.reason}`),
           '',
           table(
             ['ROLLOUT', 'STATE', 'TIER', 'OUTCOME', 'RULE', 'REASON'],

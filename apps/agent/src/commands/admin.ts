@@ -4,6 +4,7 @@ import { registerFleetCommands } from '../admin/fleet-commands.ts';
 import { registerReleaseCommands } from '../admin/release-commands.ts';
 import { registerRolloutCommands } from '../admin/rollout-commands.ts';
 import { registerTokenCommands } from '../admin/token-commands.ts';
+import { registerWindowCommands } from '../admin/window-commands.ts';
 import type { RegisterCommand } from './index.ts';
 
 /** `clpctl admin …`: the release team's and operators' command line against the server's /v1 API. */
@@ -38,6 +39,7 @@ A 4xx answer prints the server's 'error CODE: message'; an unreachable server ex
   registerRolloutCommands(command, adminContext);
   registerTokenCommands(command, adminContext);
   registerFleetCommands(command, adminContext);
+  registerWindowCommands(command, adminContext);
   // Usage errors inside the admin tree go through the program's single error boundary too.
   const override = (c: Command) => {
     c.exitOverride();

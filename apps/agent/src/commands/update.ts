@@ -31,11 +31,16 @@ export const update: RegisterCommand = (program, globals) =>
       'one check with the server: poll, download, verify, apply, take back what was reverted, report',
     )
     .option('--retry-failed', 'let the server offer again the releases that failed on this machine', false)
+    .option(
+      '--outside-window',
+      "apply now even outside the machine's maintenance window (without it, releases wait for the window)",
+      false,
+    )
     .addHelpText(
       'after',
       '\nExit status: 0 nothing to do or everything applied, 6 an apply or revert failed (rolled back),\n7 a rollback could not finish, 8 no server answered or a download failed (retried next time),\n11 another clpctl or the package manager was busy (nothing changed; retried next time).',
     )
-    .action(async (options: { retryFailed: boolean }) => {
+    .action(async (options: { retryFailed: boolean; outsideWindow: boolean }) => {
       const g = globals();
       // Loaded on use: the HTTP client is most of the program and other commands do not need it.
       const { runUpdate } = await import('../fleet/update.ts');
@@ -50,6 +55,7 @@ export const update: RegisterCommand = (program, globals) =>
         root: g.root,
         engine: localEngine,
         retryFailed: options.retryFailed,
+        ignoreWindow: options.outsideWindow,
         log: g.verbose ? note : () => {},
         onProgress: (name, progress) => {
           bar.update(name, progress);

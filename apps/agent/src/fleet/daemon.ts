@@ -19,13 +19,16 @@ export interface DaemonOptions {
 /**
  * `clpctl daemon`: runs an update at each time the cron schedule names (default daily at 12:00
  * local time), each after a random delay within the configured window so that a fleet does not
- * call the server in the same second. Sends left-over reports when it starts. stop() lets a
+ * call the server in the same second. When a release waits for the machine's maintenance window,
+ * it also runs once when that window opens. Sends left-over reports when it starts. stop() lets a
  * running update finish the release it is applying (a transaction is never cut) and cancels
  * everything else.
  */
 export class UpdateDaemon {
   readonly #options: DaemonOptions;
   #job: Job | null = null;
+  /** A one-off run when a release waits for the machine's maintenance window. */
+  #windowJob: Job | null = null;
   #delay: { timer: NodeJS.Timeout; resolve: () => void } | null = null;
   #running: Promise<void> | null = null;
   #stopped = false;
@@ -51,15 +54,7 @@ export class UpdateDaemon {
       log(`sent ${flushed.accepted + flushed.duplicates} spooled report(s)`);
     if (flushed.error) log(`${flushed.left} report(s) stay spooled: ${flushed.error.message}`);
     if (this.#stopped) return null;
-    this.#job = schedule.scheduleJob(config.schedule.cron, () => {
-      if (this.#running) {
-        log('the previous update is still running; this slot is skipped');
-        return;
-      }
-      this.#running = this.#runOnce().finally(() => {
-        this.#running = null;
-      });
-    });
+    this.#job = schedule.scheduleJob(config.schedule.cron, () => this.#slot(false));
     if (!this.#job) throw new Error(`node-schedule refused the schedule "${config.schedule.cron}"`);
     const next = this.nextRun();
     log(
@@ -68,17 +63,54 @@ export class UpdateDaemon {
     return next;
   }
 
+  #slot(window: boolean): void {
+    if (this.#running) {
+      this.#options.log('the previous update is still running; this slot is skipped');
+      return;
+    }
+    this.#running = this.#runOnce(window).finally(() => {
+      this.#running = null;
+    });
+  }
+
+  /** When a release waits for the window, wakes at its opening (the schedule may not fall inside it). */
+  #wakeForWindow(result: UpdateResult): void {
+    const opens = result.actions
+      .map((a) => (a.outcome === 'scheduled' && a.opensAt ? Date.parse(a.opensAt) : Number.NaN))
+      .filter((t) => Number.isFinite(t))
+      .sort((a, b) => a - b)[0];
+    if (opens === undefined || this.#stopped) return;
+    const planned = this.#windowJob?.nextInvocation()?.getTime();
+    if (planned !== undefined && planned <= opens) return;
+    this.#windowJob?.cancel();
+    this.#windowJob = schedule.scheduleJob(new Date(Math.max(opens, Date.now() + 1000)), () => {
+      this.#windowJob = null;
+      this.#slot(true);
+    });
+    this.#options.log(
+      `a release waits for the maintenance window: next check at ${new Date(opens).toISOString()}`,
+    );
+  }
+
+  /** The planned wake-up for a maintenance window, if any. */
+  windowRun(): Date | null {
+    const next = this.#windowJob?.nextInvocation();
+    return next ? new Date(next.getTime()) : null;
+  }
+
   nextRun(): Date | null {
     const next = this.#job?.nextInvocation();
     return next ? new Date(next.getTime()) : null;
   }
 
-  async #runOnce(): Promise<void> {
+  async #runOnce(inWindow: boolean): Promise<void> {
     const { root, engine, log } = this.#options;
     try {
       // Read again each time, so 'clpctl config set' takes effect without a restart.
       const config = await loadConfig(root);
-      const windowMs = config.schedule.randomDelayMinutes * 60_000;
+      // A maintenance window may be short: its run spreads the fleet over ten minutes at most.
+      const windowMs =
+        Math.min(config.schedule.randomDelayMinutes, inWindow ? 10 : Number.POSITIVE_INFINITY) * 60_000;
       const delayMs = Math.floor((this.#options.random ?? Math.random)() * windowMs);
       if (delayMs > 0) {
         log(`update in ${Math.round(delayMs / 1000)} s (random delay)`);
@@ -93,6 +125,7 @@ export class UpdateDaemon {
       log(
         `update done (exit ${result.exitCode}): ${counts}${result.error ? `; ${result.error.message}` : ''}`,
       );
+      this.#wakeForWindow(result);
       this.#options.onUpdate?.(result);
     } catch (error) {
       log(`update failed: ${error instanceof Error ? error.message : String(error)}`);
@@ -106,6 +139,8 @@ export class UpdateDaemon {
     this.#abort.abort();
     this.#job?.cancel();
     this.#job = null;
+    this.#windowJob?.cancel();
+    this.#windowJob = null;
     if (this.#delay) {
       clearTimeout(this.#delay.timer);
       this.#delay.resolve();

@@ -5,9 +5,12 @@ import {
   AGENT_PATHS,
   cleanBlockText,
   type InstalledPatch,
+  type MaintenanceWindow,
   PollResponse,
   type ReleaseToApply,
   type ReleaseToRevert,
+  windowIsOpen,
+  windowOpening,
 } from '@clp/protocol';
 import { EXIT, type ExitCode } from '../exit-codes.ts';
 import { type AgentConfig, type EnrolledConfig, loadConfig, requireEnrolled, underRoot } from './config.ts';
@@ -35,7 +38,11 @@ export type ActionOutcome =
   | 'verified'
   | 'download-failed'
   /** Another clpctl or the package manager was busy: nothing changed, tried again at the next check. */
-  | 'busy';
+  | 'busy'
+  /** Downloaded and verified; applies inside the machine's maintenance window (`opensAt`). */
+  | 'scheduled'
+  /** Failed here before: not tried again unless the server's offer is a retry. */
+  | 'failed-before';
 
 export interface UpdateAction {
   name: string;
@@ -48,6 +55,8 @@ export interface UpdateAction {
   reportId?: string;
   /** Bytes kept from an earlier, cut download. */
   resumedFrom?: number;
+  /** With `scheduled`: when the maintenance window opens next (the daemon wakes then). */
+  opensAt?: string;
 }
 
 export interface UpdateResult {
@@ -70,6 +79,8 @@ export interface UpdateOptions {
   onProgress?: (name: string, progress: DownloadProgress) => void;
   /** Offer again the releases that failed here before. */
   retryFailed?: boolean;
+  /** Apply now even outside the machine's maintenance window (an operator at the machine). */
+  ignoreWindow?: boolean;
   /** Stops between releases (a running apply is never cut); what is done is still reported. */
   signal?: AbortSignal;
 }
@@ -244,6 +255,13 @@ async function updateLocked(
     if (stopping()) break;
     actions.push(await revertOne(order, options, ledger, spool, log, echo));
   }
+  const window = poll.maintenanceWindow ?? undefined;
+  if (window && poll.apply.length > 0) {
+    const open = windowIsOpen(window, now());
+    log(
+      `maintenance window ${window.spec}: ${open ? 'open now' : `closed; applies from ${windowOpening(window, now()).opensAt.toISOString()}`}${!open && options.ignoreWindow ? ' (ignored: --outside-window)' : ''}`,
+    );
+  }
   for (const offer of poll.apply) {
     if (stopping()) break;
     actions.push(
@@ -258,6 +276,7 @@ async function updateLocked(
         now,
         log,
         echo,
+        window,
       }),
     );
   }
@@ -382,6 +401,8 @@ interface ApplyContext extends UpdateOptions {
   log: (line: string) => void;
   /** Engine lines (already in CLP.log): to the caller only. */
   echo: (line: string) => void;
+  /** The machine's maintenance window, when the server sets one. */
+  window: MaintenanceWindow | undefined;
 }
 
 async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<UpdateAction> {
@@ -393,6 +414,16 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
     say(`hold back ${held}`);
     return { ...base, outcome: 'held-back', message: held };
   }
+  const before = ctx.ledger.bySha(offer.sha256);
+  if (before?.state === 'failed' && !offer.retry) {
+    // The server offered it anyway (its view of this machine is stale): a failure is not retried
+    // unless an operator asks, through the server (a retry offer) or here (--retry-failed).
+    const message = `failed here at ${before.at}${before.errorCode ? ` (${before.errorCode})` : ''}; not tried again unless the offer is a retry (clpctl admin rollout retry-failed) or clpctl update --retry-failed`;
+    say(`skip ${offer.name}: ${message}`);
+    return { ...base, outcome: 'failed-before', message };
+  }
+  if (offer.retry && before?.state === 'failed')
+    say(`${offer.name} failed here before; the server offers it again as a retry`);
 
   let file: string;
   let resumedFrom = 0;
@@ -433,6 +464,25 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
       say(`check-only ${offer.name}: ${codeOf(error)}: ${messageOf(error)}`);
       return { ...base, outcome: 'verified', code: codeOf(error), message: messageOf(error) };
     }
+  }
+
+  if (ctx.window && !ctx.ignoreWindow && !windowIsOpen(ctx.window, ctx.now())) {
+    // Downloaded and verified now, so that the window is spent applying, not fetching.
+    let problems: string[] = [];
+    try {
+      problems = (await ctx.engine.check(file, { root: ctx.root, log: heard })).problems;
+    } catch (error) {
+      problems = [`${codeOf(error)}: ${messageOf(error)}`];
+    }
+    const { opensAt, closesAt } = windowOpening(ctx.window, ctx.now());
+    const message = `waits for the maintenance window ${ctx.window.spec}: opens ${opensAt.toISOString()}, closes ${closesAt.toISOString()}${problems.length > 0 ? `; the check found: ${problems.join('; ')}` : ''}`;
+    say(`${offer.name} ${message}`);
+    const spooled = await ctx.spool.add({
+      ...report,
+      status: 'scheduled',
+      scheduledFor: closesAt.toISOString(),
+    });
+    return { ...base, outcome: 'scheduled', message, reportId: spooled.id, opensAt: opensAt.toISOString() };
   }
 
   const entry = {
