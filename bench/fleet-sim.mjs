@@ -1,8 +1,12 @@
 // GOALS P8: a fleet of 100,000 simulated agents on a virtual clock against the real server
 // (its HTTP API, in a worker thread of this process) on PostgreSQL, through a 4-stage rollout
 // with 10 % of the machines that join in stage 2 failing. See bench/README.md.
+// --scenario last-stage: the failures start in the LAST stage (30 % of the machines that join
+// it), whose minimum time is an hour, so that a rollout that "completes" after its last stage's
+// minimum time would have patched the whole fleet; the run checks that it halts there by itself.
 //
 //   npm run build && npx node bench/fleet-sim.mjs [--agents 100000] [--concurrency 64] [--days 4]
+//   npm run build && npx node bench/fleet-sim.mjs --scenario last-stage
 //
 // Needs PostgreSQL (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres); the
 // database clp_fleetsim is dropped and made again on each run.
@@ -23,24 +27,39 @@ const { values: args } = parseArgs({
   options: {
     agents: { type: 'string', default: '100000' },
     concurrency: { type: 'string', default: '64' },
-    days: { type: 'string', default: '4' },
+    days: { type: 'string' },
     'window-minutes': { type: 'string', default: '60' },
-    'failure-rate': { type: 'string', default: '0.10' },
+    'failure-rate': { type: 'string' },
+    scenario: { type: 'string', default: 'stage2' },
     out: { type: 'string' },
   },
 });
 const AGENTS = Number(args.agents);
 const CONCURRENCY = Number(args.concurrency);
-const DAYS = Number(args.days);
+const DAYS = Number(args.days ?? (args.scenario === 'last-stage' ? 5 : 4));
 const WINDOW_MS = Number(args['window-minutes']) * 60_000;
-const FAILURE_RATE = Number(args['failure-rate']);
-const STAGES = [1, 10, 50, 100].map((percent) => ({ percent, minDurationSeconds: 86_400 }));
+const SCENARIO = args.scenario;
+if (SCENARIO !== 'stage2' && SCENARIO !== 'last-stage')
+  throw new Error(`--scenario ${SCENARIO}: use stage2 or last-stage`);
+const LAST = SCENARIO === 'last-stage';
+const FAILURE_RATE = Number(args['failure-rate'] ?? (LAST ? '0.30' : '0.10'));
+/** The stage (0-based) whose joining machines fail. */
+const BROKEN_STAGE = LAST ? 3 : 1;
+const STAGES = [1, 10, 50, 100].map((percent, i) => ({
+  percent,
+  // The issue's case: a last stage of an hour, over long before the daily polls of its day.
+  minDurationSeconds: LAST && i === 3 ? 3600 : 86_400,
+}));
 const THRESHOLD = { maxFailureRate: 0.05, minReports: 100 };
 const DAY_MS = 86_400_000;
 const START = Date.parse('2026-03-02T00:00:00Z');
 const ADMIN_URL = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
 const DB_NAME = 'clp_fleetsim';
-const OUT = args.out ?? (AGENTS === 100_000 ? join(REPO, 'bench', 'results', 'fleet-sim') : undefined);
+const OUT =
+  args.out ??
+  (AGENTS === 100_000
+    ? join(REPO, 'bench', 'results', LAST ? 'fleet-sim-last-stage' : 'fleet-sim')
+    : undefined);
 
 /** The commit measured (with a mark when the tree had changes). */
 const COMMIT = (() => {
@@ -302,9 +321,11 @@ async function simulate() {
   );
   for (const m of fleet) {
     m.bucket = cohortBucket(m.id, rollout.id);
-    // The fault is injected only into the machines that join in stage 2.
+    // The fault is injected only into the machines that join in one stage.
     m.broken =
-      m.bucket >= STAGES[0].percent * 100 && m.bucket < STAGES[1].percent * 100 && brokenMachine(m.id);
+      m.bucket >= STAGES[BROKEN_STAGE - 1].percent * 100 &&
+      m.bucket < STAGES[BROKEN_STAGE].percent * 100 &&
+      brokenMachine(m.id);
   }
   log(
     `release ${uploaded.name} (${uploaded.size} bytes), rollout ${rollout.id}: stages ${STAGES.map((s) => `${s.percent} %`).join(' → ')}, a day each`,
@@ -455,8 +476,23 @@ async function simulate() {
     (id) => cohortBucket(id, rollout.id) >= reachedPercent * 100,
   );
 
+  // What the halt saved: the healthy machines of the broken stage's cohort that were never
+  // patched, against a rollout that "completed" after that stage's minimum time and went on
+  // offering the release to every machine polling later (all of them, healthy or not).
+  const joinFrom = STAGES[BROKEN_STAGE - 1].percent * 100;
+  const joinBelow = STAGES[BROKEN_STAGE].percent * 100;
+  const brokenStageCohort = fleet.filter((m) => m.bucket >= joinFrom && m.bucket < joinBelow);
+  const protection = {
+    stage: BROKEN_STAGE + 1,
+    cohort: brokenStageCohort.length,
+    appliedBeforeHalt: brokenStageCohort.filter((m) => m.appliedDay >= 0).length,
+    failedBeforeHalt: brokenStageCohort.filter((m) => m.failedDay >= 0).length,
+    patchedIfCompleted: brokenStageCohort.filter((m) => !m.broken).length,
+    failedIfCompleted: brokenStageCohort.filter((m) => m.broken).length,
+  };
   const result = {
     goal: 'P8',
+    scenario: SCENARIO,
     date: new Date().toISOString(),
     commit: COMMIT,
     machine: {
@@ -470,7 +506,8 @@ async function simulate() {
     pollWindowMinutes: WINDOW_MS / 60_000,
     stages: STAGES,
     failureThreshold: THRESHOLD,
-    injectedFailure: `${FAILURE_RATE * 100} % of the machines that join in stage 2`,
+    injectedFailure: `${FAILURE_RATE * 100} % of the machines that join in stage ${BROKEN_STAGE + 1}`,
+    protection,
     enrollSeconds: Number(enrollSeconds.toFixed(1)),
     days,
     rollout: {
@@ -482,8 +519,9 @@ async function simulate() {
       counters: final.counters,
     },
     checks: {
-      haltedInStage2ByItself:
-        final.state === 'halted' && final.currentStage === 1 && halt?.actor === 'system',
+      haltedInBrokenStageByItself:
+        final.state === 'halted' && final.currentStage === BROKEN_STAGE && halt?.actor === 'system',
+      neverCompleted: !audit.some((e) => e.action === 'complete'),
       machinesOutsideCohortPatched: violations.length,
       machinesOutsideReachedStageOnServer: outsideOnServer.length,
       serverInstalledMatchesSimulation: serverAgrees,
@@ -494,7 +532,8 @@ async function simulate() {
     },
   };
   const pass =
-    result.checks.haltedInStage2ByItself &&
+    result.checks.haltedInBrokenStageByItself &&
+    result.checks.neverCompleted &&
     result.checks.machinesOutsideCohortPatched === 0 &&
     result.checks.machinesOutsideReachedStageOnServer === 0 &&
     result.checks.serverInstalledMatchesSimulation &&
@@ -518,15 +557,15 @@ async function simulate() {
       .join('\n');
     await writeFile(
       `${OUT}.md`,
-      `# P8: fleet simulation (${AGENTS.toLocaleString('en')} agents)
+      `# P8: fleet simulation (${AGENTS.toLocaleString('en')} agents${LAST ? ', failures in the last stage' : ''})
 
 Measured ${result.date} on ${result.machine.cpus} cores (load average ${result.machine.loadAverageAtStart[0]} at the start, ${result.machine.loadAverageAtEnd[0]} at the end: other work shared the machine), Node ${result.machine.node}, PostgreSQL (database \`${DB_NAME}\`).
-Commit ${COMMIT}. Command: \`npm run build && npx node bench/fleet-sim.mjs\` (see bench/README.md).
+Commit ${COMMIT}. Command: \`npm run build && npx node bench/fleet-sim.mjs${LAST ? ' --scenario last-stage' : ''}\` (see bench/README.md).
 
 The real server (HTTP API, in a worker thread, clock driven by the simulation) and ${AGENTS.toLocaleString('en')} simulated
 agents over keep-alive HTTP with ${CONCURRENCY} requests in flight. Each agent polls once a simulated day at 12:00
 plus a random delay within ${result.pollWindowMinutes} minutes, downloads and checks what it is offered, and reports.
-Rollout: ${STAGES.map((s) => `${s.percent} %`).join(' → ')}, one day minimum per stage, halt at a failure rate of
+Rollout: ${STAGES.map((s) => `${s.percent} %`).join(' → ')}, minimum per stage ${STAGES.map((s) => `${s.minDurationSeconds / 3600} h`).join(', ')}, halt at a failure rate of
 ${THRESHOLD.maxFailureRate * 100} % (at least ${THRESHOLD.minReports} reports). Injected: ${result.injectedFailure}.
 
 Enrollment of the fleet: ${result.enrollSeconds} s. *Wall s* is the real time one simulated day took; *server busy s*
@@ -543,6 +582,10 @@ Machines patched outside the cohort of their day's stage: ${violations.length}. 
 installed: ${serverInstalled.size} (the simulation applied it on ${simInstalled.size}; same set: ${serverAgrees ? 'yes' : 'no'}); outside the
 reached stage's cohort: ${outsideOnServer.length}. Rollout counters: ${final.counters.applied} applied, ${final.counters.failed} failed
 (the simulation sent ${appliedMachines.length} and ${failedMachines.length}). Offers on the days after the halt: ${offersWhileHalted}.
+
+What the halt saved in stage ${protection.stage} (the ${protection.cohort} machines that join it): ${protection.appliedBeforeHalt} applied and
+${protection.failedBeforeHalt} failed before the halt; a rollout that "completed" after the stage's minimum time and kept offering would have
+patched ${protection.patchedIfCompleted} and broken ${protection.failedIfCompleted} of them.
 `,
     );
     log(`wrote ${OUT}.json and ${OUT}.md`);
