@@ -126,7 +126,11 @@ export class AdminClient {
     });
   }
 
-  async #send<T>(method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE', url: string, extra: Extra = {}): Promise<T> {
+  async #send<T>(
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
+    url: string,
+    extra: Extra = {},
+  ): Promise<T> {
     return (await this.#exchange<T>(method, url, extra)).body;
   }
 
