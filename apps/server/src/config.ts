@@ -29,7 +29,7 @@ export interface ServerConfig {
   blobStore: 'folder' | 'postgres';
   /** Hint sent to agents for their next poll (seconds); a rollout's default silence timeout is twice this. */
   nextPollSeconds: number;
-  /** How long a count of a rollout's targeted machines is reused by the stage checks (ms; 0: never). */
+  /** How long a count of a rollout's targeted machines is reused, and how often silence is checked (ms; 0: every time). */
   rolloutEvidenceMs: number;
   /** Where rollout events (halt, completion, failure warning) are POSTed, signed with `secret`. */
   webhooks: { urls: string[]; secret: string };

@@ -46,6 +46,8 @@ function errorsFor(route: Route): number[] {
   if (route.path.includes(':')) codes.push(404);
   if (route.body === 'binary') codes.push(409, 413, 422);
   if (route.id === 'getBlob') codes.push(416);
+  // A window for a tier that does not exist.
+  if (route.id === 'setMaintenanceWindow') codes.push(404);
   if (route.path.startsWith('/v1/rollouts/') && route.method === 'POST') codes.push(409);
   return codes;
 }

@@ -21,7 +21,8 @@ export interface JudgeOptions {
   metrics?: ServerMetrics;
   /**
    * How long a count of a rollout's targeted machines is reused (real time, ms): counting reads
-   * the tier's machines, and reloads of the poll cache call this often. 0 counts every time.
+   * the tier's machines, and reloads of the poll cache call this often. Offered machines are
+   * checked for silence at the same pace. 0 counts and checks every time.
    */
   evidenceMs?: number;
 }
@@ -31,6 +32,9 @@ export type JudgedChange =
   | { rolloutId: string; transition: { kind: 'warn' | 'silent'; count?: number } };
 
 const AUDIT_MACHINES = 50;
+
+/** When each database's offered machines were last checked for silence (real time). */
+const silenceCheckedAt = new WeakMap<Database, number>();
 
 /** Counts of targeted machines per rollout stage, reused for a short while. */
 const evidenceMemo = new WeakMap<Database, Map<string, { at: number; evidence: StageEvidence }>>();
@@ -51,27 +55,35 @@ export async function advanceRollouts(
   const now = clock.now();
   const changed: JudgedChange[] = [];
 
-  const silentNow = await db.transaction(async (tx) => {
-    const marked = await markSilent(tx, now);
-    const byRollout = new Map<string, typeof marked>();
-    for (const m of marked) byRollout.set(m.rolloutId, [...(byRollout.get(m.rolloutId) ?? []), m]);
-    for (const [rolloutId, list] of byRollout) {
-      await tx.insert(rolloutAudit).values({
-        rolloutId,
-        actor: 'system',
-        action: 'silent',
-        at: now,
-        details: {
-          count: list.length,
-          reason: 'offered the release and sent no outcome within the silence timeout: counted as failed',
-          machines: list
-            .slice(0, AUDIT_MACHINES)
-            .map((m) => ({ machineId: m.machineId, since: m.since.toISOString() })),
-        },
+  // Timeouts are hours or days: checking every few seconds is plenty, and the check reads every
+  // unanswered offer of every offering rollout.
+  const reuseMs = options.evidenceMs ?? 0;
+  const checked = silenceCheckedAt.get(db);
+  const checkSilence = reuseMs === 0 || checked === undefined || performance.now() - checked >= reuseMs;
+  if (checkSilence) silenceCheckedAt.set(db, performance.now());
+  const silentNow = !checkSilence
+    ? new Map<string, Array<{ rolloutId: string; machineId: string; since: Date }>>()
+    : await db.transaction(async (tx) => {
+        const marked = await markSilent(tx, now);
+        const byRollout = new Map<string, typeof marked>();
+        for (const m of marked) byRollout.set(m.rolloutId, [...(byRollout.get(m.rolloutId) ?? []), m]);
+        for (const [rolloutId, list] of byRollout) {
+          await tx.insert(rolloutAudit).values({
+            rolloutId,
+            actor: 'system',
+            action: 'silent',
+            at: now,
+            details: {
+              count: list.length,
+              reason: 'offered the release and sent no outcome within the silence timeout: counted as failed',
+              machines: list
+                .slice(0, AUDIT_MACHINES)
+                .map((m) => ({ machineId: m.machineId, since: m.since.toISOString() })),
+            },
+          });
+        }
+        return byRollout;
       });
-    }
-    return byRollout;
-  });
   for (const [rolloutId, list] of silentNow) {
     changed.push({ rolloutId, transition: { kind: 'silent', count: list.length } });
     options.metrics?.rolloutEvents.inc({ event: 'silent' }, list.length);
