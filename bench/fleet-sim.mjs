@@ -328,7 +328,7 @@ async function simulate() {
       brokenMachine(m.id);
   }
   log(
-    `release ${uploaded.name} (${uploaded.size} bytes), rollout ${rollout.id}: stages ${STAGES.map((s) => `${s.percent} %`).join(' → ')}, a day each`,
+    `release ${uploaded.name} (${uploaded.size} bytes), rollout ${rollout.id}: stages ${STAGES.map((s) => `${s.percent} %`).join(' → ')}, at least ${STAGES.map((s) => `${s.minDurationSeconds / 3600} h`).join(', ')}`,
   );
 
   const days = [];
@@ -560,7 +560,7 @@ async function simulate() {
       `# P8: fleet simulation (${AGENTS.toLocaleString('en')} agents${LAST ? ', failures in the last stage' : ''})
 
 Measured ${result.date} on ${result.machine.cpus} cores (load average ${result.machine.loadAverageAtStart[0]} at the start, ${result.machine.loadAverageAtEnd[0]} at the end: other work shared the machine), Node ${result.machine.node}, PostgreSQL (database \`${DB_NAME}\`).
-Commit ${COMMIT}. Command: \`npm run build && npx node bench/fleet-sim.mjs${LAST ? ' --scenario last-stage' : ''}\` (see bench/README.md).
+Commit ${COMMIT}. Command: \`npm run build && npx node bench/fleet-sim.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}\` (see bench/README.md).
 
 The real server (HTTP API, in a worker thread, clock driven by the simulation) and ${AGENTS.toLocaleString('en')} simulated
 agents over keep-alive HTTP with ${CONCURRENCY} requests in flight. Each agent polls once a simulated day at 12:00
