@@ -88,6 +88,7 @@ const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_BAD_STATE: EXIT.internal,
   CLP_E_PACKAGE_MANAGER_FAILED: EXIT.applyFailed,
   CLP_E_PACKAGE_NOT_FOUND: EXIT.notFound,
+  CLP_E_PACKAGE_AMBIGUOUS: EXIT.usage,
   CLP_E_PACKAGE_IRREVERSIBLE: EXIT.notApplicable,
   CLP_E_PACKAGE_MISMATCH: EXIT.notApplicable,
   CLP_E_NO_PACKAGE_MANAGER: EXIT.notApplicable,

@@ -141,6 +141,8 @@ export async function finishPkgRevert(stateDir: string, tx: string, info: PkgRev
   const { name } = info.revert;
   const txDir = txDirOf(stateDir, tx);
   if (await exists(txDir)) {
+    // The copy of the file the revert installed served only its undo.
+    await rm(join(txDir, 'packages', 'new'), { recursive: true, force: true });
     const dest = revertDirOf(stateDir, name);
     await ownDir(join(stateDir, PACKAGES_DIR), "clp's folder of kept packages");
     await rm(dest, { recursive: true, force: true });

@@ -54,26 +54,53 @@ export interface RevertResult {
   recovered: RecoverResult;
 }
 
-/** Package files clp keeps (earlier reverts, installed patches) that are name@version. */
-async function findKept(
+/** Package files of `name` that clp keeps (earlier reverts, installed patches), with their versions. */
+async function keptFilesOf(
   stateDir: string,
   pm: PackageManager,
   name: string,
-  version: string,
-): Promise<string | null> {
+): Promise<Array<{ file: string; version: string }>> {
   const dirs: string[] = [];
   for (const top of [PACKAGES_DIR, PATCHES_DIR]) {
     for (const entry of await readdir(join(stateDir, top)).catch(() => [] as string[]))
       dirs.push(join(stateDir, top, entry, 'packages', 'kept'));
   }
+  const found: Array<{ file: string; version: string }> = [];
   for (const dir of dirs) {
     for (const entry of await readdir(dir).catch(() => [] as string[])) {
       const file = join(dir, entry);
       const info = await pm.inspectFile(file).catch(() => null);
-      if (info?.name === name && info.version === version) return file;
+      if (info?.name === name) found.push({ file, version: info.version });
     }
   }
-  return null;
+  return found;
+}
+
+/**
+ * The version meant by `version`: itself when a package file of it is at hand (or installed), else
+ * the one version with a release number added (1.0 → 1.0-1) among the cached, kept and installed
+ * ones; several such versions are listed for the caller to choose from.
+ */
+async function versionMeant(
+  pm: PackageManager,
+  name: string,
+  version: string,
+  kept: ReadonlyArray<{ version: string }>,
+): Promise<string> {
+  const installed = await pm.installedVersion(name);
+  const known = new Set([...(await pm.cachedVersions(name)), ...kept.map((k) => k.version)]);
+  if (installed !== null) known.add(installed);
+  if (known.has(version)) return version;
+  const candidates = [...known].filter((v) => v.startsWith(`${version}-`)).sort();
+  if (candidates.length === 1) return candidates[0] as string;
+  if (candidates.length > 1) {
+    throw new PackageError(
+      'CLP_E_PACKAGE_AMBIGUOUS',
+      `${name} ${version} could be any of ${candidates.join(', ')} (in the ${pm.kind} cache, kept by clp or installed); name one of them`,
+      { details: { name, version, candidates } },
+    );
+  }
+  return version;
 }
 
 /** The package name and version as a package action, refused when they could name no package. */
@@ -93,22 +120,24 @@ function actionFor(name: string, version: string): PackageAction {
 export async function revertPackage(options: RevertOptions): Promise<RevertResult> {
   return withSession(options.root, options.log, async (session) => {
     const { root, stateDir, log } = session;
-    const action = actionFor(options.name, options.version);
-    const { name, version } = action;
     const pm = await detectPackageManager(root, options.packageManager);
+    const asked = actionFor(options.name, options.version);
+    const kept = await keptFilesOf(stateDir, pm, asked.name);
+    const version =
+      options.file === undefined ? await versionMeant(pm, asked.name, asked.version, kept) : asked.version;
+    if (version !== asked.version)
+      log(`pkg revert: ${asked.name} ${asked.version} is ${version}, the only such version at hand`);
+    const action: PackageAction = { ...asked, version };
+    const { name } = action;
     const tx = newTxId();
     const txDir = txDirOf(stateDir, tx);
     const ctx: StepContext = { root, stateDir, txDir, log };
 
+    const cached = await pm.findInCache(name, version);
     let packageFile = options.file === undefined ? undefined : resolve(options.file);
-    let kept = false;
-    if (packageFile === undefined && (await pm.findInCache(name, version)) === null) {
-      const found = await findKept(stateDir, pm, name, version);
-      if (found !== null) {
-        packageFile = found;
-        kept = true;
-      }
-    }
+    if (packageFile === undefined && cached === null)
+      packageFile = kept.find((k) => k.version === version)?.file;
+    const fromKept = options.file === undefined && packageFile !== undefined;
     // Everything up to Transaction.prepare writes only inside txDir, which recovery removes if we die.
     let step: Awaited<ReturnType<typeof preparePackageStep>>;
     try {
@@ -142,8 +171,8 @@ export async function revertPackage(options: RevertOptions): Promise<RevertResul
       fromVersion: undo.fromVersion,
       toVersion: version,
       changed: undo.action !== 'none',
-      origin: kept ? 'kept' : undo.origin,
-      packageFile: undo.packageFile,
+      origin: fromKept ? 'kept' : undo.origin,
+      packageFile: packageFile ?? cached ?? (undo.packageFile as string),
       keptFile: undo.keptFile === null ? null : undo.keptFile.replace(txDir, revertDirOf(stateDir, name)),
       recovered: session.recovered,
     };

@@ -15,7 +15,7 @@ import {
 import { sha256File } from './hash.ts';
 import { asEngineError, type Progress } from './install.ts';
 import { lstatOwn } from './own-files.ts';
-import { type PackageUndo, undoPackageStep } from './package-managers/index.ts';
+import { type PackageUndo, prepareReversePackageStep } from './package-managers/index.ts';
 import { forEachInPinnedDir } from './pinned-dir.ts';
 import { rebaseRecords } from './rebase.ts';
 import {
@@ -335,25 +335,9 @@ async function buildUninstallSteps(
         },
       );
     }
-    // Reverse of the install step: its undo goes forward, and the install's new file takes it back.
-    const reverse: PackageUndo = {
-      packageManager: was.packageManager,
-      name: was.name,
-      fromVersion: was.toVersion,
-      toVersion: was.fromVersion ?? '',
-      packageFile: was.keptFile ?? '',
-      origin: 'file',
-      keptFile: was.packageFile,
-      action: 'install',
-    };
-    const record: StepRecord = {
-      kind: 'package',
-      index: records.length,
-      description: `set package ${was.name} ${was.toVersion} -> ${was.fromVersion ?? '(not installed)'} (${was.packageManager})`,
-      undo: { ...reverse },
-    };
-    records.push(record);
-    groups.push({ records: [record], run: () => undoPackageStep(step, b.ctx) });
+    const reverse = await prepareReversePackageStep(step, { ...b.ctx, index: records.length });
+    records.push(reverse.record);
+    groups.push({ records: [reverse.record], run: reverse.run });
   }
 
   for (const step of installed.filter((s) => s.kind === 'service')) {

@@ -145,6 +145,28 @@ for (const driver of drivers) {
       expect(await pm.installedVersion('tool')).toBe('1.0-1');
     });
 
+    it('a version without its release number is the one cached version with it, and several are listed to choose from', async () => {
+      await toCache(v1);
+      await toCache(v2);
+      await pm.installFile(v2);
+      const result = await revertPackage({ root, name: 'tool', version: '1.0', packageManager: driver.kind });
+      expect(result).toMatchObject({ changed: true, toVersion: '1.0-1', origin: 'cache' });
+      expect(await pm.installedVersion('tool')).toBe('1.0-1');
+      await toCache(await driver.makePackage(work, 'tool', '1.0-2', V1));
+      const several = await revertPackage({
+        root,
+        name: 'tool',
+        version: '1.0',
+        packageManager: driver.kind,
+      }).catch((e: unknown) => e);
+      expect(several).toMatchObject({
+        code: 'CLP_E_PACKAGE_AMBIGUOUS',
+        details: { candidates: ['1.0-1', '1.0-2'] },
+      });
+      expect((several as Error).message).toMatch(/1\.0-1, 1\.0-2/);
+      expect(await pm.installedVersion('tool')).toBe('1.0-1');
+    });
+
     it('a version already installed changes nothing', async () => {
       await toCache(v1);
       await pm.installFile(v1);

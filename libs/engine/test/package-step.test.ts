@@ -14,7 +14,7 @@ import {
   preparePackageStep,
   undoPackageStep,
 } from '../src/package-managers/package-step.ts';
-import { PacmanManager } from '../src/package-managers/pacman.ts';
+import { fnmatchRegExp, PacmanManager } from '../src/package-managers/pacman.ts';
 import {
   hasTool,
   makeDeb,
@@ -320,10 +320,34 @@ for (const driver of drivers) {
     });
 
     if (driver.kind === 'pacman') {
-      it('a database lock left by a killed pacman is cleared, not waited on forever', async () => {
-        await writeFile(join(root, 'var/lib/pacman/db.lck'), '');
+      it('an entry with desc but no files (pacman killed between the two) and the lock it left are repaired by undo', async () => {
         await pm.installFile(v1);
+        await copyFile(v2, join(patchDir, 'payload/demo-v2'));
+        const step = await preparePackageStep(action('2.0-1', { source: 'payload/demo-v2' }), ctx());
+        await step.run();
+        // What a kill -9 right after pacman wrote desc leaves: no files list yet, and its db.lck.
+        await rm(join(root, 'var/lib/pacman/local/demo-2.0-1/files'));
+        await writeFile(join(root, 'var/lib/pacman/db.lck'), '');
+        expect(await pm.problems('demo', '1.0-1')).not.toEqual([]);
+        await undoPackageStep(step.record, ctx());
         expect(await pm.installedVersion('demo')).toBe('1.0-1');
+        expect(await pm.problems('demo', '1.0-1')).toEqual([]);
+        expect(await read('usr/share/demo/data')).toBe('data v1\n');
+        await expect(stat(join(root, 'usr/share/demo/only-in-v2'))).rejects.toMatchObject({ code: 'ENOENT' });
+        expect(logs.join('\n')).toMatch(/removing the half-written database entry demo-2\.0-1/);
+      });
+
+      it('a db.lck that no process holds is never removed: the step refuses with CLP_E_BUSY before it changes anything', async () => {
+        await writeFile(join(root, 'var/lib/pacman/db.lck'), '');
+        await copyFile(v1, join(patchDir, 'payload/demo'));
+        const error = await preparePackageStep(action('1.0-1', { source: 'payload/demo' }), ctx()).catch(
+          (e: unknown) => e,
+        );
+        expect(error).toMatchObject({ code: 'CLP_E_BUSY' });
+        expect((error as Error).message).toContain(join(root, 'var/lib/pacman/db.lck'));
+        await expect(pm.installFile(v1)).rejects.toMatchObject({ code: 'CLP_E_BUSY' });
+        expect((await stat(join(root, 'var/lib/pacman/db.lck'))).isFile()).toBe(true);
+        expect(await pm.installedVersion('demo')).toBeNull();
       });
     }
 
@@ -392,3 +416,17 @@ for (const driver of drivers) {
     });
   });
 }
+
+describe("pacman.conf's NoExtract globs", () => {
+  it('match as pacman matches them (fnmatch without flags: * and ? cross /)', () => {
+    const m = (glob: string, path: string) => fnmatchRegExp(glob).test(path);
+    expect(m('usr/share/locale/*', 'usr/share/locale/de/LC_MESSAGES/x.mo')).toBe(true);
+    expect(m('usr/share/doc/*', 'usr/share/docs/x')).toBe(false);
+    expect(m('usr/share/man/?/*', 'usr/share/man/1/ls.1.gz')).toBe(true);
+    expect(m('etc/[ab]*.conf', 'etc/b.conf')).toBe(true);
+    expect(m('etc/[!ab]*.conf', 'etc/b.conf')).toBe(false);
+    expect(m('a.b', 'aXb')).toBe(false);
+    expect(m('odd\\*name', 'odd*name')).toBe(true);
+    expect(m('odd\\*name', 'oddXname')).toBe(false);
+  });
+});

@@ -35,39 +35,56 @@ const noFlock = !hasTool('flock');
 if (noFlock) console.warn('skipped: needs flock (util-linux) to hold the dpkg lock');
 
 describe('waiting for a package manager that is still running', () => {
-  it.skipIf(noFlock)('dpkg: waits while another process holds the database lock, then goes on', async () => {
-    const root = await makeDpkgRoot();
-    roots.push(root);
-    const lock = join(root, 'var/lib/dpkg/lock');
-    await writeFile(lock, '');
-    const { exited } = await hold('flock', [lock, 'sh', '-c', 'echo held; sleep 1.5']);
-    const pm = new DpkgManager(root);
-    await expect(pm.waitIdle(200)).rejects.toMatchObject({ code: 'CLP_E_PACKAGE_MANAGER_FAILED' });
-    const start = Date.now();
-    await pm.waitIdle(10_000);
-    expect(Date.now() - start).toBeGreaterThan(300);
-    await exited;
-  });
+  it.skipIf(noFlock)(
+    'dpkg: busy while another process holds the database lock; an undo waits for it, then goes on',
+    async () => {
+      const root = await makeDpkgRoot();
+      roots.push(root);
+      const lock = join(root, 'var/lib/dpkg/lock');
+      await writeFile(lock, '');
+      const { exited } = await hold('flock', [lock, 'sh', '-c', 'echo held; sleep 1.5']);
+      const pm = new DpkgManager(root);
+      await expect(pm.ensureIdle()).rejects.toMatchObject({ code: 'CLP_E_BUSY' });
+      await expect(pm.settle(0, () => {}, 200)).rejects.toMatchObject({ code: 'CLP_E_BUSY' });
+      const start = Date.now();
+      await pm.settle(0, () => {}, 10_000);
+      expect(Date.now() - start).toBeGreaterThan(300);
+      await exited;
+      await pm.ensureIdle();
+      // dpkg's lock dies with its process: the file stays, and it is no one's.
+      expect((await stat(lock)).isFile()).toBe(true);
+    },
+  );
 
-  it('pacman: waits while a live pacman uses the database, and clears the lock once none does', async () => {
+  it('pacman: a db.lck that any process holds open is in use, whatever that process is called; one that no process holds is left alone unless this step made it', async () => {
     const root = await makePacmanRoot();
     roots.push(root);
     const pm = new PacmanManager(root);
     const lock = join(pm.dbPath, 'db.lck');
-    await writeFile(lock, '');
-    // A process whose argv is pacman's, pointed at this database: what pacman looks like in /proc.
+    // A frontend of libalpm (pamac, PackageKit) holds db.lck open as long as it writes the database.
+    const since = Date.now();
     const { exited } = await hold('bash', [
       '-c',
-      'exec -a pacman sh -c "echo held; sleep 1.5; true" "$@"',
+      'exec -a pamac sh -c \'exec 3>"$0"; echo held; sleep 1.5\' "$1"',
       'bash',
-      '--dbpath',
-      pm.dbPath,
+      lock,
     ]);
-    await expect(pm.waitIdle(200)).rejects.toMatchObject({ code: 'CLP_E_PACKAGE_MANAGER_FAILED' });
-    expect((await stat(lock)).isFile()).toBe(true);
+    const busy = await pm.ensureIdle().catch((e: unknown) => e);
+    expect(busy).toMatchObject({ code: 'CLP_E_BUSY' });
+    expect((busy as Error).message).toMatch(/pamac/);
+    await expect(pm.settle(since, () => {}, 200)).rejects.toMatchObject({ code: 'CLP_E_BUSY' });
     await exited;
-    await pm.waitIdle(10_000);
-    await expect(stat(lock)).rejects.toThrow();
+    // Its holder is gone and the lock is left: older than the step, it is someone else's.
+    const left = await pm.settle(Date.now() + 60_000, () => {}).catch((e: unknown) => e);
+    expect(left).toMatchObject({ code: 'CLP_E_BUSY' });
+    expect((left as Error).message).toMatch(/no process holds it.*never removes/);
+    expect((await stat(lock)).isFile()).toBe(true);
+    await expect(pm.ensureIdle()).rejects.toMatchObject({ code: 'CLP_E_BUSY' });
+    // Made after the step began and held by no one: the lock of the step's own pacman, killed with it.
+    const lines: string[] = [];
+    await pm.settle(since, (l) => lines.push(l));
+    await expect(stat(lock)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(lines.join('\n')).toMatch(/removing .*db\.lck/);
   });
 });
 

@@ -18,7 +18,10 @@ export const pkg: RegisterCommand = (program, globals) => {
       "set an installed package to VERSION from the local package cache (or --file), as one transaction (journaled, finished or rolled back by recover, in history); the current version's package file is kept so that it can be put back",
     )
     .argument('<package>', 'package name')
-    .argument('<version>', 'version to set, as the package manager writes it (e.g. 550.78-1)')
+    .argument(
+      '<version>',
+      'version to set, as the package manager writes it (e.g. 550.78-1); without its release number (550.78) when only one such version is at hand',
+    )
     .option('--package-manager <name>', "pacman or dpkg (default: the root's own, from os-release)")
     .option('--file <package-file>', 'install this package file instead of looking in the cache')
     .option(

@@ -11,16 +11,19 @@ import {
   readFile,
   readlink,
   rm,
-  stat,
   symlink,
   utimes,
   writeFile,
 } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { EngineError } from '../errors.ts';
+import { resolveUnderRoot } from '../paths.ts';
 import { PackageError } from './errors.ts';
-import { findCachedPackage, keepInstalledPackage } from './package-cache.ts';
-import type { PackageFileInfo, PackageManager } from './package-manager.ts';
-import { runTool, runToolRaw, runToolWaitingForLock, waitUntil } from './run-tool.ts';
+import { pathKey, pathsPresentOutside, removeUnowned } from './leftovers.ts';
+import { describeHolders, type LockHolder, processesLocking } from './lock-holders.ts';
+import { cachedVersionsOf, findCachedPackage, keepInstalledPackage } from './package-cache.ts';
+import type { PackageFileInfo, PackageManager, RestorePlan } from './package-manager.ts';
+import { runTool, runToolFailed, runToolRaw, stderrTail } from './run-tool.ts';
 
 /** One stanza of dpkg's status file: field name → value (continuation lines joined with '\n'). */
 export type ControlStanza = Map<string, string>;
@@ -56,6 +59,9 @@ export function debFileName(name: string, version: string, arch: string): string
   return `${name}_${version.replace(/:/g, '%3a')}_${arch}.deb`;
 }
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own format, not a template.
+const STATUS_FORMAT = '-f=${Version}\t${Status}\n';
+
 /** Fields of the status file that describe the installation, not the package. */
 const STATUS_ONLY_FIELDS = new Set(['Status', 'Conffiles', 'Config-Version']);
 /** Control-area files dpkg keeps in its info folder, as dpkg-repack copies them back. */
@@ -70,40 +76,6 @@ const CONTROL_FILES = [
   'shlibs',
   'symbols',
 ];
-
-/**
- * Whether a process holds a lock on any of these files, from /proc/locks (dpkg locks with fcntl,
- * which a process that died no longer holds). Files that do not exist are not held.
- */
-async function anyLockHeld(files: string[]): Promise<boolean> {
-  const inodes = new Set<string>();
-  for (const f of files) {
-    const st = await stat(f).catch(() => null);
-    if (st) inodes.add(`${major(st.dev)}:${minor(st.dev)}:${st.ino}`);
-  }
-  if (inodes.size === 0) return false;
-  const table = await readFile('/proc/locks', 'utf8').catch(() => '');
-  for (const line of table.split('\n')) {
-    // "1: POSIX  ADVISORY  WRITE 1234 fd:01:5678 0 EOF": the device is in hex.
-    const m = /\s([0-9a-f]+):([0-9a-f]+):(\d+)\s/.exec(line);
-    if (
-      m?.[1] &&
-      m[2] &&
-      m[3] &&
-      inodes.has(`${Number.parseInt(m[1], 16)}:${Number.parseInt(m[2], 16)}:${m[3]}`)
-    )
-      return true;
-  }
-  return false;
-}
-
-/** The major and minor numbers of a Linux dev_t. */
-function major(dev: number): number {
-  return Number((BigInt(dev) >> 8n) & 0xfffn) | Number((BigInt(dev) >> 32n) & ~0xfffn);
-}
-function minor(dev: number): number {
-  return Number(BigInt(dev) & 0xffn) | Number((BigInt(dev) >> 12n) & ~0xffn);
-}
 
 async function md5(file: string): Promise<string> {
   const hash = createHash('md5');
@@ -170,6 +142,10 @@ export class DpkgManager implements PackageManager {
       version,
       (e) => e.endsWith('.deb') && prefixes.some((p) => e.startsWith(p)),
     );
+  }
+
+  cachedVersions(name: string): Promise<string[]> {
+    return cachedVersionsOf(this, name, (e) => e.startsWith(`${name}_`) && e.endsWith('.deb'));
   }
 
   keepInstalledVersion(name: string, destDir: string): Promise<string | null> {
@@ -296,30 +272,187 @@ export class DpkgManager implements PackageManager {
   async installFile(file: string): Promise<void> {
     // confdef/confold: never stop at a conffile prompt (there is no terminal); keep the admin's edits.
     // A package left half-installed by a killed dpkg needs nothing more: `dpkg -i` finishes over it.
-    await this.runLocked(
+    await this.run(
       [...(await this.rootArgs()), '--force-confdef', '--force-confold', '-i', resolve(file)],
       `install ${file}`,
     );
   }
 
   async remove(name: string): Promise<void> {
-    await this.runLocked([...(await this.rootArgs()), '--purge', name], `remove ${name}`);
+    await this.run([...(await this.rootArgs()), '--purge', name], `remove ${name}`);
   }
 
-  async waitIdle(timeoutMs = 120_000): Promise<void> {
-    const locks = [join(this.adminDir, 'lock-frontend'), join(this.adminDir, 'lock')];
-    await waitUntil(
-      async () => !(await anyLockHeld(locks)),
-      timeoutMs,
-      `dpkg is still running on ${this.root} (${locks.join(', ')} held)`,
+  /** Runs dpkg; a database locked by another process is CLP_E_BUSY, not a failure of the patch. */
+  private async run(args: string[], what: string): Promise<void> {
+    const result = await runToolRaw('dpkg', args);
+    if (result.exitCode === 0) return;
+    if (/(frontend lock|database is locked|lock was locked|locked by another process)/i.test(result.stderr))
+      throw this.busy(await this.lockHolders());
+    runToolFailed('dpkg', args, what, result);
+  }
+
+  private get lockFiles(): string[] {
+    return [join(this.adminDir, 'lock-frontend'), join(this.adminDir, 'lock')];
+  }
+
+  /** dpkg's and apt's locks are fcntl locks, freed when their process dies: a held one is in use. */
+  private lockHolders(): Promise<LockHolder[]> {
+    return processesLocking(this.lockFiles);
+  }
+
+  private busy(holders: LockHolder[], waitedMs?: number): EngineError {
+    const who = holders.length > 0 ? describeHolders(holders) : 'a process that has finished since';
+    return new EngineError(
+      'CLP_E_BUSY',
+      `the dpkg database of ${this.root} is in use (${this.lockFiles.join(', ')} held by ${who})${waitedMs === undefined ? '' : ` after waiting ${Math.round(waitedMs / 1000)} s`}; nothing was changed by clpctl: try again when it is done`,
+      { details: { locks: this.lockFiles, holders } },
     );
   }
 
-  /** dpkg's locks are fcntl locks, freed when their process dies: a locked database is one in use, so wait. */
-  private runLocked(args: string[], what: string): Promise<unknown> {
-    return runToolWaitingForLock('dpkg', args, what, {
-      isLocked: (r) =>
-        /(frontend lock|database is locked|lock was locked|locked by another process)/i.test(r.stderr),
-    });
+  async ensureIdle(): Promise<void> {
+    const holders = await this.lockHolders();
+    if (holders.length > 0) throw this.busy(holders);
+  }
+
+  async settle(_since: number, _log: (line: string) => void, timeoutMs = 120_000): Promise<void> {
+    // No lock of dpkg outlives its process, so there is never one to clear: only one to wait for.
+    const started = Date.now();
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
+      const holders = await this.lockHolders();
+      if (holders.length === 0) return;
+      if (Date.now() - started > timeoutMs) throw this.busy(holders, Date.now() - started);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /** The package's `${Version}` and `${Status}` in dpkg's database; null when dpkg does not know it. */
+  private async statusOf(name: string): Promise<{ version: string; status: string } | null> {
+    const args = [`--admindir=${this.adminDir}`, '-W', STATUS_FORMAT, '--', name];
+    const result = await runToolRaw('dpkg-query', args);
+    if (result.exitCode !== 0) {
+      if (/no packages found/i.test(result.stderr)) return null;
+      runToolFailed('dpkg-query', args, `query package ${name}`, result);
+    }
+    const [version, status] = (result.stdout.split('\n')[0] ?? '').split('\t');
+    return { version: version ?? '', status: status ?? '' };
+  }
+
+  async problems(name: string, version: string | null): Promise<string[]> {
+    const found: string[] = [];
+    const now = await this.statusOf(name);
+    const absent = now === null || /\b(not-installed|config-files)$/.test(now.status);
+    if (version === null) {
+      if (!absent) found.push(`${name} ${now?.version} is "${now?.status}", not removed`);
+    } else if (absent || now?.status !== 'install ok installed' || now.version !== version) {
+      found.push(
+        `${name} is ${now === null ? 'unknown to dpkg' : `${now.version} "${now.status}"`}, not ${version} "install ok installed"`,
+      );
+    }
+    const audit = await runToolRaw('dpkg', [`--admindir=${this.adminDir}`, '--audit', name]);
+    if (audit.stdout.trim() !== '') found.push(`dpkg --audit ${name}: ${stderrTail(audit.stdout, 6)}`);
+    if (!absent) {
+      const unpacked = await this.unfinishedFiles(name);
+      if (unpacked.length > 0)
+        found.push(
+          `${unpacked.length} file(s) of an unfinished unpack, e.g. ${unpacked.slice(0, 3).join(', ')}`,
+        );
+    }
+    return found;
+  }
+
+  /** .dpkg-new and .dpkg-tmp files beside the package's files: an unpack that did not finish. */
+  private async unfinishedFiles(name: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const path of await this.ownedPaths(name)) {
+      for (const suffix of ['.dpkg-new', '.dpkg-tmp']) {
+        const real = await resolveUnderRoot(this.root, `/${path}${suffix}`).catch(() => null);
+        if (real !== null && (await lstat(real).catch(() => null)) !== null) out.push(`/${path}${suffix}`);
+      }
+    }
+    return out;
+  }
+
+  /** The paths a package file installs, relative to the root; folders end with '/'. */
+  private async listFiles(file: string): Promise<string[]> {
+    const { stdout } = await runTool('dpkg-deb', ['--contents', file], `list the files of ${file}`);
+    const paths: string[] = [];
+    for (const line of stdout.split('\n')) {
+      // "drwxr-xr-x root/root 0 2025-01-01 10:00 ./usr/share/", links with " -> target".
+      const m = /^(\S)\S*\s+\S+\s+\d+\s+\S+\s+\S+\s+(.*)$/.exec(line);
+      if (!m?.[2]) continue;
+      const path =
+        m[1] === 'l' ? m[2].replace(/ -> .*$/, '') : m[1] === 'h' ? m[2].replace(/ link to .*$/, '') : m[2];
+      const rel = path.replace(/^\.\//, '');
+      if (rel !== '') paths.push(rel);
+    }
+    return paths;
+  }
+
+  /** The .list files of `name` in dpkg's info folder (NAME.list, or NAME:ARCH.list for multiarch). */
+  private async listsOf(name: string | null): Promise<string[]> {
+    const infoDir = join(this.adminDir, 'info');
+    const lists = (await readdir(infoDir).catch(() => [] as string[])).filter((f) => f.endsWith('.list'));
+    if (name === null) return lists.map((f) => join(infoDir, f));
+    return lists.filter((f) => f === `${name}.list` || f.startsWith(`${name}:`)).map((f) => join(infoDir, f));
+  }
+
+  /** The paths the .list files of `name` (every package: null) name, by pathKey. */
+  private async ownedPaths(name: string | null): Promise<Set<string>> {
+    const owned = new Set<string>();
+    for (const list of await this.listsOf(name))
+      for (const p of (await readFile(list, 'utf8').catch(() => '')).split('\n'))
+        if (p !== '' && p !== '/.') owned.add(pathKey(p));
+    return owned;
+  }
+
+  async pathsToKeep(name: string, files: ReadonlyArray<string | null>): Promise<string[]> {
+    const ownedBefore =
+      (await this.installedVersion(name)) === null ? new Set<string>() : await this.ownedPaths(name);
+    const paths: string[] = [];
+    for (const file of files) if (file !== null) paths.push(...(await this.unpackPaths(file)));
+    return pathsPresentOutside(this.root, paths, ownedBefore);
+  }
+
+  /** The paths of a package file and the names dpkg unpacks its files under first (.dpkg-new, .dpkg-tmp). */
+  private async unpackPaths(file: string): Promise<string[]> {
+    return (await this.listFiles(file)).flatMap((p) =>
+      p.endsWith('/') ? [p] : [p, `${p}.dpkg-new`, `${p}.dpkg-tmp`],
+    );
+  }
+
+  /**
+   * After dpkg has put the package back: files of the cut step that no package lists and that
+   * were not there before (dpkg loses those it had renamed into place when it was killed before
+   * writing the new file list).
+   */
+  private async removeLeftovers(plan: RestorePlan, log: (line: string) => void): Promise<void> {
+    if (plan.stepFile === null) return;
+    const keep = new Set(plan.keepPaths.map(pathKey));
+    const candidates: string[] = [];
+    for (const file of [plan.stepFile, plan.keptFile])
+      if (file !== null)
+        for (const p of await this.unpackPaths(file)) if (!keep.has(pathKey(p))) candidates.push(p);
+    const owned = await this.ownedPaths(null);
+    const removed = await removeUnowned(this.root, candidates, owned);
+    if (removed > 0)
+      log(`dpkg: removed ${removed} file(s) of ${plan.name} that the cut step left listed by no package`);
+  }
+
+  async restore(plan: RestorePlan, log: (line: string) => void): Promise<void> {
+    const wrong = await this.problems(plan.name, plan.version);
+    if (wrong.length > 0) {
+      log(`dpkg: ${plan.name} is not as before (${wrong.join('; ')}); putting it back`);
+      if (plan.version !== null) {
+        // dpkg -i over a half-installed or unpacked package finishes it and replaces its files.
+        await this.installFile(plan.keptFile as string);
+      } else {
+        const now = await this.statusOf(plan.name);
+        // dpkg will not remove a package it left half-installed ("reinstall it first"): finish it, then purge.
+        if (now !== null && now.status !== 'install ok installed' && plan.stepFile !== null)
+          await this.installFile(plan.stepFile);
+        await this.remove(plan.name);
+      }
+    }
+    await this.removeLeftovers(plan, log);
   }
 }

@@ -5,6 +5,8 @@ export const PACKAGE_ERROR_CODES = [
   'CLP_E_PACKAGE_MANAGER_FAILED',
   /** No package file for the wanted name/version in the patch, the cache or at the URL. */
   'CLP_E_PACKAGE_NOT_FOUND',
+  /** A version without its release number matches several package files; each is named. */
+  'CLP_E_PACKAGE_AMBIGUOUS',
   /** The installed version cannot be kept for undo and the caller did not allow that. */
   'CLP_E_PACKAGE_IRREVERSIBLE',
   /** A package file's name or version differs from the action's. */

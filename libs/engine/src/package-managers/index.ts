@@ -1,4 +1,4 @@
-// The engine's seam: preparePackageStep(action, ctx) → PreparedStep for install, undoPackageStep for the UNDO table.
+// The engine's seam: preparePackageStep (install, pkg revert), prepareReversePackageStep (uninstall), undoPackageStep (the UNDO table).
 export {
   createPackageManager,
   detectPackageManager,
@@ -7,16 +7,13 @@ export {
 } from './detect.ts';
 export { type ControlStanza, DpkgManager, debFileName, parseControl } from './dpkg.ts';
 export { PACKAGE_ERROR_CODES, PackageError, type PackageErrorCode } from './errors.ts';
-export type {
-  InstallOptions as PackageInstallOptions,
-  PackageFileInfo,
-  PackageManager,
-} from './package-manager.ts';
+export type { PackageFileInfo, PackageManager, RestorePlan } from './package-manager.ts';
 export {
   type PackageStepContext,
   type PackageUndo,
   type PackageUndoAction,
   preparePackageStep,
+  prepareReversePackageStep,
   undoPackageStep,
 } from './package-step.ts';
 export { PacmanManager, parsePkgInfo } from './pacman.ts';

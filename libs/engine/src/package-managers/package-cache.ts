@@ -26,6 +26,21 @@ export async function findCachedPackage(
   return null;
 }
 
+/** The versions of `name` that package files in `pm`'s cache have (each file's own metadata decides). */
+export async function cachedVersionsOf(
+  pm: Pick<PackageManager, 'cacheDir' | 'inspectFile'>,
+  name: string,
+  isCandidate: (fileName: string) => boolean,
+): Promise<string[]> {
+  const entries = await readdir(pm.cacheDir).catch(() => [] as string[]);
+  const versions = new Set<string>();
+  for (const entry of entries.filter(isCandidate)) {
+    const info = await pm.inspectFile(join(pm.cacheDir, entry)).catch(() => null);
+    if (info?.name === name) versions.add(info.version);
+  }
+  return [...versions].sort();
+}
+
 /**
  * Puts a package file of the installed version of `name` into destDir: the cached one when there is
  * one, else one rebuilt from the package database by `repack`. Null when neither can be had.

@@ -1,15 +1,28 @@
+/**
+ * A package step: set package NAME to VERSION with the system's package manager, undoable.
+ *
+ * Crash story. Before `begin`, prepare checks that no other process holds the package database
+ * (CLP_E_BUSY otherwise), and keeps in the transaction folder both the installed version's
+ * package file and the one the step installs (copied out of any cache: clp owns what its undo
+ * and its uninstall need). The package manager may then be killed anywhere, with clpctl (a power
+ * cut): the undo waits for a package manager that still runs, clears only the lock that the
+ * step's own killed tool left (made after the step was prepared, held by no process), lets the
+ * package manager's implementation put the package back from the kept file (a half-written
+ * pacman entry, an unfinished dpkg unpack), and says "as before" only when the package
+ * database's own verdict agrees.
+ */
 import { createHash } from 'node:crypto';
-import { constants, createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { Readable } from 'node:stream';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { PackageAction } from '@clp/format';
 import type { PreparedStep, StepContext, StepRecord } from '../step.ts';
 import { createPackageManager, PACKAGE_MANAGER_KINDS, type PackageManagerKind } from './detect.ts';
+import { download } from './download.ts';
 import { PackageError } from './errors.ts';
-import type { PackageManager } from './package-manager.ts';
+import { fsyncFileAndDir, keepCopy } from './keep-file.ts';
+import type { PackageManager, RestorePlan } from './package-manager.ts';
 
 export interface PackageStepContext extends StepContext {
   /** The folder the patch was extracted to; `action.source` is taken under it. */
@@ -32,13 +45,19 @@ export interface PackageUndo {
   name: string;
   /** Installed version before the step; null when the package was not installed. */
   fromVersion: string | null;
-  toVersion: string;
-  /** The package file the step installs, and where it came from. */
-  packageFile: string;
-  origin: 'file' | 'patch' | 'cache' | 'url';
+  /** The version the step sets; null when it removes the package (the uninstall of a new package). */
+  toVersion: string | null;
+  /** The package file the step installs, kept by clp (null when the step removes the package). */
+  packageFile: string | null;
+  /** Where that file came from. */
+  origin: 'file' | 'patch' | 'cache' | 'url' | 'kept';
   /** The package file of fromVersion kept in the transaction folder (action 'install'). */
   keptFile: string | null;
   action: PackageUndoAction;
+  /** When the step was prepared (epoch ms): a package manager lock newer than this was made by the step's own tool. */
+  preparedAt: number;
+  /** Paths of either package file that were on disk, outside the package, before the step: an undo never removes them. */
+  keepPaths: string[];
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -49,87 +68,6 @@ async function sha256File(file: string): Promise<string> {
 
 async function exists(file: string): Promise<boolean> {
   return (await stat(file).catch(() => null))?.isFile() ?? false;
-}
-
-/** Makes a kept or downloaded file durable before the journal may point at it. */
-async function fsyncFileAndDir(file: string): Promise<void> {
-  for (const [path, flags] of [
-    [file, constants.O_RDONLY],
-    [dirname(file), constants.O_RDONLY | constants.O_DIRECTORY],
-  ] as const) {
-    const fh = await open(path, flags);
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  }
-}
-
-/** Attempts per download; only network errors and 5xx answers are tried again. */
-const DOWNLOAD_ATTEMPTS = 3;
-
-class RetryableDownloadError extends Error {}
-
-async function downloadOnce(url: string, file: string): Promise<string> {
-  const hash = createHash('sha256');
-  let response: Response;
-  try {
-    response = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(30 * 60_000) });
-  } catch (error) {
-    throw new RetryableDownloadError((error as Error).message, { cause: error });
-  }
-  if (!response.ok || response.body === null) {
-    const message = `the server answered ${response.status} ${response.statusText}`.trim();
-    throw response.status >= 500 ? new RetryableDownloadError(message) : new Error(message);
-  }
-  const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>);
-  body.on('data', (chunk: Buffer) => hash.update(chunk));
-  try {
-    await pipeline(body, createWriteStream(file));
-  } catch (error) {
-    throw new RetryableDownloadError((error as Error).message, { cause: error });
-  }
-  return hash.digest('hex');
-}
-
-/** Downloads a package file into destDir (streamed, never whole in memory) and checks its sha256. */
-async function download(url: string, sha256: string, destDir: string): Promise<string> {
-  await mkdir(destDir, { recursive: true });
-  const last = basename(new URL(url).pathname);
-  const file = join(destDir, last === '' || last === '.' || last === '..' ? 'package' : last);
-  let actual = '';
-  for (let attempt = 1; ; attempt++) {
-    try {
-      actual = await downloadOnce(url, file);
-      break;
-    } catch (error) {
-      if (error instanceof RetryableDownloadError && attempt < DOWNLOAD_ATTEMPTS) {
-        await new Promise((r) => setTimeout(r, 500 * 2 ** attempt));
-        continue;
-      }
-      throw new PackageError(
-        'CLP_E_PACKAGE_DOWNLOAD_FAILED',
-        `could not download ${url} (attempt ${attempt} of ${DOWNLOAD_ATTEMPTS}): ${(error as Error).message}`,
-        {
-          cause: error,
-          details: { url, attempts: attempt },
-        },
-      );
-    }
-  }
-  if (actual !== sha256) {
-    await rm(file, { force: true });
-    throw new PackageError(
-      'CLP_E_PACKAGE_HASH_MISMATCH',
-      `the package file downloaded from ${url} has sha256 ${actual}, not the expected ${sha256}; refusing it`,
-      {
-        details: { url, expected: sha256, actual },
-      },
-    );
-  }
-  await fsyncFileAndDir(file);
-  return file;
 }
 
 /** Finds the package file for the action: explicit file, then the patch, then the cache, then the URL. */
@@ -197,10 +135,28 @@ async function locate(
   );
 }
 
+/** Installs `file` and checks the package database's own verdict that `name` is now at `version`. */
+async function installChecked(
+  pm: PackageManager,
+  file: string,
+  name: string,
+  version: string,
+): Promise<void> {
+  await pm.installFile(file);
+  const wrong = await pm.problems(name, version);
+  if (wrong.length > 0) {
+    throw new PackageError(
+      'CLP_E_PACKAGE_MANAGER_FAILED',
+      `${pm.kind} reported success installing ${file}, but ${wrong.join('; ')}`,
+      { details: { name, expected: version, problems: wrong } },
+    );
+  }
+}
+
 /**
  * Prepares a package action (set package NAME to VERSION): finds and checks the package file,
- * keeps the installed version's file in ctx.txDir for undo, and returns the step. Nothing on
- * the system changes until run().
+ * keeps the installed version's file and the new one in ctx.txDir, and returns the step. Nothing
+ * on the system changes until run().
  */
 export async function preparePackageStep(
   action: PackageAction,
@@ -208,15 +164,21 @@ export async function preparePackageStep(
 ): Promise<PreparedStep> {
   const pm = ctx.packageManager;
   const { name, version } = action;
+  const preparedAt = Date.now();
+  await pm.ensureIdle();
   const fromVersion = await pm.installedVersion(name);
-  const { file, origin } = await locate(action, ctx);
-  const info = await pm.inspectFile(file);
+  const located = await locate(action, ctx);
+  const info = await pm.inspectFile(located.file);
   if (info.name !== name || info.version !== version) {
     throw new PackageError(
       'CLP_E_PACKAGE_MISMATCH',
-      `${file} is ${info.name} ${info.version}, but the action sets ${name} to ${version}`,
+      `${located.file} is ${info.name} ${info.version}, but the action sets ${name} to ${version}`,
       {
-        details: { file, expected: { name, version }, actual: { name: info.name, version: info.version } },
+        details: {
+          file: located.file,
+          expected: { name, version },
+          actual: { name: info.name, version: info.version },
+        },
       },
     );
   }
@@ -242,16 +204,23 @@ export async function preparePackageStep(
       );
     }
   }
+  // The patch's own file and a download are in the transaction folder already; a cached or given one is copied there.
+  const packageFile =
+    undoAction === 'none' || located.origin === 'patch' || located.origin === 'url'
+      ? located.file
+      : await keepCopy(located.file, join(ctx.txDir, 'packages', 'new'));
 
   const undo: PackageUndo = {
     packageManager: pm.kind,
     name,
     fromVersion,
     toVersion: version,
-    packageFile: file,
-    origin,
+    packageFile,
+    origin: located.origin,
     keptFile,
     action: undoAction,
+    preparedAt,
+    keepPaths: undoAction === 'none' ? [] : await pm.pathsToKeep(name, [packageFile, keptFile]),
   };
   const record: StepRecord = {
     kind: 'package',
@@ -266,18 +235,77 @@ export async function preparePackageStep(
     record,
     async run() {
       if (undoAction === 'none') return;
-      ctx.log(`${pm.kind}: installing ${file}`);
-      await pm.installFile(file);
-      const now = await pm.installedVersion(name);
-      if (now !== version) {
-        throw new PackageError(
-          'CLP_E_PACKAGE_MANAGER_FAILED',
-          `${pm.kind} reported success, but ${name} is at ${now ?? '(not installed)'} instead of ${version}`,
-          {
-            details: { name, expected: version, actual: now },
-          },
-        );
+      await pm.ensureIdle();
+      ctx.log(`${pm.kind}: installing ${packageFile}`);
+      await installChecked(pm, packageFile, name, version);
+    },
+  };
+}
+
+/**
+ * The uninstall's step for an installed package step: it puts the version from before the install
+ * back (or removes a package the install added), and is itself undone by installing the install's
+ * own package file again, which clp kept with the patch.
+ */
+export async function prepareReversePackageStep(
+  install: StepRecord,
+  ctx: StepContext & { index: number; packageManager?: PackageManager },
+): Promise<PreparedStep> {
+  const was = readUndo(install);
+  const pm = ctx.packageManager ?? createPackageManager(was.packageManager, ctx.root);
+  const preparedAt = Date.now();
+  await pm.ensureIdle();
+  const target = was.fromVersion;
+  if (target !== null && (was.keptFile === null || !(await exists(was.keptFile)))) {
+    throw new PackageError(
+      'CLP_E_PACKAGE_NOT_FOUND',
+      `cannot put ${was.name} ${target} back: the package file the install kept (${was.keptFile}) is gone`,
+      { details: { name: was.name, keptFile: was.keptFile } },
+    );
+  }
+  // Installs made before clp kept the installed file may point into a cache that was cleaned since.
+  const installed = was.packageFile !== null && (await exists(was.packageFile)) ? was.packageFile : null;
+  if (installed === null)
+    ctx.log(
+      `uninstall: ${was.name} ${was.toVersion}'s package file ${was.packageFile} is gone; if this uninstall fails, it cannot be put back`,
+    );
+  const undo: PackageUndo = {
+    packageManager: was.packageManager,
+    name: was.name,
+    fromVersion: was.toVersion,
+    toVersion: target,
+    packageFile: was.keptFile,
+    origin: 'kept',
+    keptFile: installed,
+    action: installed === null ? 'irreversible' : 'install',
+    preparedAt,
+    keepPaths: await pm.pathsToKeep(was.name, [was.keptFile, installed]),
+  };
+  const record: StepRecord = {
+    kind: 'package',
+    index: ctx.index,
+    description: `set package ${was.name} ${was.toVersion} -> ${target ?? '(not installed)'} (${was.packageManager})`,
+    undo: { ...undo },
+  };
+  return {
+    record,
+    async run() {
+      await pm.ensureIdle();
+      if (target === null) {
+        ctx.log(`${pm.kind}: removing ${was.name} (it was not installed before the patch)`);
+        await pm.remove(was.name);
+        const wrong = await pm.problems(was.name, null);
+        if (wrong.length > 0)
+          throw new PackageError(
+            'CLP_E_PACKAGE_MANAGER_FAILED',
+            `${pm.kind} reported success removing ${was.name}, but ${wrong.join('; ')}`,
+            { details: { name: was.name, problems: wrong } },
+          );
+        return;
       }
+      ctx.log(`${pm.kind}: putting ${was.name} ${target} back from ${was.keptFile}`);
+      // A plain install: a file in the way that the package did not own stops it, as pacman and dpkg do.
+      await installChecked(pm, was.keptFile as string, was.name, target);
     },
   };
 }
@@ -301,55 +329,52 @@ function readUndo(record: StepRecord): PackageUndo {
 }
 
 /**
- * Takes a package step back from its record alone: reinstalls the kept file, or removes a package
- * that was not installed before. Idempotent: a package already back where it was is left alone.
+ * Takes a package step back from its record alone, from whatever point it was cut at: the step
+ * may not have started, may have run to its end, or its package manager may have been killed
+ * half-way. Idempotent: a package already back where it was is left alone.
  */
 export async function undoPackageStep(
   record: StepRecord,
   ctx: StepContext & { packageManager?: PackageManager },
 ): Promise<void> {
   const undo = readUndo(record);
+  if (undo.action === 'none') return;
   const pm = ctx.packageManager ?? createPackageManager(undo.packageManager, ctx.root);
-  // After a crash the package manager this step started may still be finishing: read the version only once it is done.
-  await pm.waitIdle();
-  const now = await pm.installedVersion(undo.name);
-  if (now === undo.fromVersion) return;
-  switch (undo.action) {
-    case 'none':
-      return;
-    case 'remove':
-      ctx.log(`${pm.kind}: removing ${undo.name} (it was not installed before)`);
-      await pm.remove(undo.name);
-      return;
-    case 'install': {
-      if (undo.keptFile === null || !(await exists(undo.keptFile))) {
-        throw new PackageError(
-          'CLP_E_PACKAGE_NOT_FOUND',
-          `cannot restore ${undo.name} ${undo.fromVersion}: its kept package file ${undo.keptFile} is gone`,
-          {
-            details: { keptFile: undo.keptFile },
-          },
-        );
-      }
-      ctx.log(`${pm.kind}: reinstalling ${undo.name} ${undo.fromVersion} from ${undo.keptFile}`);
-      await pm.installFile(undo.keptFile, { restoring: true });
-      const after = await pm.installedVersion(undo.name);
-      if (after !== undo.fromVersion) {
-        throw new PackageError(
-          'CLP_E_PACKAGE_MANAGER_FAILED',
-          `${pm.kind} reported success, but ${undo.name} is at ${after} instead of ${undo.fromVersion}`,
-          {
-            details: { name: undo.name, expected: undo.fromVersion, actual: after },
-          },
-        );
-      }
-      return;
-    }
-    case 'irreversible':
-      throw new PackageError(
-        'CLP_E_PACKAGE_IRREVERSIBLE',
-        `cannot restore ${undo.name} ${undo.fromVersion}: no package file of it was kept (the change was allowed as irreversible); it is at ${now ?? '(not installed)'}`,
-        { details: { name: undo.name, fromVersion: undo.fromVersion, now } },
-      );
+  // Records from before preparedAt was kept: no lock is taken for this step's own.
+  await pm.settle(undo.preparedAt ?? Number.POSITIVE_INFINITY, ctx.log);
+  if (undo.action === 'irreversible') {
+    const wrong = await pm.problems(undo.name, undo.fromVersion);
+    if (wrong.length === 0) return;
+    throw new PackageError(
+      'CLP_E_PACKAGE_IRREVERSIBLE',
+      `cannot restore ${undo.name} ${undo.fromVersion}: no package file of it was kept (the change was allowed as irreversible); ${wrong.join('; ')}`,
+      { details: { name: undo.name, fromVersion: undo.fromVersion, problems: wrong } },
+    );
+  }
+  if (undo.action === 'install' && (undo.keptFile === null || !(await exists(undo.keptFile)))) {
+    throw new PackageError(
+      'CLP_E_PACKAGE_NOT_FOUND',
+      `cannot restore ${undo.name} ${undo.fromVersion}: its kept package file ${undo.keptFile} is gone`,
+      {
+        details: { keptFile: undo.keptFile },
+      },
+    );
+  }
+  const plan: RestorePlan = {
+    name: undo.name,
+    version: undo.action === 'remove' ? null : undo.fromVersion,
+    keptFile: undo.action === 'remove' ? null : undo.keptFile,
+    // Without the record of what was there before, nothing is cleaned away.
+    stepFile: Array.isArray(undo.keepPaths) ? undo.packageFile : null,
+    keepPaths: undo.keepPaths ?? [],
+  };
+  await pm.restore(plan, ctx.log);
+  const wrong = await pm.problems(plan.name, plan.version);
+  if (wrong.length > 0) {
+    throw new PackageError(
+      'CLP_E_PACKAGE_MANAGER_FAILED',
+      `${pm.kind} could not put ${undo.name} back to ${plan.version ?? '(not installed)'}: ${wrong.join('; ')}`,
+      { details: { name: undo.name, expected: plan.version, problems: wrong } },
+    );
   }
 }

@@ -10,17 +10,19 @@ import {
   readlink,
   rename,
   rm,
-  stat,
   symlink,
   unlink,
   utimes,
   writeFile,
 } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { EngineError } from '../errors.ts';
 import { PackageError } from './errors.ts';
-import { findCachedPackage, keepInstalledPackage } from './package-cache.ts';
-import type { InstallOptions, PackageFileInfo, PackageManager } from './package-manager.ts';
-import { runTool, runToolRaw, runToolWaitingForLock, waitUntil } from './run-tool.ts';
+import { pathKey, pathsPresentOutside, removeUnowned } from './leftovers.ts';
+import { describeHolders, type LockHolder, processesWithOpen } from './lock-holders.ts';
+import { cachedVersionsOf, findCachedPackage, keepInstalledPackage } from './package-cache.ts';
+import type { PackageFileInfo, PackageManager, RestorePlan } from './package-manager.ts';
+import { runTool, runToolFailed, runToolRaw, stderrTail } from './run-tool.ts';
 
 /** A package file name as pacman's cache writes it: NAME-PKGVER-PKGREL-ARCH.pkg.tar[.EXT]. */
 function cacheNamePattern(name: string, version: string): RegExp {
@@ -174,6 +176,14 @@ export class PacmanManager implements PackageManager {
     return findCachedPackage(this, name, version, (e) => pattern.test(e) && !e.endsWith('.sig'));
   }
 
+  cachedVersions(name: string): Promise<string[]> {
+    return cachedVersionsOf(
+      this,
+      name,
+      (e) => e.startsWith(`${name}-`) && /\.pkg\.tar(\.[a-z0-9]+)?$/.test(e),
+    );
+  }
+
   keepInstalledVersion(name: string, destDir: string): Promise<string | null> {
     return keepInstalledPackage(this, name, destDir, (n, v, d) => this.repack(n, v, d));
   }
@@ -265,57 +275,246 @@ export class PacmanManager implements PackageManager {
     return { name, version, arch };
   }
 
-  async installFile(file: string, options: InstallOptions = {}): Promise<void> {
-    // Restoring after an interrupted pacman run: files it had extracted are on disk but owned by
-    // no package yet, which pacman would report as conflicts; they are the kept package's own.
-    const overwrite = options.restoring ? ['--overwrite', '*'] : [];
-    await this.runLocked(
-      [...(await this.rootArgs()), '--noconfirm', ...overwrite, '-U', '--', resolve(file)],
-      `install ${file}`,
-    );
+  async listFiles(file: string): Promise<string[]> {
+    const { stdout } = await runTool('bsdtar', ['-tf', file], `list the files of ${file}`);
+    return stdout
+      .split('\n')
+      .map((p) => p.replace(/^\.\//, ''))
+      .filter((p) => p !== '' && !p.startsWith('.'));
+  }
+
+  async installFile(file: string): Promise<void> {
+    await this.run([...(await this.rootArgs()), '--noconfirm', '-U', '--', resolve(file)], `install ${file}`);
   }
 
   async remove(name: string): Promise<void> {
-    await this.runLocked([...(await this.rootArgs()), '--noconfirm', '-R', '--', name], `remove ${name}`);
+    await this.run([...(await this.rootArgs()), '--noconfirm', '-R', '--', name], `remove ${name}`);
   }
 
-  /** Runs pacman, waiting while another pacman holds the database and clearing a lock a killed one left. */
-  private runLocked(args: string[], what: string): Promise<unknown> {
-    return runToolWaitingForLock('pacman', args, what, {
-      isLocked: (r) => /unable to lock database/i.test(r.stderr),
-      beforeRetry: () => this.clearStaleLock(),
-    });
+  /** Runs pacman; a database locked by another process is CLP_E_BUSY, not a failure of the patch. */
+  private async run(args: string[], what: string): Promise<void> {
+    const result = await runToolRaw('pacman', args);
+    if (result.exitCode === 0) return;
+    if (/unable to lock database|could not lock database/i.test(result.stderr))
+      throw this.busy(await this.lockState());
+    runToolFailed('pacman', args, what, result);
   }
 
-  async waitIdle(timeoutMs = 120_000): Promise<void> {
-    await waitUntil(
-      async () => {
-        await this.clearStaleLock();
-        return (await stat(join(this.dbPath, 'db.lck')).catch(() => null)) === null;
-      },
-      timeoutMs,
-      `pacman is still running on ${this.root} (lock ${join(this.dbPath, 'db.lck')})`,
+  private get lockFile(): string {
+    return join(this.dbPath, 'db.lck');
+  }
+
+  /** pacman's lock: absent, held by live processes, or left behind by one that died (held by none). */
+  private async lockState(): Promise<PacmanLock> {
+    const st = await lstat(this.lockFile).catch(() => null);
+    if (st === null) return { state: 'free' };
+    const holders = await processesWithOpen(this.lockFile);
+    return holders.length > 0 ? { state: 'held', holders } : { state: 'left', createdMs: st.mtimeMs };
+  }
+
+  private busy(lock: PacmanLock, waitedMs?: number): EngineError {
+    const file = this.lockFile;
+    if (lock.state === 'left') {
+      return new EngineError(
+        'CLP_E_BUSY',
+        `${file} exists but no process holds it: a package manager was killed while it changed the database of ${this.root}. clpctl never removes a package manager's lock it did not cause: make sure no package manager runs, check the database ('pacman -Dk'), remove ${file} and try again`,
+        { details: { lock: file } },
+      );
+    }
+    const who = lock.state === 'held' ? describeHolders(lock.holders) : 'a process that has finished since';
+    return new EngineError(
+      'CLP_E_BUSY',
+      `the pacman database of ${this.root} is in use (${file} held by ${who})${waitedMs === undefined ? '' : ` after waiting ${Math.round(waitedMs / 1000)} s`}; nothing was changed by clpctl: try again when it is done`,
+      { details: { lock: file, holders: lock.state === 'held' ? lock.holders : [] } },
+    );
+  }
+
+  async ensureIdle(): Promise<void> {
+    const lock = await this.lockState();
+    if (lock.state !== 'free') throw this.busy(lock);
+  }
+
+  async settle(since: number, log: (line: string) => void, timeoutMs = 120_000): Promise<void> {
+    const started = Date.now();
+    for (let delay = 50; ; delay = Math.min(delay * 2, 1_000)) {
+      const lock = await this.lockState();
+      if (lock.state === 'free') return;
+      if (lock.state === 'left') {
+        // Created before this step was prepared (when the lock was checked free): not this step's.
+        if (lock.createdMs + 1 < since) throw this.busy(lock);
+        log(
+          `pacman: removing ${this.lockFile}: no process holds it, and it was made after this step began, by the pacman it started, killed with it`,
+        );
+        await unlink(this.lockFile).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
+        return;
+      }
+      if (Date.now() - started > timeoutMs) throw this.busy(lock, Date.now() - started);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+
+  /** Entries of `name` in the local database, whatever their version: NAME-PKGVER-PKGREL. */
+  private async localEntries(name: string): Promise<string[]> {
+    const entries = await readdir(join(this.dbPath, 'local')).catch(() => [] as string[]);
+    return entries.filter(
+      (e) => e.startsWith(`${name}-`) && /^[^-/]+-[^-/]+$/.test(e.slice(name.length + 1)),
     );
   }
 
   /**
-   * pacman's lock is a plain file (db.lck) that a killed pacman leaves behind. It is stale when no
-   * running pacman uses this database: then it is removed, as `pacman` itself advises.
+   * Local database entries of `name` that lack desc or files: what a pacman killed while
+   * installing it leaves (it writes desc, then files), and what makes every later pacman refuse.
    */
-  private async clearStaleLock(): Promise<void> {
-    const lock = join(this.dbPath, 'db.lck');
-    if ((await stat(lock).catch(() => null)) === null) return;
-    if (await this.pacmanRunsHere()) return;
-    await unlink(lock).catch(() => {});
+  private async halfWrittenEntries(name: string): Promise<string[]> {
+    const out: string[] = [];
+    for (const entry of await this.localEntries(name)) if (!(await this.isComplete(entry))) out.push(entry);
+    return out;
   }
 
-  private async pacmanRunsHere(): Promise<boolean> {
-    const pids = (await readdir('/proc').catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
-    for (const pid of pids) {
-      const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
-      if (basename(argv[0] ?? '') !== 'pacman') continue;
-      if (this.isSystemRoot ? !argv.includes('--dbpath') : argv.includes(this.dbPath)) return true;
+  private async isComplete(entry: string): Promise<boolean> {
+    for (const part of ['desc', 'files'])
+      if ((await lstat(join(this.dbPath, 'local', entry, part)).catch(() => null)) === null) return false;
+    return true;
+  }
+
+  async problems(name: string, version: string | null): Promise<string[]> {
+    const found: string[] = [];
+    for (const entry of await this.halfWrittenEntries(name))
+      found.push(
+        `the local database entry ${join(this.dbPath, 'local', entry)} is half-written (a pacman was killed while installing ${name})`,
+      );
+    const lock = await this.lockState();
+    if (lock.state !== 'free') found.push(`${this.lockFile} is there`);
+    if (found.length > 0) return found;
+    const installed = await this.installedVersion(name);
+    if (installed !== version)
+      return [`${name} is at ${installed ?? '(not installed)'}, not ${version ?? '(not installed)'}`];
+    if (installed === null) return [];
+    // -Qk: every file the database lists for the package is on disk (but those pacman.conf says never to extract).
+    const check = await runToolRaw('pacman', [...(await this.rootArgs()), '-Qk', '--', name]);
+    if (check.exitCode === 0) return found;
+    const noExtract = await this.noExtractPatterns();
+    const missing = check.stderr.split('\n').filter((line) => {
+      if (line.trim() === '') return false;
+      const m = /^warning: [^:]+: (.*) \(No such file or directory\)$/.exec(line);
+      if (m?.[1] === undefined) return true;
+      const rel = m[1].startsWith(this.root) ? m[1].slice(this.root.length).replace(/^\/+/, '') : m[1];
+      return !noExtract.some((pattern) => pattern.test(rel));
+    });
+    if (missing.length > 0) found.push(`pacman -Qk ${name}: ${missing.slice(0, 6).join('; ')}`);
+    return found;
+  }
+
+  /**
+   * The NoExtract globs of the system's pacman.conf (a foreign root's generated configuration
+   * has none): files a package lists that pacman never puts on disk.
+   */
+  private async noExtractPatterns(): Promise<RegExp[]> {
+    if (!this.isSystemRoot) return [];
+    const conf = await readFile('/etc/pacman.conf', 'utf8').catch(() => '');
+    const globs = conf
+      .split('\n')
+      .map((l) => /^\s*NoExtract\s*=\s*(.*)$/.exec(l)?.[1])
+      .filter((v): v is string => v !== undefined)
+      .flatMap((v) => v.trim().split(/\s+/))
+      // A "!pattern" takes a file back from NoExtract: never treat those as allowed to be missing.
+      .filter((g) => g !== '' && !g.startsWith('!'));
+    return globs.map(fnmatchRegExp);
+  }
+
+  /** The paths the entry of `name` at `version` lists, by pathKey. */
+  private async filesOf(name: string, version: string): Promise<Set<string>> {
+    const files = parseDbSections(
+      await readFile(join(this.dbPath, 'local', `${name}-${version}`, 'files'), 'utf8').catch(() => ''),
+    );
+    return new Set((files.get('FILES') ?? []).map(pathKey));
+  }
+
+  /** Every path some package of the local database owns (complete entries only), by pathKey. */
+  private async ownedPaths(): Promise<Set<string>> {
+    const owned = new Set<string>();
+    for (const entry of await readdir(join(this.dbPath, 'local')).catch(() => [] as string[])) {
+      if (!(await this.isComplete(entry))) continue;
+      const files = parseDbSections(await readFile(join(this.dbPath, 'local', entry, 'files'), 'utf8'));
+      for (const p of files.get('FILES') ?? []) owned.add(pathKey(p));
     }
-    return false;
+    return owned;
+  }
+
+  async pathsToKeep(name: string, files: ReadonlyArray<string | null>): Promise<string[]> {
+    const version = await this.installedVersion(name);
+    const ownedBefore = version === null ? new Set<string>() : await this.filesOf(name, version);
+    const paths: string[] = [];
+    for (const file of files) if (file !== null) paths.push(...(await this.listFiles(file)));
+    return pathsPresentOutside(this.root, paths, ownedBefore);
+  }
+
+  async restore(plan: RestorePlan, log: (line: string) => void): Promise<void> {
+    // A half-written entry makes pacman refuse every transaction ("could not parse desc"): it goes first.
+    for (const entry of await this.halfWrittenEntries(plan.name)) {
+      log(`pacman: removing the half-written database entry ${entry} that a killed pacman left`);
+      await rm(join(this.dbPath, 'local', entry), { recursive: true, force: true });
+    }
+    // Files the cut step left owned by no package would stop pacman ("exists in filesystem").
+    await this.removeLeftovers(plan, log);
+    const wrong = await this.problems(plan.name, plan.version);
+    if (wrong.length === 0) return;
+    log(`pacman: ${plan.name} is not as before (${wrong.join('; ')}); putting it back`);
+    if (plan.version === null) {
+      if ((await this.installedVersion(plan.name)) !== null) await this.remove(plan.name);
+      await this.removeLeftovers(plan, log);
+    } else {
+      await this.installFile(plan.keptFile as string);
+    }
+  }
+
+  /**
+   * Removes what a cut step left on disk: paths of the step's or the kept package file that no
+   * package owns now and that were not there (outside the package) before the step. These are
+   * the package's own files in between two versions. Nothing else is touched: never an
+   * administrator's file, never another package's, never a path that leads out of the root.
+   */
+  private async removeLeftovers(plan: RestorePlan, log: (line: string) => void): Promise<void> {
+    if (plan.stepFile === null) return;
+    const keep = new Set(plan.keepPaths.map(pathKey));
+    const candidates: string[] = [];
+    for (const file of [plan.stepFile, plan.keptFile])
+      if (file !== null)
+        for (const p of await this.listFiles(file)) if (!keep.has(pathKey(p))) candidates.push(p);
+    const removed = await removeUnowned(this.root, candidates, await this.ownedPaths());
+    if (removed > 0)
+      log(`pacman: removed ${removed} file(s) of ${plan.name} that the cut step left owned by no package`);
   }
 }
+
+/** fnmatch(3) without flags, as pacman matches NoExtract: '*' and '?' match '/' too. */
+export function fnmatchRegExp(glob: string): RegExp {
+  let re = '';
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i] as string;
+    if (c === '*') re += '.*';
+    else if (c === '?') re += '.';
+    else if (c === '[') {
+      const end = glob.indexOf(']', i + 2);
+      if (end < 0) re += '\\[';
+      else {
+        const body = glob
+          .slice(i + 1, end)
+          .replace(/^!/, '^')
+          .replace(/\\/g, '\\\\');
+        re += `[${body}]`;
+        i = end;
+      }
+    } else if (c === '\\' && i + 1 < glob.length)
+      re += (glob[++i] as string).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    else re += c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
+}
+
+type PacmanLock =
+  | { state: 'free' }
+  | { state: 'held'; holders: LockHolder[] }
+  | { state: 'left'; createdMs: number };
