@@ -33,3 +33,4 @@ export {
 } from './read-patch-meta.ts';
 export { serializePatchMeta } from './serialize-patch-meta.ts';
 export { type EntrySource, writePatch } from './write-patch.ts';
+export { ACTION_ELEMENTS, ATTRIBUTE_OF, attributeOf, SIMPLE_FIELDS } from './xml-names.ts';

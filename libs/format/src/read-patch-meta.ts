@@ -3,39 +3,11 @@ import { FormatError } from './errors.ts';
 import { PatchMeta } from './model.ts';
 import { parsePatchName } from './name.ts';
 import { decodeXmlText, guardXml } from './xml-guard.ts';
+import { ACTION_ELEMENTS, attributeOf, SIMPLE_FIELDS } from './xml-names.ts';
 
 export const PKGINFO_ENTRY = 'PKGINFO.meta';
 export const INSTALL_SCRIPTS = ['Install-Script.ps1', 'Install-Patch.ps1'] as const;
 export const REMOVE_SCRIPTS = ['Remove-Script.ps1', 'Remove-Patch.ps1'] as const;
-
-/** The simple elements of <Package> (and keys of the INI [Package] section) and their model fields. */
-const SIMPLE_FIELDS: Record<string, keyof PatchMeta> = {
-  Name: 'name',
-  Version: 'version',
-  Architecture: 'architecture',
-  Description: 'description',
-  Author: 'author',
-  Created: 'created',
-  Severity: 'severity',
-  Series: 'series',
-};
-
-const ACTION_TYPES: Record<string, string> = {
-  File: 'file',
-  Package: 'package',
-  Service: 'service',
-  Script: 'script',
-  Check: 'check',
-};
-
-/** Model field of an action -> its XML attribute. */
-const ATTRIBUTE_OF: Record<string, string> = {
-  expectSha256: 'expect-sha256',
-  timeoutMs: 'timeout',
-  withinMs: 'within',
-  minVersion: 'min-version',
-  maxVersion: 'max-version',
-};
 
 type XmlNode = Record<string, unknown> & { ':@'?: Record<string, string> };
 
@@ -123,11 +95,11 @@ function locate(path: readonly PropertyKey[], dialect: 'xml' | 'ini', actionPath
   const [head, index, field] = path;
   if (head === 'actions' && typeof index === 'number') {
     const action = actionPaths[index] ?? `Actions[${index + 1}]`;
-    return typeof field === 'string' ? `${action}/@${ATTRIBUTE_OF[field] ?? field}` : action;
+    return typeof field === 'string' ? `${action}/@${attributeOf(field)}` : action;
   }
   if (head === 'systems' && typeof index === 'number') {
     const system = `Systems/System[${index + 1}]`;
-    return typeof field === 'string' ? `${system}/@${ATTRIBUTE_OF[field] ?? field}` : system;
+    return typeof field === 'string' ? `${system}/@${attributeOf(field)}` : system;
   }
   const element = Object.entries(SIMPLE_FIELDS).find(([, f]) => f === head)?.[0] ?? String(head);
   return dialect === 'xml' ? element : `[Package] ${element}`;
@@ -216,7 +188,7 @@ function draftFromXml(text: string): Draft {
         if (name === undefined) continue;
         counters[name] = (counters[name] ?? 0) + 1;
         const where = `Actions/${name}[${counters[name]}]`;
-        const type = ACTION_TYPES[name];
+        const type = ACTION_ELEMENTS[name];
         if (type === undefined)
           invalid(`${where}: unknown action; expected File, Package, Service, Script or Check`);
         actionPaths.push(where);
