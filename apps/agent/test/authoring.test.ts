@@ -164,7 +164,7 @@ describe('create, sign, verify round trip', () => {
   });
 });
 
-describe('create checks, never fills in', () => {
+describe('create checks what PKGINFO.meta says', () => {
   it('a wrong sha256 in PKGINFO.meta is CLP_E_HASH_MISMATCH naming the file, and nothing is written', async () => {
     const dir = join(work, 'bad-hash');
     await cp(DECLARATIVE, dir, { recursive: true });

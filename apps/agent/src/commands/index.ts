@@ -11,6 +11,7 @@ import { inspect } from './inspect.ts';
 import { install } from './install.ts';
 import { keygen } from './keygen.ts';
 import { list } from './list.ts';
+import { newPatch } from './new.ts';
 import { pkg } from './pkg.ts';
 import { recoverCommand } from './recover.ts';
 import { show } from './show.ts';
@@ -26,6 +27,7 @@ export type RegisterCommand = (program: Command, globals: () => GlobalOptions) =
 /** Every clpctl command, in the order `--help` lists them. One file per command. */
 export const COMMANDS: RegisterCommand[] = [
   keygen,
+  newPatch,
   create,
   sign,
   verify,
