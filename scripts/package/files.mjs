@@ -30,12 +30,12 @@ async function writeDocs(root, shareDir) {
 export async function agentFiles(root, arch) {
   const dir = join(root, `dist/build/agent-${arch}`);
   const bundle = await bundleForSea(join(root, 'dist/build/sea'));
-  // Another architecture's Node cannot run here to make its code cache: that SEA starts slower.
+  // Another architecture's Node cannot run here to make its startup snapshot: that SEA starts slower.
   const sea = await buildSea({
     bundle,
     nodeBinary: await nodeBinary(root, arch),
     outDir: join(root, `dist/build/sea-${arch}`),
-    codeCache: isNativeArch(arch),
+    snapshot: isNativeArch(arch),
   });
   await mkdir(dir, { recursive: true });
   await cp(sea.output, join(dir, 'clpctl'));

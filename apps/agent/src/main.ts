@@ -1,3 +1,4 @@
+import { startupSnapshot } from 'node:v8';
 import { ClpError } from '@clp/format';
 import { CommanderError } from 'commander';
 import { EXIT } from './exit-codes.ts';
@@ -31,17 +32,21 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-// `clpctl --help | head` closes the pipe early: that is the reader's choice, not an error.
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') process.exit(0);
-  throw error;
-});
-
-// No top-level await: the single executable (SEA) runs this bundle as CommonJS.
-void main(process.argv)
-  .catch((error: unknown) => reportError(error, false))
-  .then((code) => {
-    process.exitCode = code;
+function start(): void {
+  // `clpctl --help | head` closes the pipe early: that is the reader's choice, not an error.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
   });
+  void main(process.argv)
+    .catch((error: unknown) => reportError(error, false))
+    .then((code) => {
+      process.exitCode = code;
+    });
+}
 
-export { ClpError };
+// No top-level await: the single executable (SEA) runs this bundle as CommonJS. It is built with a
+// startup snapshot: the bundle's modules are evaluated once at build time and the program starts
+// from that heap, here, at run time.
+if (startupSnapshot.isBuildingSnapshot()) startupSnapshot.setDeserializeMainFunction(start);
+else start();
