@@ -48,6 +48,14 @@ export async function bundleForSea(outDir) {
     legalComments: 'none',
     logLevel: 'warning',
   });
+  // A SEA's main script has no loader for import(): esbuild inlines imports of the program's own
+  // modules, but an import() of a built-in stays and fails at run time (require it instead).
+  const dynamic = /(?<![\w$.])import\(\s*["'`]([^"'`]+)/.exec(await readFile(outfile, 'utf8'));
+  if (dynamic) {
+    throw new Error(
+      `the agent bundle still has import("${dynamic[1]}"), which a single executable cannot load; import it statically`,
+    );
+  }
   return outfile;
 }
 

@@ -168,6 +168,22 @@ describe.skipIf(skip)('the packages, installed for real in a temporary root', ()
     expect(readFileSync(join(machine, 'etc/clp-demo.conf'), 'utf8').length).toBeGreaterThan(0);
     check(clpctl(root, ['uninstall', 'CLP1251123', '--root', machine]), 'uninstall');
     expect(existsSync(join(machine, 'etc/clp-demo.conf'))).toBe(false);
+    // The historic script-only example needs PowerShell: the engine looks for it on PATH.
+    const historic = join(keys, 'CLP1250101.clp');
+    check(
+      clpctl(root, [
+        'create',
+        join(ROOT, 'examples/CLP1250101-historic'),
+        '-o',
+        historic,
+        '--sign',
+        join(keys, 'release.key'),
+      ]),
+      'create historic',
+    );
+    const explained = clpctl(root, ['explain', historic, '--root', machine]);
+    expect(`${explained.stdout}${explained.stderr}`).not.toContain('CLP_E_INTERNAL');
+    expect(`${explained.stdout}${explained.stderr}`).toMatch(/PowerShell|pwsh/);
     // An unknown command is a usage error (exit 2), not a crash of the executable.
     expect(clpctl(root, ['no-such-command']).status).toBe(2);
   }

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
 
 export interface ProcessResult {
   exitCode: number | null;
@@ -60,10 +62,6 @@ export function runProcess(
 
 /** Finds a program on PATH (or checks an absolute path); null when it is not there. */
 export async function whichProgram(name: string): Promise<string | null> {
-  const { access, constants } = await import('node:fs').then((m) => ({
-    access: m.promises.access,
-    constants: m.constants,
-  }));
   const candidates = name.includes('/')
     ? [name]
     : (process.env.PATH ?? '/usr/bin:/bin').split(':').map((d) => `${d}/${name}`);
