@@ -1,6 +1,8 @@
-// Bundles the two programs so that they start fast and run from a plain checkout.
+// Bundles the two programs so that they start fast and run from a plain checkout, and builds the
+// console into static assets that the server serves at /console/.
 import { chmod, mkdir } from 'node:fs/promises';
 import { build } from 'esbuild';
+import { build as buildConsole } from 'vite';
 
 const requireShim =
   "import { createRequire as __clpCreateRequire } from 'node:module';\nconst require = __clpCreateRequire(import.meta.url);";
@@ -40,4 +42,5 @@ await build({
   outfile: 'apps/server/dist/server.mjs',
   plugins: [externalNpmPackages],
 });
-console.log('built apps/agent/dist/clpctl.mjs and apps/server/dist/server.mjs');
+await buildConsole({ configFile: 'apps/console/vite.config.ts', logLevel: 'warn' });
+console.log('built apps/agent/dist/clpctl.mjs, apps/server/dist/server.mjs and apps/console/dist');

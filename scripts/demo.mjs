@@ -124,6 +124,7 @@ try {
   await waitReady(child);
   process.stdout.write(banner);
   say(`  admin token for this demo: ${adminToken} (kept in ${show(tokenFile)})`);
+  say(`  console: ${url}/console/ (sign in with 'API token' and the admin token above)`);
 
   if (existsSync(doneMarker)) {
     say(
@@ -225,5 +226,6 @@ Try next (in another terminal, from ${repo}):
   npx clpctl admin rollout list
   npx clpctl admin machines
   npx clpctl list --root ${show(join(dataDir, 'demo/machine-2'))}
-  curl -s ${url}/healthz; curl -s ${url}/openapi.json | head -c 300`);
+  curl -s ${url}/healthz; curl -s ${url}/openapi.json | head -c 300
+  open ${url}/console/ in a browser and sign in with the admin token`);
 }

@@ -4,7 +4,8 @@
 # download peer of the benchmarks, and docker-compose to check the compose file. npm run package
 # needs makepkg, fakeroot, dpkg-deb, strip (binutils) and lintian; its tests install the packages
 # with pacman and dpkg and check the completions with zsh and fish and the man pages with groff;
-# hyperfine times clpctl's start-up in bench/, openssl makes the TLS tests' certificates.
+# hyperfine times clpctl's start-up in bench/, openssl makes the TLS tests' certificates, and
+# Chromium drives the console's browser suite.
 set -euo pipefail
 
 needed=()
@@ -26,6 +27,7 @@ need zsh zsh
 need fish fish
 need hyperfine hyperfine
 need openssl openssl
+need chromium chromium
 
 if [ ${#needed[@]} -eq 0 ]; then
   echo "system packages: all present"

@@ -20,6 +20,7 @@ export {
   machines,
   maintenanceWindows,
   promotions,
+  type ReleaseEntry,
   type RevertOutcome,
   ROLLOUT_STATES,
   type RolloutSelector,
@@ -32,7 +33,9 @@ export {
   rolloutMachines,
   rollouts,
   schema,
+  sessions,
   tiers,
+  users,
   webhookDeliveries,
 } from './schema.ts';
 export { createTestDatabase, queryOnce, type TestDatabase } from './test-database.ts';

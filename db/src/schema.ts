@@ -47,6 +47,12 @@ export interface InstalledPatchRecord {
   state: 'installed' | 'failed';
 }
 
+export interface ReleaseEntry {
+  name: string;
+  size: number;
+  mode: number;
+}
+
 /** Admin API tokens. Only the sha256 of the secret is stored. */
 export const adminTokens = pgTable('admin_tokens', {
   id: text('id').primaryKey(),
@@ -79,6 +85,8 @@ export const releases = pgTable(
     uploadedAt: ts('uploaded_at').notNull().defaultNow(),
     yankedAt: ts('yanked_at'),
     yankedBy: text('yanked_by'),
+    /** The archive's file entries as checked at upload (empty for releases stored before they were kept). */
+    entries: jsonb('entries').$type<ReleaseEntry[]>().notNull().default([]),
   },
   (t) => [uniqueIndex('releases_name_unique').on(t.name), index('releases_series_idx').on(t.series)],
 );
@@ -344,8 +352,41 @@ export const blobChunks = pgTable(
   (t) => [primaryKey({ columns: [t.sha256, t.index] })],
 );
 
+/** People who sign in to the console: a name, a role, and a scrypt hash of their password. */
+export const users = pgTable('users', {
+  id: text('id').primaryKey(),
+  username: text('username').notNull().unique(),
+  passwordHash: text('password_hash').notNull(),
+  role: text('role').$type<AdminRole>().notNull(),
+  createdBy: text('created_by').notNull(),
+  createdAt: ts('created_at').notNull(),
+  passwordChangedAt: ts('password_changed_at').notNull(),
+  disabledAt: ts('disabled_at'),
+});
+
+/**
+ * Console sessions, behind an HttpOnly cookie. A session speaks for a user or for the admin token
+ * it was opened with; its role is read from that user or token at each request, so a changed role,
+ * a disabled user or a revoked token takes effect at once. Only the sha256 of the secret is stored.
+ */
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    tokenHash: text('token_hash').notNull().unique(),
+    userId: text('user_id').references(() => users.id),
+    adminTokenId: text('admin_token_id').references(() => adminTokens.id),
+    createdAt: ts('created_at').notNull(),
+    expiresAt: ts('expires_at').notNull(),
+    endedAt: ts('ended_at'),
+  },
+  (t) => [index('sessions_user_idx').on(t.userId)],
+);
+
 export const schema = {
   adminTokens,
+  users,
+  sessions,
   releases,
   tiers,
   promotions,

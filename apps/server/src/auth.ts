@@ -3,6 +3,7 @@ import { eq, inArray } from 'drizzle-orm';
 import type { AgentMachine, AppContext, Principal } from './context.ts';
 import { ServerError } from './errors.ts';
 import { bearerToken, hashSecret } from './secrets.ts';
+import { checkCsrf, type SessionCredential, sessionPrincipal } from './sessions.ts';
 
 /** Who may call a route. `admin` roles always include the admin role itself. */
 export type Access =
@@ -26,7 +27,7 @@ async function adminFromToken(ctx: AppContext, token: string): Promise<Principal
     .where(eq(adminTokens.tokenHash, hashSecret(token)));
   if (!row || row.revokedAt) return undefined;
   if (row.expiresAt && row.expiresAt.getTime() <= ctx.clock.now().getTime()) return undefined;
-  return { kind: 'admin', id: row.id, name: row.name, role: row.role };
+  return { kind: 'admin', id: row.id, name: row.name, role: row.role, account: 'token' };
 }
 
 /**
@@ -116,31 +117,54 @@ export class MachineAuthCache {
   }
 }
 
+/** 403 unless the admin principal's role may use the route. */
+function requireRole(
+  access: Extract<Access, { kind: 'admin' }>,
+  admin: Extract<Principal, { kind: 'admin' }>,
+) {
+  if (admin.role !== 'admin' && !access.roles.includes(admin.role)) {
+    throw new ServerError(
+      'CLP_E_FORBIDDEN',
+      `a ${admin.role} ${admin.account === 'user' ? 'user' : 'token'} may not do this; it needs one of the roles: admin, ${access.roles.filter((r) => r !== 'admin').join(', ')}`,
+      { details: { role: admin.role, allowed: access.roles } },
+    );
+  }
+  return admin;
+}
+
 /**
  * Checks the caller against a route's access rule: 401 without a valid credential of the kind
- * the route takes, 403 with a valid admin token of a role the route does not allow.
+ * the route takes, 403 with a valid admin token of a role the route does not allow. Admin routes
+ * also take the console's session cookie when no Authorization header is sent; its unsafe requests
+ * must carry the session's CSRF token.
  *
- * Failures are counted per presented credential (its hash, and the kind of route it was tried
- * on), and a call without any credential per address: once one has failed too often it gets 429
- * without a lookup, so a misconfigured agent retrying a revoked credential costs no query. A valid
- * credential never fails, so it is never refused by that count, whoever shares its address (a
- * whole fleet behind one proxy).
+ * Failures are counted per presented credential (its hash, and the kind of route or the session
+ * it was tried as), and a call without any credential per address: once one has failed too often
+ * it gets 429 without a lookup, so a misconfigured agent retrying a revoked credential costs no
+ * query. A valid credential never fails, so it is never refused by that count, whoever shares its
+ * address (a whole fleet behind one proxy).
  */
 export async function authenticate(
   ctx: AppContext,
   access: Access,
   authorization: string | undefined,
   ip: string,
+  session?: SessionCredential,
 ): Promise<Principal> {
   if (access.kind === 'public' || access.kind === 'enroll') return { kind: 'anonymous' };
   const token = bearerToken(authorization);
+  const cookie = !authorization && access.kind === 'admin' ? session : undefined;
   const limiter = ctx.limits.authFailures;
-  const key = token ? `${access.kind}:${hashSecret(token)}` : `none:${ip}`;
+  const key = token
+    ? `${access.kind}:${hashSecret(token)}`
+    : cookie
+      ? `session:${hashSecret(cookie.secret)}`
+      : `none:${ip}`;
   if (limiter.blocked(key)) {
     const wait = limiter.retryAfter(key);
     throw new ServerError(
       'CLP_E_RATE_LIMITED',
-      token
+      token || cookie
         ? `this credential was refused ${limiter.limit} times within a minute; wait ${wait} s before trying it again`
         : `too many calls without a credential from ${ip}; wait ${wait} s`,
       { details: { retryAfter: wait } },
@@ -150,6 +174,12 @@ export async function authenticate(
     limiter.hit(key);
     throw unauthorized(message);
   };
+  if (cookie) {
+    const principal = await sessionPrincipal(ctx, cookie.secret);
+    if (principal?.kind !== 'admin') return fail('the console session has ended or expired; sign in again');
+    checkCsrf(cookie);
+    return requireRole(access, principal);
+  }
   if (!token) {
     return fail(
       access.kind === 'agent'
@@ -164,12 +194,5 @@ export async function authenticate(
   }
   const admin = await adminFromToken(ctx, token);
   if (admin?.kind !== 'admin') return fail('the API token is unknown, expired or revoked');
-  if (admin.role !== 'admin' && !access.roles.includes(admin.role)) {
-    throw new ServerError(
-      'CLP_E_FORBIDDEN',
-      `a ${admin.role} token may not do this; it needs one of the roles: admin, ${access.roles.filter((r) => r !== 'admin').join(', ')}`,
-      { details: { role: admin.role, allowed: access.roles } },
-    );
-  }
-  return admin;
+  return requireRole(access, admin);
 }

@@ -1,4 +1,5 @@
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DEFAULT_PORT, listenAddressFromEnv } from './listen-address.ts';
 import { parseSize } from './size-setting.ts';
 import { type TlsFiles, tlsFilesFromEnv } from './tls.ts';
@@ -39,12 +40,17 @@ export interface ServerConfig {
   logLevel: string;
   /** Express `trust proxy` (e.g. `loopback`, `10.0.0.0/8`, `1`); empty: use the socket address. */
   trustProxy: string;
+  /** The built console (index.html and assets/), served at /console/. */
+  consoleDir: string;
 }
 
 export { DEFAULT_PORT };
 
 /** pino's levels, most severe first; `silent` logs nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** apps/console/dist, seen from this file in apps/server/src or from the bundle in apps/server/dist. */
+const BUILT_CONSOLE = fileURLToPath(new URL('../../console/dist', import.meta.url));
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
   const dataDir = resolve(overrides.dataDir ?? './data');
@@ -65,6 +71,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     webhookIntervalMs: 1000,
     logLevel: 'info',
     trustProxy: '',
+    consoleDir: BUILT_CONSOLE,
     ...overrides,
   };
 }
@@ -120,6 +127,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): {
     bootstrapToken: env.CLP_BOOTSTRAP_TOKEN ?? '',
     logLevel,
     trustProxy: env.CLP_TRUST_PROXY ?? '',
+    ...(env.CLP_CONSOLE_DIR ? { consoleDir: resolve(env.CLP_CONSOLE_DIR) } : {}),
     ...(maxUpload ? { maxUploadBytes: maxUpload } : {}),
   });
   return { config, port, host, tls };

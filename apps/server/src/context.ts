@@ -19,9 +19,16 @@ export type MachineRow = typeof machines.$inferSelect;
 /** What a request from an agent knows of its machine (the rest changes with each poll). */
 export type AgentMachine = Pick<MachineRow, 'id' | 'tier' | 'tags'>;
 
-/** Who is calling: an admin token (with its role) or an enrolled machine. */
+/** Who is calling: an admin token or console user (with its role), or an enrolled machine. */
 export type Principal =
-  | { kind: 'admin'; id: string; name: string; role: AdminRole }
+  | {
+      kind: 'admin';
+      id: string;
+      name: string;
+      role: AdminRole;
+      /** user: a named console account; token (or absent): an admin API token. */
+      account?: 'user' | 'token';
+    }
   | { kind: 'machine'; machine: AgentMachine }
   | { kind: 'anonymous' };
 

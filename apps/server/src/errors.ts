@@ -5,6 +5,7 @@ export const SERVER_ERROR_CODES = [
   'CLP_E_VALIDATION',
   'CLP_E_UNAUTHORIZED',
   'CLP_E_FORBIDDEN',
+  'CLP_E_CSRF',
   'CLP_E_RATE_LIMITED',
   'CLP_E_NOT_FOUND',
   'CLP_E_CONFLICT',
@@ -44,6 +45,8 @@ const STATUS: Record<KnownCode, number> = {
   CLP_E_VALIDATION: 400,
   CLP_E_UNAUTHORIZED: 401,
   CLP_E_FORBIDDEN: 403,
+  // A cookie request without the session's CSRF token, or from another origin.
+  CLP_E_CSRF: 403,
   CLP_E_RATE_LIMITED: 429,
   CLP_E_NOT_FOUND: 404,
   CLP_E_CONFLICT: 409,

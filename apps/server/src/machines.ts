@@ -1,5 +1,5 @@
 import { type InstalledPatchRecord, machines, reports, rolloutMachines, rollouts } from '@clp/db';
-import { and, asc, desc, eq, inArray, type SQL, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, isNotNull, isNull, type SQL, sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { type AppContext, actorName, type MachineRow, type Principal } from './context.ts';
 import { judgeCutoff, parseCutoff } from './cutoff.ts';
@@ -50,12 +50,38 @@ export async function listMachines(
       sql`${machines.installed} @> ${JSON.stringify([{ sha256: query.installed, state: 'installed' }])}::jsonb`,
     );
   }
+  if (query.failed) {
+    where.push(
+      sql`${machines.installed} @> ${JSON.stringify([{ sha256: query.failed, state: 'failed' }])}::jsonb`,
+    );
+  }
+  if (query.q) {
+    const pattern = `%${query.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    where.push(sql`(${machines.hostname} ilike ${pattern} or ${machines.id} ilike ${pattern})`);
+  }
+  if (query.seen) {
+    const now = ctx.clock.now().getTime();
+    const since = (days: number) => new Date(now - days * 86_400_000).toISOString();
+    if (query.seen === 'day') where.push(sql`${machines.lastSeenAt} >= ${since(1)}::timestamptz`);
+    if (query.seen === 'week') where.push(sql`${machines.lastSeenAt} >= ${since(7)}::timestamptz`);
+    if (query.seen === 'stale')
+      where.push(sql`(${machines.lastSeenAt} is null or ${machines.lastSeenAt} < ${since(7)}::timestamptz)`);
+    if (query.seen === 'never') where.push(isNull(machines.lastSeenAt));
+  }
+  if (query.revoked === 'true') where.push(isNotNull(machines.revokedAt));
+  if (query.revoked === 'false') where.push(isNull(machines.revokedAt));
   const filter = where.length ? and(...where) : undefined;
+  const order =
+    query.sort === 'lastSeen'
+      ? [sql`${machines.lastSeenAt} desc nulls last`, asc(machines.id)]
+      : query.sort === 'enrolled'
+        ? [desc(machines.enrolledAt), asc(machines.id)]
+        : [asc(machines.hostname), asc(machines.id)];
   const rows = await ctx.db
     .select()
     .from(machines)
     .where(filter)
-    .orderBy(asc(machines.hostname), asc(machines.id))
+    .orderBy(...order)
     .limit(query.limit)
     .offset(query.offset);
   const [count] = await ctx.db.select({ n: sql<number>`count(*)::int` }).from(machines).where(filter);
@@ -277,21 +303,29 @@ function reportView(row: typeof reports.$inferSelect): Report {
   };
 }
 
+/** Reports, newest first, with the machine's host name; paged by limit and offset. */
 export async function listReports(
   ctx: AppContext,
   query: z.infer<typeof ReportListQuery>,
-): Promise<Report[]> {
+): Promise<{ reports: Report[]; total: number }> {
   if (query.machine) await findMachine(ctx, query.machine);
   const where: SQL[] = [];
   if (query.rollout) where.push(eq(reports.rolloutId, query.rollout));
   if (query.machine) where.push(eq(reports.machineId, query.machine));
   if (query.status) where.push(eq(reports.status, query.status));
+  const filter = where.length ? and(...where) : undefined;
   const rows = await ctx.db
-    .select()
+    .select({ report: reports, hostname: machines.hostname })
     .from(reports)
-    .where(where.length ? and(...where) : undefined)
+    .leftJoin(machines, eq(machines.id, reports.machineId))
+    .where(filter)
     // Reports that arrived together (one batch) follow the agent's own times: last event first.
     .orderBy(desc(reports.receivedAt), desc(reports.at), desc(reports.id))
-    .limit(query.limit);
-  return rows.map(reportView);
+    .limit(query.limit)
+    .offset(query.offset);
+  const [count] = await ctx.db.select({ n: sql<number>`count(*)::int` }).from(reports).where(filter);
+  return {
+    reports: rows.map((r) => ({ ...reportView(r.report), hostname: r.hostname })),
+    total: Number(count?.n ?? 0),
+  };
 }

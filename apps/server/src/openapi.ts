@@ -27,7 +27,7 @@ function parameters(type: z.ZodType | undefined, where: 'path' | 'query'): Json[
 const STATUS_TEXT: Record<number, string> = {
   400: 'Invalid request (CLP_E_VALIDATION with the field, or another code)',
   401: 'Missing, unknown, expired or revoked credential',
-  403: 'Valid admin token of a role that may not do this',
+  403: 'Valid admin token or user of a role that may not do this (CLP_E_FORBIDDEN), or a cookie request without its CSRF token (CLP_E_CSRF)',
   404: 'Not found',
   409: 'Conflict with the current state',
   413: 'Upload larger than the limit',
@@ -49,6 +49,9 @@ function errorsFor(route: Route): number[] {
   // A window for a tier that does not exist.
   if (route.id === 'setMaintenanceWindow') codes.push(404);
   if (route.path.startsWith('/v1/rollouts/') && route.method === 'POST') codes.push(409);
+  // Sign-in is public but checks its credential; names and ids chosen by the caller may be taken.
+  if (route.id === 'signIn') codes.push(401, 403, 429, 503);
+  if (['createUser', 'createRollout', 'previewRollout'].includes(route.id)) codes.push(409);
   return codes;
 }
 
@@ -64,7 +67,7 @@ export function buildOpenApi(routes: readonly Route[]): Json {
       parameters: [...parameters(route.params, 'path'), ...parameters(route.query, 'query')],
     };
     if (route.access.kind === 'admin') {
-      op.security = [{ adminToken: [] }];
+      op.security = [{ adminToken: [] }, { consoleSession: [] }];
       op['x-roles'] = route.access.roles;
     } else if (route.access.kind === 'agent') {
       op.security = [{ machineCredential: [] }];
@@ -115,6 +118,13 @@ export function buildOpenApi(routes: readonly Route[]): Json {
           type: 'http',
           scheme: 'bearer',
           description: 'Admin API token (roles: admin, release, operator, viewer)',
+        },
+        consoleSession: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'clp_session',
+          description:
+            'The console session from POST /v1/session (HttpOnly, SameSite=Strict); POST, PUT, PATCH and DELETE must also send its CSRF token as X-CLP-CSRF',
         },
         machineCredential: {
           type: 'http',

@@ -5,6 +5,8 @@ import { TrustStore, verifyPatch } from '@clp/trust';
 export interface InspectedRelease {
   meta: PatchMeta;
   signerKeyId: string;
+  /** The archive's file entries, kept so that a release's page lists them without opening the blob. */
+  entries?: Array<{ name: string; size: number; mode: number }>;
 }
 
 /** Reads and verifies an uploaded .clp; throws the format or trust library's ClpError when it is not acceptable. */
@@ -22,7 +24,8 @@ export function trustedReleaseInspector(keysDir: string): ReleaseInspector {
       const archive = await openPatch(file);
       try {
         const manifest = await verifyPatch(archive, store);
-        return { meta: archive.meta, signerKeyId: manifest.keyId };
+        const entries = archive.entries.map((e) => ({ name: e.name, size: e.size, mode: e.mode }));
+        return { meta: archive.meta, signerKeyId: manifest.keyId, entries };
       } finally {
         await archive.close();
       }

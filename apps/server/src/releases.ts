@@ -2,13 +2,13 @@ import { rm } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { promotions, releases, tiers } from '@clp/db';
 import { parsePatchName } from '@clp/format';
-import { and, desc, eq, isNotNull, isNull, type SQL } from 'drizzle-orm';
+import { and, desc, eq, ilike, inArray, isNotNull, isNull, type SQL, sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { type AppContext, actorName, type Principal } from './context.ts';
 import { sqlState } from './db-errors.ts';
 import { ServerError } from './errors.ts';
 import type { InspectedRelease } from './release-inspector.ts';
-import type { Release, ReleaseListQuery } from './schemas.ts';
+import type { Release, ReleaseDetail, ReleaseListQuery } from './schemas.ts';
 import { requireTier } from './tiers.ts';
 import { type ReceivedUpload, receiveUpload } from './upload.ts';
 
@@ -60,9 +60,9 @@ export async function findRelease(ctx: AppContext, id: string): Promise<ReleaseR
   return row;
 }
 
-export async function showRelease(ctx: AppContext, id: string): Promise<Release> {
+export async function showRelease(ctx: AppContext, id: string): Promise<ReleaseDetail> {
   const row = await findRelease(ctx, id);
-  return releaseView(row, await tiersOf(ctx, id));
+  return { ...releaseView(row, await tiersOf(ctx, id)), entries: row.entries };
 }
 
 /**
@@ -128,6 +128,7 @@ async function insertRelease(
         arch: meta.architecture,
         meta: meta as unknown as Record<string, unknown>,
         signerKeyId: inspected.signerKeyId,
+        entries: inspected.entries ?? [],
         size: upload.size,
         uploadedBy: actorName(principal),
         uploadedAt: ctx.clock.now(),
@@ -152,28 +153,49 @@ function nameTaken(name: string, existing: string): ServerError {
   );
 }
 
+/** Releases, newest first, filtered and paged in the database. */
 export async function listReleases(
   ctx: AppContext,
   query: z.infer<typeof ReleaseListQuery>,
-): Promise<Release[]> {
+): Promise<{ releases: Release[]; total: number }> {
   if (query.tier) await requireTier(ctx, query.tier, 'query.tier');
   const where: SQL[] = [];
   if (query.name) where.push(eq(releases.name, query.name));
   if (query.series) where.push(eq(releases.series, query.series));
+  if (query.q) where.push(ilike(releases.name, `%${query.q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`));
   if (query.yanked === 'true') where.push(isNotNull(releases.yankedAt));
   if (query.yanked === 'false') where.push(isNull(releases.yankedAt));
+  if (query.tier) {
+    where.push(
+      sql`exists (select 1 from ${promotions} where ${promotions.releaseId} = ${releases.id} and ${promotions.tier} = ${query.tier})`,
+    );
+  }
+  const filter = where.length ? and(...where) : undefined;
   const rows = await ctx.db
     .select()
     .from(releases)
-    .where(where.length ? and(...where) : undefined)
-    .orderBy(desc(releases.uploadedAt))
-    .limit(query.limit);
-  const promos = await ctx.db.select().from(promotions);
+    .where(filter)
+    .orderBy(desc(releases.uploadedAt), desc(releases.id))
+    .limit(query.limit)
+    .offset(query.offset);
+  const [count] = await ctx.db.select({ n: sql<number>`count(*)::int` }).from(releases).where(filter);
+  const promos = rows.length
+    ? await ctx.db
+        .select()
+        .from(promotions)
+        .where(
+          inArray(
+            promotions.releaseId,
+            rows.map((r) => r.id),
+          ),
+        )
+    : [];
   const byRelease = new Map<string, string[]>();
   for (const p of promos) byRelease.set(p.releaseId, [...(byRelease.get(p.releaseId) ?? []), p.tier]);
-  return rows
-    .map((r) => releaseView(r, byRelease.get(r.id) ?? []))
-    .filter((r) => !query.tier || r.tiers.includes(query.tier));
+  return {
+    releases: rows.map((r) => releaseView(r, byRelease.get(r.id) ?? [])),
+    total: Number(count?.n ?? 0),
+  };
 }
 
 export async function yankRelease(ctx: AppContext, id: string, principal: Principal): Promise<Release> {

@@ -12,6 +12,7 @@ import {
 import { and, asc, desc, eq, inArray, isNull, type SQL, sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { type AppContext, actorName, type Principal } from './context.ts';
+import { sqlState } from './db-errors.ts';
 import { ServerError } from './errors.ts';
 import { findRelease } from './releases.ts';
 import { countMachines, type MachineCounts, silentCounts } from './rollout-evidence.ts';
@@ -136,76 +137,89 @@ export async function createRollout(
   }
   await requireTier(ctx, body.tier);
   const now = ctx.clock.now();
-  const id = randomUUID();
+  const id = body.id ?? randomUUID();
   const actor = actorName(principal);
   const selector = canonicalSelector(body.selector);
-  await ctx.db.transaction(async (tx) => {
-    // Rollouts of one release are created one at a time, across replicas too, so that the check
-    // for an identical running rollout below cannot race another request doing the same.
-    await tx.execute(sql`select pg_advisory_xact_lock(${CREATE_LOCK}, hashtext(${release.id}))`);
-    const running = await tx
-      .select({ id: rollouts.id, state: rollouts.state, selector: rollouts.selector })
-      .from(rollouts)
-      .where(
-        and(
-          eq(rollouts.releaseId, release.id),
-          eq(rollouts.tier, body.tier),
-          inArray(rollouts.state, RUNNING),
-        ),
-      );
-    const twin = running.find((r) => sameSelector(r.selector, selector));
-    if (twin) {
-      const advice =
-        twin.state === 'completed'
-          ? 'it offers the release to every machine it selects already'
-          : `abort it first ('clpctl admin rollout abort ${twin.id}') or choose another selector`;
-      throw new ServerError(
-        'CLP_E_CONFLICT',
-        `rollout ${twin.id} of ${release.name} to ${body.tier} (${describeSelector(selector)}) exists already and is ${twin.state}; a second one would offer nothing new: ${advice}`,
-        { field: 'tier', details: { existing: twin.id, state: twin.state } },
-      );
-    }
-    // A rollout to a tier puts the release in that tier: the promotion is recorded with it.
-    const promoted = await tx
-      .insert(promotions)
-      .values({ releaseId: release.id, tier: body.tier, promotedBy: actor, promotedAt: now })
-      .onConflictDoNothing()
-      .returning({ tier: promotions.tier });
-    await tx.insert(rollouts).values({
-      id,
-      releaseId: release.id,
-      tier: body.tier,
-      selector,
-      stages: body.stages,
-      currentStage: 0,
-      stageStartedAt: now,
-      state: 'active',
-      maxFailureRate: body.failureThreshold.maxFailureRate,
-      minReports: body.failureThreshold.minReports,
-      maxFailures: body.failureThreshold.maxFailures ?? null,
-      // Twice the poll interval: a machine that polls on time has had two chances to answer.
-      silenceTimeoutSeconds: body.silenceTimeoutSeconds ?? Math.max(60, 2 * ctx.config.nextPollSeconds),
-      completionWindowSeconds: body.completionWindowSeconds,
-      createdBy: actor,
-      createdAt: now,
-      updatedAt: now,
-    });
-    await tx.insert(rolloutCounters).values({ rolloutId: id });
-    await tx.insert(rolloutAudit).values({
-      rolloutId: id,
-      actor,
-      action: 'create',
-      at: now,
-      details: {
+  try {
+    await ctx.db.transaction(async (tx) => {
+      // Rollouts of one release are created one at a time, across replicas too, so that the check
+      // for an identical running rollout below cannot race another request doing the same.
+      await tx.execute(sql`select pg_advisory_xact_lock(${CREATE_LOCK}, hashtext(${release.id}))`);
+      const running = await tx
+        .select({ id: rollouts.id, state: rollouts.state, selector: rollouts.selector })
+        .from(rollouts)
+        .where(
+          and(
+            eq(rollouts.releaseId, release.id),
+            eq(rollouts.tier, body.tier),
+            inArray(rollouts.state, RUNNING),
+          ),
+        );
+      const twin = running.find((r) => sameSelector(r.selector, selector));
+      if (twin) {
+        const advice =
+          twin.state === 'completed'
+            ? 'it offers the release to every machine it selects already'
+            : `abort it first ('clpctl admin rollout abort ${twin.id}') or choose another selector`;
+        throw new ServerError(
+          'CLP_E_CONFLICT',
+          `rollout ${twin.id} of ${release.name} to ${body.tier} (${describeSelector(selector)}) exists already and is ${twin.state}; a second one would offer nothing new: ${advice}`,
+          { field: 'tier', details: { existing: twin.id, state: twin.state } },
+        );
+      }
+      // A rollout to a tier puts the release in that tier: the promotion is recorded with it.
+      const promoted = await tx
+        .insert(promotions)
+        .values({ releaseId: release.id, tier: body.tier, promotedBy: actor, promotedAt: now })
+        .onConflictDoNothing()
+        .returning({ tier: promotions.tier });
+      await tx.insert(rollouts).values({
+        id,
         releaseId: release.id,
         tier: body.tier,
-        stages: body.stages,
         selector,
-        promoted: promoted.length > 0,
-        failureThreshold: body.failureThreshold,
-      },
+        stages: body.stages,
+        currentStage: 0,
+        stageStartedAt: now,
+        state: 'active',
+        maxFailureRate: body.failureThreshold.maxFailureRate,
+        minReports: body.failureThreshold.minReports,
+        maxFailures: body.failureThreshold.maxFailures ?? null,
+        // Twice the poll interval: a machine that polls on time has had two chances to answer.
+        silenceTimeoutSeconds: body.silenceTimeoutSeconds ?? Math.max(60, 2 * ctx.config.nextPollSeconds),
+        completionWindowSeconds: body.completionWindowSeconds,
+        createdBy: actor,
+        createdAt: now,
+        updatedAt: now,
+      });
+      await tx.insert(rolloutCounters).values({ rolloutId: id });
+      await tx.insert(rolloutAudit).values({
+        rolloutId: id,
+        actor,
+        action: 'create',
+        at: now,
+        details: {
+          releaseId: release.id,
+          tier: body.tier,
+          stages: body.stages,
+          selector,
+          promoted: promoted.length > 0,
+          failureThreshold: body.failureThreshold,
+        },
+      });
     });
-  });
+  } catch (error) {
+    if (body.id && sqlState(error) === '23505') {
+      throw new ServerError(
+        'CLP_E_CONFLICT',
+        `a rollout with id ${body.id} exists already; preview again for a new id`,
+        {
+          field: 'id',
+        },
+      );
+    }
+    throw error;
+  }
   ctx.rollouts.invalidate();
   return showRollout(ctx, id);
 }
@@ -246,15 +260,16 @@ function targetedMachines(ctx: AppContext, r: RolloutRow, release: ReleaseRow, n
   );
 }
 
+/** Rollouts, newest first; `state` may list several states separated by commas. */
 export async function listRollouts(
   ctx: AppContext,
   query: z.infer<typeof RolloutListQuery>,
-): Promise<RolloutOut[]> {
+): Promise<{ rollouts: RolloutOut[]; total: number }> {
   if (query.tier) await requireTier(ctx, query.tier, 'query.tier');
   ctx.rollouts.invalidate();
   await ctx.rollouts.refresh();
   const where: SQL[] = [];
-  if (query.state) where.push(eq(rollouts.state, query.state as RolloutState));
+  if (query.state) where.push(inArray(rollouts.state, query.state.split(',') as RolloutState[]));
   if (query.tier) where.push(eq(rollouts.tier, query.tier));
   if (query.releaseId) where.push(eq(rollouts.releaseId, query.releaseId));
   const rows = await ctx.db
@@ -263,16 +278,24 @@ export async function listRollouts(
     .innerJoin(releases, eq(releases.id, rollouts.releaseId))
     .leftJoin(rolloutCounters, eq(rolloutCounters.rolloutId, rollouts.id))
     .where(where.length ? and(...where) : undefined)
-    .orderBy(desc(rollouts.createdAt))
-    .limit(1000);
+    .orderBy(desc(rollouts.createdAt), desc(rollouts.id))
+    .limit(query.limit)
+    .offset(query.offset);
+  const [count] = await ctx.db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(rollouts)
+    .where(where.length ? and(...where) : undefined);
   const silent = await silentCounts(
     ctx.db,
     rows.map((r) => r.rollout.id),
   );
   const now = ctx.clock.now();
-  return rows.map((r) =>
-    view(r.rollout, r.counters, r.releaseName, silent.get(r.rollout.id) ?? 0, null, now),
-  );
+  return {
+    rollouts: rows.map((r) =>
+      view(r.rollout, r.counters, r.releaseName, silent.get(r.rollout.id) ?? 0, null, now),
+    ),
+    total: Number(count?.n ?? 0),
+  };
 }
 
 /** pause | resume | abort | revert, each recorded in the audit log. */

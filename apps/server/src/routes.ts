@@ -13,6 +13,7 @@ import type { Request, Response } from 'express';
 import type { z } from 'zod';
 import { enroll, ingestReports, poll } from './agent.ts';
 import type { Access } from './auth.ts';
+import { consoleRoutes } from './console-routes.ts';
 import type { AgentMachine, AppContext, Principal } from './context.ts';
 import { explain, listMachines, listReports, rekeyMachine, revokeMachine, showMachine } from './machines.ts';
 import { clearWindow, listWindows, setWindow } from './maintenance-windows.ts';
@@ -54,6 +55,7 @@ import {
   PromoteBody,
   RekeyMachineBody,
   Release,
+  ReleaseDetail,
   ReleaseList,
   ReleaseListQuery,
   ReorderTiersBody,
@@ -68,6 +70,7 @@ import {
   Sha256Param,
   Tier,
   TierList,
+  TokenListQuery,
   YankBody,
 } from './schemas.ts';
 import { serveBlob } from './serve-blob.ts';
@@ -126,7 +129,7 @@ export interface Route<P = unknown, Q = unknown, B = unknown> {
 }
 
 /** Keeps each row's handler typed by its own schemas. */
-function route<P = Record<string, string>, Q = Record<string, unknown>, B = undefined>(
+export function route<P = Record<string, string>, Q = Record<string, unknown>, B = undefined>(
   r: Route<P, Q, B>,
 ): Route {
   return r as unknown as Route;
@@ -285,7 +288,7 @@ export const ROUTES: readonly Route[] = [
     access: admin(ROLES.read),
     query: ReleaseListQuery,
     response: ReleaseList,
-    handle: async (ctx, { query }) => ({ body: { releases: await listReleases(ctx, query) } }),
+    handle: async (ctx, { query }) => ({ body: await listReleases(ctx, query) }),
   }),
   route({
     id: 'getRelease',
@@ -294,7 +297,7 @@ export const ROUTES: readonly Route[] = [
     summary: 'Show one release (id = sha256)',
     access: admin(ROLES.read),
     params: IdParam,
-    response: Release,
+    response: ReleaseDetail,
     handle: async (ctx, { params }) => ({ body: await showRelease(ctx, params.id) }),
   }),
   route({
@@ -388,7 +391,7 @@ export const ROUTES: readonly Route[] = [
     access: admin(ROLES.read),
     query: RolloutListQuery,
     response: RolloutList,
-    handle: async (ctx, { query }) => ({ body: { rollouts: await listRollouts(ctx, query) } }),
+    handle: async (ctx, { query }) => ({ body: await listRollouts(ctx, query) }),
   }),
   route({
     id: 'getRollout',
@@ -499,8 +502,9 @@ export const ROUTES: readonly Route[] = [
     path: '/v1/enrollment-tokens',
     summary: 'List enrollment tokens (never their secrets)',
     access: admin(ROLES.read),
+    query: TokenListQuery,
     response: EnrollmentTokenList,
-    handle: async (ctx) => ({ body: { tokens: await listEnrollmentTokens(ctx) } }),
+    handle: async (ctx, { query }) => ({ body: await listEnrollmentTokens(ctx, query) }),
   }),
   route({
     id: 'revokeEnrollmentToken',
@@ -581,7 +585,7 @@ export const ROUTES: readonly Route[] = [
     access: admin(ROLES.read),
     query: ReportListQuery,
     response: ReportList,
-    handle: async (ctx, { query }) => ({ body: { reports: await listReports(ctx, query) } }),
+    handle: async (ctx, { query }) => ({ body: await listReports(ctx, query) }),
   }),
 
   // Admin tokens.
@@ -602,8 +606,9 @@ export const ROUTES: readonly Route[] = [
     path: '/v1/admin-tokens',
     summary: 'List API tokens (never their secrets)',
     access: admin(ROLES.admin),
+    query: TokenListQuery,
     response: AdminTokenList,
-    handle: async (ctx) => ({ body: { tokens: await listAdminTokens(ctx) } }),
+    handle: async (ctx, { query }) => ({ body: await listAdminTokens(ctx, query) }),
   }),
   route({
     id: 'revokeAdminToken',
@@ -615,6 +620,9 @@ export const ROUTES: readonly Route[] = [
     response: AdminToken,
     handle: async (ctx, { params }) => ({ body: await revokeAdminToken(ctx, params.id) }),
   }),
+
+  // Sessions, users, and the fleet views of the console (documented like the rest).
+  ...consoleRoutes(),
 ];
 
 /** The error body every 4xx/5xx carries (from @clp/protocol). */

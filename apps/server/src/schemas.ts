@@ -32,6 +32,7 @@ export {
   PromoteBody,
   RekeyMachineBody,
   Release,
+  ReleaseDetail,
   ReleaseList,
   ReleaseListQuery,
   ReorderTiersBody,
@@ -49,6 +50,7 @@ export {
   Stage,
   Tier,
   TierList,
+  TokenListQuery,
   YankBody,
 } from '@clp/protocol';
 

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 /** A new secret: a readable prefix naming its kind, then 32 random bytes in base64url. */
-export function newSecret(prefix: 'clp_adm' | 'clp_enr' | 'clp_mch'): string {
+export function newSecret(prefix: 'clp_adm' | 'clp_enr' | 'clp_mch' | 'clp_ses'): string {
   return `${prefix}_${randomBytes(32).toString('base64url')}`;
 }
 

@@ -11,6 +11,7 @@ import { type BlobStore, cleanUploads, FolderBlobStore } from './blob-store.ts';
 import { followDatabaseChanges } from './change-feed.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type { ServerConfig } from './config.ts';
+import { mountConsole } from './console-static.ts';
 import type { AppContext, Principal } from './context.ts';
 import { type DataDirLock, lockDataDir } from './data-dir-lock.ts';
 import { isDatabaseUnavailable } from './db-errors.ts';
@@ -28,6 +29,7 @@ import { ActiveRollouts } from './rollout-cache.ts';
 import { advanceRollouts } from './rollout-judge.ts';
 import { ROUTES, type Route } from './routes.ts';
 import { newSecret } from './secrets.ts';
+import { sessionCredential } from './sessions.ts';
 import { startStageTicker } from './stage-ticker.ts';
 import { loadTls, type TlsFiles } from './tls.ts';
 import { weakTokenReason } from './token-strength.ts';
@@ -239,7 +241,13 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
           },
         );
       }
-      res.locals.principal = await authenticate(ctx, route.access, req.headers.authorization, ip);
+      res.locals.principal = await authenticate(
+        ctx,
+        route.access,
+        req.headers.authorization,
+        ip,
+        sessionCredential(req),
+      );
       if (route.body === 'binary') {
         const type = req.headers['content-type'] ?? '';
         if (mediaType(type) !== 'application/octet-stream') {
@@ -271,6 +279,8 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
     });
     app[method](route.path, ...handlers);
   }
+
+  mountConsole(app, config.consoleDir);
 
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new ServerError('CLP_E_NOT_FOUND', `no route ${req.method} ${req.path}; see /openapi.json`));

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { adminTokens, enrollmentTokens } from '@clp/db';
-import { desc, eq } from 'drizzle-orm';
+import { desc, eq, sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { type AppContext, actorName, type Principal } from './context.ts';
 import { ServerError } from './errors.ts';
@@ -67,13 +67,23 @@ export async function createEnrollmentToken(
   return { ...enrollmentView(row!), token };
 }
 
-export async function listEnrollmentTokens(ctx: AppContext): Promise<z.infer<typeof EnrollmentToken>[]> {
+export interface Page {
+  limit: number;
+  offset: number;
+}
+
+export async function listEnrollmentTokens(
+  ctx: AppContext,
+  page: Page,
+): Promise<{ tokens: z.infer<typeof EnrollmentToken>[]; total: number }> {
   const rows = await ctx.db
     .select()
     .from(enrollmentTokens)
-    .orderBy(desc(enrollmentTokens.createdAt))
-    .limit(1000);
-  return rows.map(enrollmentView);
+    .orderBy(desc(enrollmentTokens.createdAt), desc(enrollmentTokens.id))
+    .limit(page.limit)
+    .offset(page.offset);
+  const [count] = await ctx.db.select({ n: sql<number>`count(*)::int` }).from(enrollmentTokens);
+  return { tokens: rows.map(enrollmentView), total: Number(count?.n ?? 0) };
 }
 
 export async function revokeEnrollmentToken(
@@ -129,9 +139,18 @@ export async function createAdminToken(
   return { ...adminView(row), token };
 }
 
-export async function listAdminTokens(ctx: AppContext): Promise<z.infer<typeof AdminToken>[]> {
-  const rows = await ctx.db.select().from(adminTokens).orderBy(desc(adminTokens.createdAt));
-  return rows.map(adminView);
+export async function listAdminTokens(
+  ctx: AppContext,
+  page: Page,
+): Promise<{ tokens: z.infer<typeof AdminToken>[]; total: number }> {
+  const rows = await ctx.db
+    .select()
+    .from(adminTokens)
+    .orderBy(desc(adminTokens.createdAt), desc(adminTokens.id))
+    .limit(page.limit)
+    .offset(page.offset);
+  const [count] = await ctx.db.select({ n: sql<number>`count(*)::int` }).from(adminTokens);
+  return { tokens: rows.map(adminView), total: Number(count?.n ?? 0) };
 }
 
 export async function revokeAdminToken(ctx: AppContext, id: string): Promise<z.infer<typeof AdminToken>> {

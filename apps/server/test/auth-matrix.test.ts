@@ -10,6 +10,8 @@ import { drivers, FACTS, jsonInspector, type Running, start } from './harness.ts
 
 type Caller =
   | { kind: 'role'; role: AdminRole }
+  | { kind: 'session'; role: AdminRole }
+  | { kind: 'session-without-csrf' | 'ended-session' }
   | { kind: 'machine' }
   | { kind: 'none' | 'wrong' | 'expired' | 'revoked-admin' | 'revoked-machine' | 'malformed' };
 
@@ -25,20 +27,28 @@ const CALLERS: Caller[] = [
   { kind: 'expired' },
   { kind: 'revoked-admin' },
   { kind: 'revoked-machine' },
+  // The console's session cookie is one more credential: by role, without its CSRF token, ended.
+  { kind: 'session', role: 'admin' },
+  { kind: 'session', role: 'viewer' },
+  { kind: 'session-without-csrf' },
+  { kind: 'ended-session' },
 ];
 
 function callerName(c: Caller): string {
+  if (c.kind === 'session') return `${c.role} session cookie`;
   return c.kind === 'role' ? `${c.role} token` : `${c.kind} credential`;
 }
 
-type Expected = 'allowed' | 401 | 403;
+type Expected = 'allowed' | 401 | 403 | 'csrf';
 
 /** What the access rule of a route says a caller gets. */
 function expected(route: Route, caller: Caller): Expected {
   const access = route.access;
   if (access.kind === 'public' || access.kind === 'enroll') return 'allowed';
   if (access.kind === 'agent') return caller.kind === 'machine' ? 'allowed' : 401;
-  if (caller.kind !== 'role') return 401;
+  if (caller.kind === 'session-without-csrf')
+    return ['GET', 'HEAD'].includes(route.method) ? 'allowed' : 'csrf';
+  if (caller.kind !== 'role' && caller.kind !== 'session') return 401;
   return caller.role === 'admin' || access.roles.includes(caller.role) ? 'allowed' : 403;
 }
 
@@ -51,6 +61,15 @@ describe.each(drivers())('auth matrix on $name', (driver) => {
   let s: Running;
   const clock = new ManualClock('2026-04-01T00:00:00Z');
   const secrets = new Map<string, string>();
+  const sessions = new Map<string, { cookie: string; csrf: string }>();
+  const VIEWER_LOGIN = { username: 'matrix-viewer', password: 'matrix viewer password' };
+
+  async function openSession(json: unknown): Promise<{ cookie: string; csrf: string }> {
+    const res = await s.call('POST', '/v1/session', { json });
+    expect(res.status).toBe(201);
+    const cookie = /clp_session=([^;]*)/.exec(res.headers.get('set-cookie') ?? '')![1]!;
+    return { cookie, csrf: res.body.csrfToken as string };
+  }
 
   async function adminToken(role: AdminRole, expiresInSeconds?: number) {
     const res = await s.call('POST', '/v1/admin-tokens', {
@@ -98,6 +117,21 @@ describe.each(drivers())('auth matrix on $name', (driver) => {
     clock.advance(61);
     secrets.set('expired credential', expiring.token);
     secrets.set('wrong credential', 'clp_adm_0000000000000000000000000000000000000000000');
+    const viewerUser = await s.call('POST', '/v1/users', {
+      token: s.admin,
+      json: { username: 'matrix-viewer', role: 'viewer', password: 'matrix viewer password' },
+    });
+    expect(viewerUser.status).toBe(201);
+    const open = openSession;
+    sessions.set('admin session cookie', await open({ token: s.admin }));
+    sessions.set('viewer session cookie', await open(VIEWER_LOGIN));
+    sessions.set('session-without-csrf credential', { ...(await open({ token: s.admin })), csrf: '' });
+    const ended = await open({ token: s.admin });
+    const out = await s.call('DELETE', '/v1/session', {
+      headers: { cookie: `clp_session=${ended.cookie}`, 'x-clp-csrf': ended.csrf },
+    });
+    expect(out.body.ended).toBe(true);
+    sessions.set('ended-session credential', ended);
   });
   afterAll(async () => {
     await s?.close();
@@ -120,7 +154,16 @@ describe.each(drivers())('auth matrix on $name', (driver) => {
     const name = callerName(caller);
     const headers: Record<string, string> = {};
     if (caller.kind === 'malformed') headers.authorization = 'Basic YWRtaW46YWRtaW4=';
-    else if (caller.kind !== 'none') headers.authorization = `Bearer ${secrets.get(name)}`;
+    else if (sessions.has(name)) {
+      // Signing out would end the session the other routes use: sign out of a copy instead.
+      const shared = sessions.get(name)!;
+      const session =
+        route.id === 'signOut' && caller.kind === 'session'
+          ? await openSession(caller.role === 'admin' ? { token: s.admin } : VIEWER_LOGIN)
+          : shared;
+      headers.cookie = `clp_session=${session.cookie}`;
+      if (session.csrf) headers['x-clp-csrf'] = session.csrf;
+    } else if (caller.kind !== 'none') headers.authorization = `Bearer ${secrets.get(name)}`;
     const res = await fetch(s.url + urlOf(route), { method: route.method, headers });
     const text = await res.text();
     const want = expected(route, caller);
@@ -129,9 +172,11 @@ describe.each(drivers())('auth matrix on $name', (driver) => {
       expect(res.status, text).toBeLessThan(500);
       return;
     }
-    expect(res.status, text).toBe(want);
+    expect(res.status, text).toBe(want === 'csrf' ? 403 : want);
     const body = JSON.parse(text) as { error: { code: string; message: string } };
-    expect(body.error.code).toBe(want === 401 ? 'CLP_E_UNAUTHORIZED' : 'CLP_E_FORBIDDEN');
+    expect(body.error.code).toBe(
+      want === 401 ? 'CLP_E_UNAUTHORIZED' : want === 'csrf' ? 'CLP_E_CSRF' : 'CLP_E_FORBIDDEN',
+    );
     expect(body.error.message.length).toBeGreaterThan(20);
     if (want === 401) expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
   });

@@ -37,14 +37,23 @@ export const Release = z.object({
 });
 export type Release = z.infer<typeof Release>;
 
-export const ReleaseList = z.object({ releases: z.array(Release) });
+/** One release with its archive's file entries (as checked at upload). */
+export const ReleaseDetail = Release.extend({
+  entries: z.array(z.object({ name: z.string(), size: z.number(), mode: z.number() })),
+});
+export type ReleaseDetail = z.infer<typeof ReleaseDetail>;
+
+export const ReleaseList = z.object({ releases: z.array(Release), total: z.number() });
 export type ReleaseList = z.infer<typeof ReleaseList>;
 export const ReleaseListQuery = z.object({
   name: z.string().max(64).optional(),
   series: z.string().max(64).optional(),
   tier: z.string().max(64).optional(),
   yanked: z.enum(['true', 'false']).optional(),
+  /** Part of the name, any case. */
+  q: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
 });
 export const PromoteBody = z.object({ tier: tierName });
 export const YankBody = z.object({ reason: z.string().max(500).optional() }).default({});
@@ -114,6 +123,8 @@ export const CreateRolloutBody = z
       .min(0)
       .max(365 * 86_400)
       .default(3 * 86_400),
+    /** The id a preview proposed (POST /v1/rollouts/preview): the rollout then reaches exactly the machines it showed. */
+    id: z.string().uuid().optional(),
   })
   .refine((b) => b.stages.every((s, i) => i === 0 || s.percent >= b.stages[i - 1]!.percent), {
     message: 'stage percentages must not decrease',
@@ -187,14 +198,22 @@ export type RolloutProgressView = z.infer<typeof RolloutProgressView>;
 /** The answer of retry-failed: the rollout, and how many machines are offered the release again. */
 export const RetryFailedResult = RolloutProgressView.extend({ retried: z.number() });
 export type RetryFailedResult = z.infer<typeof RetryFailedResult>;
-export const RolloutList = z.object({ rollouts: z.array(RolloutProgressView) });
+export const RolloutList = z.object({ rollouts: z.array(RolloutProgressView), total: z.number() });
 export type RolloutList = z.infer<typeof RolloutList>;
 /** The states of a rollout (the database keeps the same list). */
 export const ROLLOUT_STATES = ['active', 'paused', 'halted', 'aborted', 'completed', 'reverted'] as const;
+const STATE_LIST = new RegExp(`^(${ROLLOUT_STATES.join('|')})(,(${ROLLOUT_STATES.join('|')}))*$`);
 export const RolloutListQuery = z.object({
-  state: z.enum(ROLLOUT_STATES).optional(),
+  /** One state, or several separated by commas (active,paused,halted). */
+  state: z
+    .string()
+    .max(200)
+    .regex(STATE_LIST, `each state must be one of ${ROLLOUT_STATES.join(', ')} (several separated by commas)`)
+    .optional(),
   tier: z.string().max(64).optional(),
   releaseId: z.string().max(64).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
 });
 export const AuditEntry = z.object({
   id: z.number(),
@@ -234,7 +253,7 @@ export const CreatedEnrollmentToken = EnrollmentToken.extend({
   token: z.string(),
 });
 export type CreatedEnrollmentToken = z.infer<typeof CreatedEnrollmentToken>;
-export const EnrollmentTokenList = z.object({ tokens: z.array(EnrollmentToken) });
+export const EnrollmentTokenList = z.object({ tokens: z.array(EnrollmentToken), total: z.number() });
 
 export type EnrollmentTokenList = z.infer<typeof EnrollmentTokenList>;
 export const CreateAdminTokenBody = z.object({
@@ -258,7 +277,12 @@ export const AdminToken = z.object({
 export type AdminToken = z.infer<typeof AdminToken>;
 export const CreatedAdminToken = AdminToken.extend({ token: z.string() });
 export type CreatedAdminToken = z.infer<typeof CreatedAdminToken>;
-export const AdminTokenList = z.object({ tokens: z.array(AdminToken) });
+export const AdminTokenList = z.object({ tokens: z.array(AdminToken), total: z.number() });
+/** Paging of the token lists, newest first. */
+export const TokenListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
+});
 
 export type AdminTokenList = z.infer<typeof AdminTokenList>;
 export const Machine = z.object({
@@ -301,6 +325,14 @@ export const MachineListQuery = z.object({
   hostname: z.string().max(253).optional(),
   /** Machines with this release (sha256 or release id) installed. */
   installed: z.string().max(64).optional(),
+  /** Machines where this release (sha256 or release id) failed and was rolled back. */
+  failed: z.string().max(64).optional(),
+  /** Part of the host name or the machine id, any case. */
+  q: z.string().max(253).optional(),
+  /** day: seen in the last 24 hours; week: in the last 7 days; stale: not for 7 days (or never); never. */
+  seen: z.enum(['day', 'week', 'stale', 'never']).optional(),
+  revoked: z.enum(['true', 'false']).optional(),
+  sort: z.enum(['hostname', 'lastSeen', 'enrolled']).default('hostname'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   offset: z.coerce.number().int().min(0).default(0),
 });
@@ -365,15 +397,18 @@ export const Report = z.object({
   log: z.string().nullable(),
   at: z.string(),
   receivedAt: z.string(),
+  /** The machine's host name, in lists (null once the machine is gone). */
+  hostname: z.string().nullable().optional(),
 });
 export type Report = z.infer<typeof Report>;
-export const ReportList = z.object({ reports: z.array(Report) });
+export const ReportList = z.object({ reports: z.array(Report), total: z.number() });
 export type ReportList = z.infer<typeof ReportList>;
 export const ReportListQuery = z.object({
   rollout: z.string().max(64).optional(),
   machine: z.string().max(64).optional(),
   status: ReportStatus.optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
+  offset: z.coerce.number().int().min(0).default(0),
 });
 
 export const Health = z.object({ status: z.string(), database: z.string().optional() });

@@ -29,6 +29,7 @@ export {
   PromoteBody,
   RekeyMachineBody,
   Release,
+  ReleaseDetail,
   ReleaseList,
   ReleaseListQuery,
   ReorderTiersBody,
@@ -49,6 +50,7 @@ export {
   Stage,
   Tier,
   TierList,
+  TokenListQuery,
   YankBody,
 } from './admin-api.ts';
 export {
@@ -74,3 +76,23 @@ export {
   windowOpening,
 } from './maintenance-window.ts';
 export { cleanBlockText, textProblem } from './text.ts';
+export { Overview } from './overview-api.ts';
+export {
+  RolloutPreview,
+  RolloutPreviewBody,
+  RolloutTimeline,
+  RolloutTimelineQuery,
+} from './rollout-insight-api.ts';
+export {
+  SessionView,
+  SignInBody,
+  SignOutResult,
+} from './session-api.ts';
+export { CSRF_HEADER, SESSION_COOKIE } from './session-names.ts';
+export {
+  CreateUserBody,
+  EditUserBody,
+  User,
+  UserList,
+  UserListQuery,
+} from './user-api.ts';

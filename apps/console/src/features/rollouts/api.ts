@@ -1,0 +1,59 @@
+import type {
+  AuditList,
+  CreateRolloutBody,
+  ReportList,
+  RolloutList,
+  RolloutPreview,
+  RolloutProgressView,
+  RolloutTimeline,
+} from '@clp/protocol';
+import { endpoint } from '../../lib/api-client.ts';
+
+export type RolloutAction = 'pause' | 'resume' | 'abort' | 'revert';
+
+/** The create form's body: what the server's schema accepts before its defaults are filled in. */
+export type NewRollout = Omit<CreateRolloutBody, 'selector' | 'failureThreshold'> &
+  Partial<Pick<CreateRolloutBody, 'selector' | 'failureThreshold'>>;
+
+export const listRollouts = endpoint<RolloutList>('listRollouts', 'GET', '/v1/rollouts');
+export const getRollout = endpoint<RolloutProgressView>('getRollout', 'GET', '/v1/rollouts/:id');
+export const getRolloutTimeline = endpoint<RolloutTimeline>(
+  'rolloutTimeline',
+  'GET',
+  '/v1/rollouts/:id/timeline',
+);
+export const getRolloutAudit = endpoint<AuditList>('rolloutAudit', 'GET', '/v1/rollouts/:id/audit');
+export const previewRollout = endpoint<RolloutPreview, NewRollout>(
+  'previewRollout',
+  'POST',
+  '/v1/rollouts/preview',
+);
+export const createRollout = endpoint<RolloutProgressView, NewRollout>(
+  'createRollout',
+  'POST',
+  '/v1/rollouts',
+);
+export const listReports = endpoint<ReportList>('listReports', 'GET', '/v1/reports');
+
+const actions = {
+  pause: endpoint<RolloutProgressView, { reason?: string }>('pauseRollout', 'POST', '/v1/rollouts/:id/pause'),
+  resume: endpoint<RolloutProgressView, { reason?: string }>(
+    'resumeRollout',
+    'POST',
+    '/v1/rollouts/:id/resume',
+  ),
+  abort: endpoint<RolloutProgressView, { reason?: string }>('abortRollout', 'POST', '/v1/rollouts/:id/abort'),
+  revert: endpoint<RolloutProgressView, { reason?: string }>(
+    'revertRollout',
+    'POST',
+    '/v1/rollouts/:id/revert',
+  ),
+} as const;
+
+export function actOnRollout(
+  id: string,
+  action: RolloutAction,
+  reason: string,
+): Promise<RolloutProgressView> {
+  return actions[action]({ params: { id }, body: reason ? { reason } : {} });
+}

@@ -1,0 +1,1 @@
+ALTER TABLE "releases" ADD COLUMN "entries" jsonb DEFAULT '[]'::jsonb NOT NULL;
