@@ -46,7 +46,9 @@ describe('the console API layer', () => {
     for (const file of await sources(SRC)) {
       if (file.endsWith(join('lib', 'api-client.ts'))) continue;
       const text = await readFile(file, 'utf8');
-      expect(/\bfetch\(|XMLHttpRequest|EventSource/.test(text), `${file} calls the server directly`).toBe(false);
+      expect(/\bfetch\(|XMLHttpRequest|EventSource/.test(text), `${file} calls the server directly`).toBe(
+        false,
+      );
     }
   });
 });
@@ -54,18 +56,21 @@ describe('the console API layer', () => {
 describe('the console authorization', () => {
   const roles: AdminRole[] = ['admin', 'release', 'operator', 'viewer'];
   const byId = new Map(ROUTES.map((r) => [r.id, r]));
-  it.each(Object.keys(PERMISSIONS))('%s is granted to exactly the roles the server lets call its routes', (permission) => {
-    const p = permission as keyof typeof PERMISSIONS;
-    for (const id of PERMISSION_ROUTES[p]) {
-      const route = byId.get(id);
-      expect(route, `no route ${id}`).toBeDefined();
-      expect(route!.access.kind).toBe('admin');
-      const allowed = route!.access.kind === 'admin' ? route!.access.roles : [];
-      for (const role of roles) {
-        expect(can(role, p), `${role} and ${id}`).toBe(role === 'admin' || allowed.includes(role));
+  it.each(Object.keys(PERMISSIONS))(
+    '%s is granted to exactly the roles the server lets call its routes',
+    (permission) => {
+      const p = permission as keyof typeof PERMISSIONS;
+      for (const id of PERMISSION_ROUTES[p]) {
+        const route = byId.get(id);
+        expect(route, `no route ${id}`).toBeDefined();
+        expect(route!.access.kind).toBe('admin');
+        const allowed = route!.access.kind === 'admin' ? route!.access.roles : [];
+        for (const role of roles) {
+          expect(can(role, p), `${role} and ${id}`).toBe(role === 'admin' || allowed.includes(role));
+        }
       }
-    }
-  });
+    },
+  );
 
   it('grants nothing without a role', () => {
     expect(can(undefined, 'steerRollout')).toBe(false);

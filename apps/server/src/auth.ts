@@ -174,7 +174,7 @@ export async function authenticate(
     limiter.hit(key);
     throw unauthorized(message);
   };
-  if (cookie) {
+  if (cookie && access.kind === 'admin') {
     const principal = await sessionPrincipal(ctx, cookie.secret);
     if (principal?.kind !== 'admin') return fail('the console session has ended or expired; sign in again');
     checkCsrf(cookie);

@@ -155,6 +155,15 @@ async function whoSignsIn(
   return { userId: user.id };
 }
 
+/**
+ * What failed sign-ins are counted by: a token by its hash, as on every other route; a password
+ * sign-in by the user name, so that guessing one account's password is slowed from any address,
+ * while other people signing in through the same proxy are not.
+ */
+function signInKey(body: SignInBody): string {
+  return 'token' in body ? `admin:${hashSecret(body.token)}` : `user:${body.username.toLowerCase()}`;
+}
+
 /** POST /v1/session: checks the password or token, opens a session and sets its cookie. */
 export async function signIn(
   ctx: AppContext,
@@ -162,18 +171,22 @@ export async function signIn(
   req: Request,
   res: Response,
 ): Promise<SessionView> {
-  const ip = req.ip ?? req.socket.remoteAddress ?? 'unknown';
   checkOrigin(req.headers.origin, req.headers.host);
-  if (ctx.limits.authFailures.blocked(ip)) {
+  const limiter = ctx.limits.authFailures;
+  const key = signInKey(body);
+  if (limiter.blocked(key)) {
+    const wait = limiter.retryAfter(key);
     throw new ServerError(
       'CLP_E_RATE_LIMITED',
-      `too many failed sign-ins from ${ip}; wait ${ctx.limits.authFailures.retryAfter(ip)} s`,
-      { details: { retryAfter: ctx.limits.authFailures.retryAfter(ip) } },
+      'token' in body
+        ? `this credential was refused ${limiter.limit} times within a minute; wait ${wait} s before trying it again`
+        : `sign-in as ${body.username} failed ${limiter.limit} times within a minute; wait ${wait} s, or sign in with an admin token`,
+      { details: { retryAfter: wait } },
     );
   }
   const who = await whoSignsIn(ctx, body);
   if (!who) {
-    ctx.limits.authFailures.hit(ip);
+    limiter.hit(key);
     throw new ServerError(
       'CLP_E_UNAUTHORIZED',
       'token' in body

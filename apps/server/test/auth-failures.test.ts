@@ -75,4 +75,50 @@ describe.each(drivers())('failed logins on $name', (driver) => {
     // …and still works where it belongs.
     expect((await poll(machine, '192.0.2.50')).status).toBe(200);
   });
+  const signIn = (json: unknown, client: string) =>
+    s.call('POST', '/v1/session', { json, headers: proxy(client) });
+
+  it('slows password guesses at one user name, and no one else signing in from that address', async () => {
+    s.server.context.limits.authFailures.reset();
+    const created = await s.call('POST', '/v1/users', {
+      token: s.admin,
+      json: { username: 'guessed', role: 'viewer', password: 'correct horse battery' },
+    });
+    expect(created.status).toBe(201);
+    await s.call('POST', '/v1/users', {
+      token: s.admin,
+      json: { username: 'neighbour', role: 'viewer', password: 'another long password' },
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < LIMIT + 1; i++)
+      statuses.push((await signIn({ username: 'guessed', password: `guess ${i}` }, '192.0.2.60')).status);
+    expect(statuses).toEqual([...Array(LIMIT).fill(401), 429]);
+    // The name is slowed from another address as well, whatever the password…
+    const blocked = await signIn({ username: 'GUESSED', password: 'guess again' }, '198.51.100.60');
+    expect(blocked.status).toBe(429);
+    expect(blocked.body.error.code).toBe('CLP_E_RATE_LIMITED');
+    expect(blocked.body.error.message).toMatch(/sign-in as GUESSED failed 5 times.*admin token/);
+    // …while another person and an admin token sign in through the same address.
+    expect(
+      (await signIn({ username: 'neighbour', password: 'another long password' }, '192.0.2.60')).status,
+    ).toBe(201);
+    expect((await signIn({ token: s.admin }, '192.0.2.60')).status).toBe(201);
+  });
+
+  it('counts a session cookie that keeps failing by itself, not by the address it comes from', async () => {
+    s.server.context.limits.authFailures.reset();
+    const ended = { cookie: `clp_session=clp_ses_${randomBytes(32).toString('base64url')}` };
+    const statuses: number[] = [];
+    for (let i = 0; i < LIMIT + 1; i++)
+      statuses.push(
+        (await s.call('GET', '/v1/tiers', { headers: { ...ended, ...proxy('192.0.2.70') } })).status,
+      );
+    expect(statuses).toEqual([...Array(LIMIT).fill(401), 429]);
+    const session = await signIn({ token: s.admin }, '192.0.2.70');
+    const cookie = /clp_session=([^;]*)/.exec(session.headers.get('set-cookie') ?? '')?.[1];
+    const live = await s.call('GET', '/v1/tiers', {
+      headers: { cookie: `clp_session=${cookie}`, ...proxy('192.0.2.70') },
+    });
+    expect(live.status).toBe(200);
+  });
 });

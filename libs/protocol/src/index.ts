@@ -75,7 +75,6 @@ export {
   windowIsOpen,
   windowOpening,
 } from './maintenance-window.ts';
-export { cleanBlockText, textProblem } from './text.ts';
 export { Overview } from './overview-api.ts';
 export {
   RolloutPreview,
@@ -89,6 +88,7 @@ export {
   SignOutResult,
 } from './session-api.ts';
 export { CSRF_HEADER, SESSION_COOKIE } from './session-names.ts';
+export { cleanBlockText, cleanBlockText, textProblem, textProblem } from './text.ts';
 export {
   CreateUserBody,
   EditUserBody,
