@@ -1,6 +1,6 @@
 // The files the packages are made of, built once into dist/build/ for one architecture:
 //   agent-ARCH/clpctl and agent-ARCH/share/ (man pages, completions)
-//   server-ARCH/node, dist/server.mjs, migrations/, node_modules/@electric-sql/pglite/
+//   server-ARCH/node, dist/server.mjs, migrations/, console/, node_modules/@electric-sql/pglite/
 import { execFileSync } from 'node:child_process';
 import { cp, mkdir, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -74,6 +74,9 @@ export async function serverFiles(root, arch) {
   await withoutSourceMaps(join(dir, 'node_modules'));
   // Found by the bundle as ../migrations (see db/src/database.ts).
   await cp(join(root, 'db/migrations'), join(dir, 'migrations'), { recursive: true });
+  // The console, built by scripts/build.mjs; found by the bundle as ../console (see config.ts).
+  await cp(join(root, 'apps/console/dist'), join(dir, 'console'), { recursive: true });
+  await withoutSourceMaps(join(dir, 'console'));
   try {
     execFileSync('strip', ['--strip-all', '-o', join(dir, 'node'), await nodeBinary(root, arch)]);
   } catch {

@@ -388,6 +388,13 @@ describe.skipIf(skip)('the packages, installed for real in a temporary root', ()
       });
       expect(out).toContain('embedded PGlite');
       expect((await fetch(`${url}/readyz`)).status).toBe(200);
+      // The console comes with the server: its page and the script it loads.
+      const page = await fetch(`${url}/console/machines`);
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      const script = /src="(\/console\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+      expect(script, html).toBeDefined();
+      expect((await fetch(`${url}${script}`)).status).toBe(200);
     } finally {
       server.kill('SIGTERM');
       await new Promise((done) => server.once('exit', done));

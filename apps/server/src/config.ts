@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_PORT, listenAddressFromEnv } from './listen-address.ts';
@@ -49,8 +50,15 @@ export { DEFAULT_PORT };
 /** pino's levels, most severe first; `silent` logs nothing. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** apps/console/dist, seen from this file in apps/server/src or from the bundle in apps/server/dist. */
-const BUILT_CONSOLE = fileURLToPath(new URL('../../console/dist', import.meta.url));
+/**
+ * The built console: apps/console/dist, seen from this file in apps/server/src or from the bundle
+ * in apps/server/dist; in the server packages, console/ beside the bundle's dist/.
+ */
+const CONSOLE_CANDIDATES = ['../../console/dist', '../console'].map((p) =>
+  fileURLToPath(new URL(p, import.meta.url)),
+);
+const BUILT_CONSOLE =
+  CONSOLE_CANDIDATES.find((dir) => existsSync(join(dir, 'index.html'))) ?? CONSOLE_CANDIDATES[0]!;
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
   const dataDir = resolve(overrides.dataDir ?? './data');
