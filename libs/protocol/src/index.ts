@@ -88,7 +88,7 @@ export {
   SignOutResult,
 } from './session-api.ts';
 export { CSRF_HEADER, SESSION_COOKIE } from './session-names.ts';
-export { cleanBlockText, cleanBlockText, textProblem, textProblem } from './text.ts';
+export { cleanBlockText, textProblem } from './text.ts';
 export {
   CreateUserBody,
   EditUserBody,

@@ -7,13 +7,13 @@ import type {
   RolloutProgressView,
   RolloutTimeline,
 } from '@clp/protocol';
+import type { z } from 'zod';
 import { endpoint } from '../../lib/api-client.ts';
 
 export type RolloutAction = 'pause' | 'resume' | 'abort' | 'revert';
 
 /** The create form's body: what the server's schema accepts before its defaults are filled in. */
-export type NewRollout = Omit<CreateRolloutBody, 'selector' | 'failureThreshold'> &
-  Partial<Pick<CreateRolloutBody, 'selector' | 'failureThreshold'>>;
+export type NewRollout = z.input<typeof CreateRolloutBody>;
 
 export const listRollouts = endpoint<RolloutList>('listRollouts', 'GET', '/v1/rollouts');
 export const getRollout = endpoint<RolloutProgressView>('getRollout', 'GET', '/v1/rollouts/:id');
