@@ -1,5 +1,5 @@
 // How fast can Node install the P1 patch durably? A stripped-down installer, for comparison with
-// `clpctl install` and dpkg (GOALS P1): one pass over the zip (inflate, sha256 against the
+// `clpctl install` and dpkg (bar P1): one pass over the zip (inflate, sha256 against the
 // manifest, write straight to a staging name beside the target, fchmod/fchown/fsync on the open
 // descriptor), then rename every staged file and fsync each folder once. No journal, backups,
 // signature check or bookkeeping: it is a floor, not an installer.

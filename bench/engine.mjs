@@ -1,4 +1,4 @@
-// Engine benchmarks (GOALS P1–P3): clpctl install / uninstall against dpkg and pacman, and one
+// Engine benchmarks (bars P1–P3): clpctl install / uninstall against dpkg and pacman, and one
 // 512 MiB file against cp + sync, each peer measured in the same run, interleaved, on fresh roots.
 //
 //   npm run bench -- engine [--runs N] [--big-mib N] [--only P1,P2,P3] [--profile] [--floor] [--work DIR]

@@ -1,4 +1,4 @@
-// GOALS P8: a fleet of 100,000 simulated agents on a virtual clock against the real server
+// Bar P8: a fleet of 100,000 simulated agents on a virtual clock against the real server
 // (its HTTP API, in a worker thread of this process) on PostgreSQL, through a 4-stage rollout
 // with 10 % of the machines that join in stage 2 failing. See bench/README.md.
 // --scenario last-stage: the failures start in the LAST stage (30 % of the machines that join

@@ -1,4 +1,4 @@
-// Shared pieces of the server benchmarks (GOALS P5–P7): a dedicated PostgreSQL database, the
+// Shared pieces of the server benchmarks (bars P5–P7): a dedicated PostgreSQL database, the
 // built server as its own process, a seeded fleet, nginx as the peer, wrk as the load generator.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';

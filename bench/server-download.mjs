@@ -1,4 +1,4 @@
-// GOALS P7: downloading a 256 MiB blob from the server on loopback against nginx serving the
+// Bar P7: downloading a 256 MiB blob from the server on loopback against nginx serving the
 // same file (a hard link to the stored blob, so both read the same page cache).
 //   npm run build && npx node bench/server-download.mjs
 // Settings (environment): BENCH_BLOB_MIB (256), BENCH_RUNS (5 curl downloads each, interleaved),

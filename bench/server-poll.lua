@@ -1,4 +1,4 @@
--- wrk script for GOALS P5: each request is one agent's poll, with the credential of the next
+-- wrk script for bar P5: each request is one agent's poll, with the credential of the next
 -- machine in turn (threads start at different machines), so that the server's short
 -- credential cache rarely helps, as with a real fleet polling once a day.
 local machines = tonumber(os.getenv("BENCH_MACHINES") or "100000")

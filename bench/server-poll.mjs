@@ -1,4 +1,4 @@
-// GOALS P5: poll throughput and p99 with 100,000 enrolled machines and 20 active rollouts on
+// Bar P5: poll throughput and p99 with 100,000 enrolled machines and 20 active rollouts on
 // PostgreSQL, and the same load against nginx serving a static file of the poll answer's size.
 //   npm run build && npx node bench/server-poll.mjs
 // Settings (environment): BENCH_MACHINES (100000), BENCH_ROLLOUTS (20), BENCH_SECONDS (20),

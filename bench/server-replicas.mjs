@@ -1,4 +1,4 @@
-// GOALS P10 and P7 with several server processes:
+// bars P10 and P7 with several server processes:
 //   1. how long a halt, pause, abort, yank or credential revocation made through one replica takes
 //      to reach the others, busy (polled without pause) and idle (no request for 2 s before);
 //   2. how fast a request is answered 503 while PostgreSQL is down (a cluster of our own);

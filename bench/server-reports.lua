@@ -1,4 +1,4 @@
--- wrk script for GOALS P6: each request is one machine's batch of BENCH_BATCH new reports
+-- wrk script for bar P6: each request is one machine's batch of BENCH_BATCH new reports
 -- (ids unique per run, thread and request), spread over the benchmark's rollouts. The 200 answers
 -- are counted so that the database can be checked against them afterwards.
 local machines = tonumber(os.getenv("BENCH_MACHINES") or "100000")

@@ -1,4 +1,4 @@
-// GOALS P6: report ingestion. wrk posts new reports as fast as the server takes them (one
+// Bar P6: report ingestion. wrk posts new reports as fast as the server takes them (one
 // report per request, then batches of 10 as agents send their spool), every 200 is counted,
 // and the reports table is counted afterwards: every acknowledged report must be there.
 //   npm run build && npx node bench/server-reports.mjs

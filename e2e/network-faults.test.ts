@@ -7,7 +7,7 @@ import { missingBuild } from './support/paths.ts';
 import { type ServerProcess, startServerProcess } from './support/server-process.ts';
 
 /*
- * GOALS R4: agents talk to the real server through a proxy that refuses connections, answers 5xx,
+ * Bar R4: agents talk to the real server through a proxy that refuses connections, answers 5xx,
  * delays, cuts downloads and corrupts bytes. The agents retry, resume, reject bad bytes, and every
  * spooled report arrives exactly once when the way is clear again.
  */

@@ -173,7 +173,7 @@ export async function buildRelease(
   return { dir, file, pub, key, bytes: await readFile(file), conf, blob, newMotd };
 }
 
-/** The documented cohort rule (DESIGN.md § 4): bucket = first 4 bytes of sha256(rollout id NUL machine id) mod 10000. */
+/** The documented cohort rule (docs/rollouts.md): bucket = first 4 bytes of sha256(rollout id NUL machine id) mod 10000. */
 export function cohortBucket(machineId: string, rolloutId: string): number {
   return (
     createHash('sha256').update(`${rolloutId}\u0000${machineId}`, 'utf8').digest().readUInt32BE(0) % 10_000

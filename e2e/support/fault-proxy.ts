@@ -31,7 +31,7 @@ export type FaultRule = (req: IncomingMessage) => Fault;
 const pass: FaultRule = () => ({ kind: 'pass' });
 
 /**
- * An HTTP proxy between agents and the server that misbehaves on demand (GOALS R4): `down()`
+ * An HTTP proxy between agents and the server that misbehaves on demand (bar R4 in bench/README.md): `down()`
  * closes its port (connections are refused, as when the server is down), and a rule chooses a
  * fault per request. Every request is logged.
  */

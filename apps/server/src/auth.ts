@@ -32,7 +32,7 @@ async function adminFromToken(ctx: AppContext, token: string): Promise<Principal
 
 /**
  * Machine credentials, cached for at most `ttlMs` (1 s by default): polls are the hot path
- * (GOALS P5). A revoked or replaced credential stops working on this process when the cache is
+ * (bar P5). A revoked or replaced credential stops working on this process when the cache is
  * cleared (a change made here, or announced by the database on PostgreSQL), and in any case once
  * its entry is older than `ttlMs`. Lookups that arrive together (many agents polling at once)
  * share one query, which saves the database a round trip per poll.

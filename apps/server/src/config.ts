@@ -84,7 +84,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
   };
 }
 
-/** Settings from the environment (see DESIGN.md § 4). */
+/** Settings from the environment (the README lists them). */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): {
   config: ServerConfig;
   port: number;

@@ -1,5 +1,5 @@
 /**
- * The agent's cut-off setting (DESIGN.md § 5): `none`, a delay in days (`7d` or `7`), or a date
+ * The agent's cut-off setting (`clpctl config set cutoff`): `none`, a delay in days (`7d` or `7`), or a date
  * (apply only releases made before it). The agent applies it; the server only explains it.
  */
 export type Cutoff = { delayDays: number } | { before: Date } | null;

@@ -17,7 +17,7 @@ const MAX_REMEMBERED = 500_000;
 
 /**
  * What polls learn about machines (last seen, installed patches, facts: hostname, OS, architecture, agent version), written in batches:
- * one UPDATE per flush instead of one per poll, which is what lets polls scale (GOALS P5).
+ * one UPDATE per flush instead of one per poll, which is what lets polls scale (bar P5).
  * A crash loses at most one flush interval of "last seen" times, which the next poll restores.
  */
 export class MachineSeen {

@@ -18,7 +18,7 @@ const keyOf = (rolloutId: string, machineId: string) => `${rolloutId} ${machineI
 /**
  * Which machines each rollout offered its release to, as polls offer it: kept in memory and
  * written in batches (one INSERT per flush, existing rows left as they are), like MachineSeen,
- * so that a poll costs no write of its own (GOALS P5). An offer is written once per rollout and
+ * so that a poll costs no write of its own (bar P5). An offer is written once per rollout and
  * machine, however often the machine polls. The report writer asks for offers not yet written,
  * so that a report arriving right after its poll still counts.
  */

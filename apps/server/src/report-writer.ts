@@ -33,7 +33,7 @@ interface Pending {
 /**
  * Stores reports with group commit: the batches of all requests that arrive while a write is
  * running go to the database together in the next transaction, so that a busy fleet costs one
- * transaction per round instead of one per request (GOALS P6). A report id already stored is a
+ * transaction per round instead of one per request (bar P6). A report id already stored is a
  * duplicate and changes nothing. Every new report is stored (the machine's history); in the same
  * transaction the per-machine outcomes of the rollouts that offered them, the rollout counters
  * that sum those, and the reporting machines' installed lists move (see rollout-outcomes.ts).

@@ -20,7 +20,7 @@ function bucketWidth(spanSeconds: number, maxBuckets: number): number {
 
 /**
  * Applied and failed reports of a rollout per time bucket, with running totals and the failure
- * rate the halt rule judges (GOALS P9: one indexed, grouped query, whatever the fleet's size).
+ * rate the halt rule judges (bar P9: one indexed, grouped query, whatever the fleet's size).
  */
 export async function rolloutTimeline(
   ctx: AppContext,

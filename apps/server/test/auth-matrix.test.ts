@@ -4,7 +4,7 @@ import { ManualClock, ROUTES, type Route } from '../src/index.ts';
 import { drivers, FACTS, jsonInspector, type Running, start } from './harness.ts';
 
 /**
- * GOALS R6: every route of the route table × every kind of caller. Generated from ROUTES, so a
+ * Bar R6: every route of the route table × every kind of caller. Generated from ROUTES, so a
  * new route is covered (and its access rule checked) without anyone writing a test for it.
  */
 

@@ -6,7 +6,7 @@ import { ManualClock } from '../src/index.ts';
 import { drivers, FACTS, jsonInspector, type Running, start } from './harness.ts';
 
 /**
- * GOALS R9: text from machines and operators is checked at the edge (a NUL, another control
+ * Bar R9: text from machines and operators is checked at the edge (a NUL, another control
  * character or a lone surrogate anywhere gets a 400 naming the field), and the batch writers
  * isolate a row the database refuses, so one machine never fails or stalls another's write.
  */

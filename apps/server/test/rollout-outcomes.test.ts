@@ -6,7 +6,7 @@ import { cohortBucket, createServer, defaultConfig, inStage, ManualClock } from 
 import { drivers, FACTS, fakeRelease, jsonInspector, type Running, start } from './harness.ts';
 
 /**
- * GOALS R9: a machine speaks only for itself. Every report is stored, but a rollout's counters and
+ * Bar R9: a machine speaks only for itself. Every report is stored, but a rollout's counters and
  * its halt move only for machines the rollout offered its release to, once per machine, by each
  * machine's latest outcome.
  */

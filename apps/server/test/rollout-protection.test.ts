@@ -37,7 +37,7 @@ async function receiver() {
 }
 
 /**
- * GOALS R-series, rollouts: a rollout protects the fleet as long as it offers its release. It
+ * The R bars, for rollouts: a rollout protects the fleet as long as it offers its release. It
  * completes only when every targeted machine answered (or its completion window passed), keeps
  * its threshold once completed, counts silence as failure, advances on evidence and approvals,
  * retries only the failed machines, respects maintenance windows, and tells operators.

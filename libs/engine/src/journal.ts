@@ -36,7 +36,7 @@ export const JOURNAL_FILE = 'journal';
 let writes = 0;
 
 /**
- * Test hook, documented for the crash tests (GOALS R1): with CLP_TEST_KILL_AT_STEP=N in the
+ * Test hook, documented for the crash tests (bar R1): with CLP_TEST_KILL_AT_STEP=N in the
  * environment, the process sends itself SIGKILL right after its N-th durable journal write, which
  * is exactly what a power loss or `kill -9` at that point looks like to recovery.
  */

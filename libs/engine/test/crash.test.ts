@@ -1,5 +1,5 @@
 /**
- * GOALS R1: a real clpctl process, installing a patch with file, package (pacman), script and
+ * Bar R1: a real clpctl process, installing a patch with file, package (pacman), script and
  * service actions, is killed with SIGKILL right after each of its journal writes
  * (CLP_TEST_KILL_AT_STEP=N), then `clpctl recover` runs, and the root must be byte-identical
  * (content, mode, owner, links, file list) to before the command up to its commit point, and to

@@ -1,5 +1,5 @@
 /**
- * GOALS R2: ENOSPC while staging, a read-only target, permission denied at the rename, a failing
+ * Bar R2: ENOSPC while staging, a read-only target, permission denied at the rename, a failing
  * script: each ends rolled back, with an error naming the cause, and nothing half-written.
  */
 import { spawnSync } from 'node:child_process';

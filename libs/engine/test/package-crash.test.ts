@@ -1,5 +1,5 @@
 /**
- * GOALS R8: a power cut in the middle of a package step. clpctl installs (or uninstalls) a patch
+ * Bar R8: a power cut in the middle of a package step. clpctl installs (or uninstalls) a patch
  * whose package step runs pacman -U or dpkg -i on a package of many files, and the whole process
  * group (clpctl and the package manager together) is killed with SIGKILL at a range of moments
  * spread over the package manager's own run: before it starts, while it holds its lock, while

@@ -1,4 +1,4 @@
-/** Limits every archive must stay within; they are part of the format (DESIGN.md section 1). */
+/** Limits every archive must stay within; they are part of the format (docs/patch-format.md). */
 export interface ArchiveLimits {
   /** Most entries (files and folders) an archive may list. */
   maxEntries: number;

@@ -1,5 +1,5 @@
 /**
- * The hostile-archive suite: every rule of "Limits are part of the format" (DESIGN.md 1) meets an
+ * The hostile-archive suite: every rule of the limits of docs/patch-format.md meets an
  * archive built here to break it. Each case asserts the exact error code, that the message names
  * the entry (or the archive, when no single entry is at fault), and that nothing was written
  * outside the test's own temporary folder.
