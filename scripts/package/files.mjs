@@ -78,7 +78,9 @@ export async function serverFiles(root, arch) {
   await cp(join(root, 'apps/console/dist'), join(dir, 'console'), { recursive: true });
   await withoutSourceMaps(join(dir, 'console'));
   try {
-    execFileSync('strip', ['--strip-all', '-o', join(dir, 'node'), await nodeBinary(root, arch)]);
+    execFileSync('strip', ['--strip-all', '-o', join(dir, 'node'), await nodeBinary(root, arch)], {
+      stdio: 'ignore',
+    });
   } catch {
     await cp(await nodeBinary(root, arch), join(dir, 'node'));
   }

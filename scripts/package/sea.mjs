@@ -97,7 +97,7 @@ export async function buildSea({ bundle, nodeBinary, outDir, snapshot }) {
   await rm(work, { force: true });
   // Debug symbols are a fifth of the binary and nothing at run time needs them.
   try {
-    execFileSync('strip', ['--strip-all', '-o', work, nodeBinary], { stdio: 'inherit' });
+    execFileSync('strip', ['--strip-all', '-o', work, nodeBinary], { stdio: 'ignore' });
   } catch {
     await copyFile(nodeBinary, work);
   }
