@@ -492,7 +492,12 @@ describe('clpctl admin says what happened, and names what exists', () => {
       json: { token: 'clp_enr_unknown', facts: FACTS },
     });
     expect(token.body.error.message).toContain("'clpctl admin tokens create --tier TIER'");
-    for (const r of [machine, tier]) expect(r.stderr).not.toMatch(/(GET|POST) \/v1\//);
+    const rekey = await admin(['machines', 'rekey', 'no-such-machine']);
+    expect(rekey.stderr).toContain("list them with 'clpctl admin machines'");
+    const window = await admin(['windows', 'clear', '--tier', 'edge']);
+    expect(window.code).toBe(10);
+    expect(window.stderr).toContain("list them with 'clpctl admin windows'");
+    for (const r of [machine, tier, rekey, window]) expect(r.stderr).not.toMatch(/(GET|POST) \/v1\//);
   });
 
   it('reports that arrived together are listed last event first, to the second', async () => {

@@ -278,7 +278,10 @@ export async function rekeyMachine(
     .where(eq(machines.id, id))
     .returning();
   if (!row)
-    throw new ServerError('CLP_E_NOT_FOUND', `no machine with id ${id}; list them with GET /v1/machines`);
+    throw new ServerError(
+      'CLP_E_NOT_FOUND',
+      `no machine with id ${id}; list them with 'clpctl admin machines'`,
+    );
   ctx.machineAuth.clear();
   ctx.log.info(
     { machine: id, by: actorName(principal), until: row.rekeyUntil, reason: body.reason },

@@ -66,7 +66,7 @@ export async function clearWindow(ctx: AppContext, kind: 'tier' | 'tag', name: s
   if (!row)
     throw new ServerError(
       'CLP_E_NOT_FOUND',
-      `no maintenance window for ${kind} ${name}; list them with GET /v1/maintenance-windows`,
+      `no maintenance window for ${kind} ${name}; list them with 'clpctl admin windows'`,
     );
   ctx.rollouts.invalidate();
   return entry(row);
