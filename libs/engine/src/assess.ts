@@ -17,10 +17,11 @@ import {
   interpreterFromHead,
   missingInterpreter,
 } from './script-step.ts';
+import type { StagingArchive } from './stage-direct.ts';
 import type { StateIndex } from './state.ts';
 
 /** What the engine needs of an opened patch (@clp/format's PatchArchive has it). */
-export interface EngineArchive {
+export interface EngineArchive extends StagingArchive {
   readonly file: string;
   readonly meta: PatchMeta;
   readonly entries: readonly { name: string; size: number; mode: number }[];
@@ -169,11 +170,12 @@ async function planFiles(
   const actions = archive.meta.actions.filter((a): a is FileAction => a.type === 'file');
   if (actions.length === 0) return [];
   const owners = await Owners.load(root);
+  const folders = new Map<string, Promise<string[]>>();
   // The lookups only read, so they run together; the refusals are then taken in the patch's order.
   const looked = await mapLimit(actions, LOOKUP_CONCURRENCY, async (action) => {
     let target: string;
     try {
-      target = await resolveUnderRoot(root, action.path);
+      target = await resolveUnderRoot(root, action.path, folders);
     } catch (error) {
       return { action, ok: false as const, error: error as Error & { code?: string } };
     }

@@ -1,6 +1,8 @@
+import { spawnSync } from 'node:child_process';
 import { constants } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { EngineError } from './errors.ts';
 import { openOwn } from './own-files.ts';
 
 /** fsync of a file's data and metadata (one of the engine's own files: never through a link). */
@@ -55,4 +57,28 @@ export async function writeFileDurable(
   }
   await rename(tmp, path);
   if (syncDir) await fsyncDir(dirname(path));
+}
+
+/**
+ * syncfs(2) of the filesystem holding the open descriptor `fd`: every dirty page and inode of that
+ * filesystem is written out and the disk's cache flushed, so a batch of many new files costs one
+ * flush instead of one fsync each. Node has no syncfs, so `sync -f` (coreutils, busybox) makes the
+ * call on our very descriptor, handed to it as its stdin: no path is looked up again. Returns false
+ * when no `sync` here can do it (missing, or one without -f); the caller then fsyncs each file.
+ * A failing syncfs is an error: Linux (since 5.8) reports the filesystem's writeback errors there.
+ */
+export function syncFilesystem(fd: number, where: string): boolean {
+  const r = spawnSync('sync', ['-f', '/dev/stdin'], { stdio: [fd, 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.error !== undefined) {
+    if ((r.error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw r.error;
+  }
+  if (r.status === 0) return true;
+  const said = (r.stderr ?? '').trim();
+  if (/option|usage/i.test(said)) return false;
+  throw new EngineError(
+    'CLP_E_APPLY_FAILED',
+    `could not make the new files in ${where} durable: sync -f failed (${said || `exit status ${r.status}`}); nothing was changed at their targets: check the disk and run the command again`,
+    { details: { path: where } },
+  );
 }

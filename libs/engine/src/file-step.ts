@@ -1,10 +1,26 @@
+import { closeSync, constants, fsyncSync, openSync } from 'node:fs';
 import { lstat, rename, rmdir, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { EntryDigest } from '@clp/format';
 import { type FileIdentity, placeFile, restoreBackup, takeBackup, unlinkIfThere } from './backup.ts';
-import { fsyncDirs } from './durable.ts';
+import { mapLimit } from './concurrency.ts';
+import { fsyncDirs, syncFilesystem } from './durable.ts';
 import { EngineError } from './errors.ts';
 import { kindOf, ownDir } from './own-files.ts';
-import { forEachInPinnedDir, type PinnedDir, type PinOptions, pinDir } from './pinned-dir.ts';
+import {
+  forEachInPinnedDir,
+  forEachPinnedGroup,
+  type PinnedDir,
+  type PinOptions,
+  pinDir,
+} from './pinned-dir.ts';
+import {
+  StagedFilesystems,
+  type StagingArchive,
+  SYNCFS_MIN_FILES,
+  writeLargeStaged,
+  writeSmallStaged,
+} from './stage-direct.ts';
 import type { StepContext, StepRecord } from './step.ts';
 
 /** How many files are staged, backed up or renamed at once. */
@@ -96,14 +112,25 @@ function needDir(dir: PinnedDir | null, r: StepRecord): PinnedDir {
   );
 }
 
+/** Where files staged straight from the patch take their content (stage-direct.ts). */
+export interface DirectSource {
+  archive: StagingArchive;
+  expected: ReadonlyMap<string, EntryDigest>;
+  /** The entry each such step's content is, with its size; steps not listed are placed from `source`. */
+  entryOf: ReadonlyMap<StepRecord, { name: string; size: number }>;
+  /** Entries up to this size are read into memory and written once checked. */
+  smallBytes: number;
+}
+
 /**
- * Stages the new content of each step next to its target, in the pinned target folder: a hard
- * link of the extracted file whose mode and owner were set (and fsynced) through its descriptor,
- * or an O_EXCL copy set up the same way when the source is used by more than one step (so that
- * their modes cannot clash) or lies on another filesystem. Missing folders are created, each made
- * durable in its parent.
+ * Stages the new content of each step next to its target, in the pinned target folder (missing
+ * folders are created, each made durable in its parent). A step of `direct` is written straight
+ * from the patch (stage-direct.ts). Any other is placed from its `source` file: a hard link whose
+ * mode and owner were set (and fsynced) through its descriptor, or an O_EXCL copy set up the same
+ * way when the source is used by more than one step (so that their modes cannot clash) or lies on
+ * another filesystem. Every staged file is durable when this returns.
  */
-export async function stageFiles(records: StepRecord[], root: string): Promise<void> {
+export async function stageFiles(records: StepRecord[], root: string, direct?: DirectSource): Promise<void> {
   const seen = new Set<string>();
   const linkable = new Map<StepRecord, boolean>();
   for (const r of records) {
@@ -116,16 +143,82 @@ export async function stageFiles(records: StepRecord[], root: string): Promise<v
     const u = fileUndo(r);
     return u.stage !== null && u.source !== null && u.next !== null;
   });
-  // Stage names carry the transaction id, so none can exist yet (and one planted there is refused).
-  await forEachInPinnedDir(staged, targetDirOf, pinOptions(root, created), FILE_CONCURRENCY, (dir, r) => {
-    const u = fileUndo(r);
-    return placeFile(
-      u.source as string,
-      needDir(dir, r),
-      basename(u.stage as string),
-      u.next as FileIdentity,
-      linkable.get(r) ?? false,
+  const directCount = direct === undefined ? 0 : staged.filter((r) => direct.entryOf.has(r)).length;
+  const oneSyncfs = directCount >= SYNCFS_MIN_FILES;
+  const filesystems = new StagedFilesystems();
+  try {
+    // Stage names carry the transaction id, so none can exist yet (and one planted there is refused).
+    await forEachPinnedGroup(staged, targetDirOf, pinOptions(root, created), async (pinned, group) => {
+      const dir = needDir(pinned, group[0] as StepRecord);
+      const small = new Map<string, StepRecord>();
+      const large: StepRecord[] = [];
+      const placed: StepRecord[] = [];
+      for (const r of group) {
+        const entry = direct?.entryOf.get(r);
+        if (entry === undefined) placed.push(r);
+        else if (entry.size <= (direct as DirectSource).smallBytes) small.set(entry.name, r);
+        else large.push(r);
+      }
+      if (oneSyncfs && small.size + large.length > 0) await filesystems.remember(dir);
+      if (direct !== undefined && small.size > 0) {
+        await direct.archive.readVerified([...small.keys()], direct.expected, (name, data) => {
+          const u = fileUndo(small.get(name) as StepRecord);
+          writeSmallStaged(dir, basename(u.stage as string), data, u.next as FileIdentity, !oneSyncfs);
+        });
+      }
+      for (const r of large) {
+        const u = fileUndo(r);
+        const d = direct as DirectSource;
+        await writeLargeStaged(
+          d.archive,
+          d.expected,
+          (d.entryOf.get(r) as { name: string }).name,
+          dir,
+          basename(u.stage as string),
+          u.next as FileIdentity,
+          !oneSyncfs,
+        );
+      }
+      await mapLimit(placed, FILE_CONCURRENCY, (r) => {
+        const u = fileUndo(r);
+        return placeFile(
+          u.source as string,
+          dir,
+          basename(u.stage as string),
+          u.next as FileIdentity,
+          linkable.get(r) ?? false,
+        );
+      });
+    });
+    if (oneSyncfs)
+      await syncStaged(
+        filesystems,
+        staged.filter((r) => direct?.entryOf.has(r)),
+        root,
+      );
+  } finally {
+    await filesystems.close();
+  }
+}
+
+/** One syncfs per filesystem; where no `sync -f` can do it, an fsync of each staged file instead. */
+async function syncStaged(
+  filesystems: StagedFilesystems,
+  records: StepRecord[],
+  root: string,
+): Promise<void> {
+  const all = filesystems.entries();
+  if (all.every((f) => syncFilesystem(f.fd, f.where))) return;
+  await forEachInPinnedDir(records, targetDirOf, pinOptions(root), FILE_CONCURRENCY, async (dir, r) => {
+    const fd = openSync(
+      needDir(dir, r).at(basename(fileUndo(r).stage as string)),
+      constants.O_RDONLY | constants.O_NOFOLLOW,
     );
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   });
 }
 

@@ -1,12 +1,27 @@
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type CheckAction, isClpError, openPatch, type PackageAction, type ServiceAction } from '@clp/format';
+import {
+  type CheckAction,
+  isClpError,
+  openPatch,
+  type PackageAction,
+  type PatchMeta,
+  type ServiceAction,
+  SMALL_ENTRY_BYTES,
+} from '@clp/format';
 import { SIGNATURE_ENTRY, TrustStore, verifySignedEntries } from '@clp/trust';
 import { assessPatch, type EngineArchive, type PlannedScript } from './assess.ts';
 import { finishInstall, type InstallInfo, markFailed } from './bookkeeping.ts';
 import { mapLimit } from './concurrency.ts';
 import { codeForSystemError, EngineError, refusalError } from './errors.ts';
-import { type FileUndo, missingDirs, runFileBatch, stageFiles, stagePathFor } from './file-step.ts';
+import {
+  type DirectSource,
+  type FileUndo,
+  missingDirs,
+  runFileBatch,
+  stageFiles,
+  stagePathFor,
+} from './file-step.ts';
 import { type CheckResult, runCheck } from './health-check.ts';
 import { readHostFacts } from './host.ts';
 import { checkTrustStore } from './own-files.ts';
@@ -159,14 +174,17 @@ async function installOpened(
   let records: StepRecord[];
   let groups: StepGroup[];
   let fileRecords: StepRecord[];
+  const direct = stagedStraight(meta);
+  const inTxDirNot = notExtracted(meta, direct);
   await makeTxDir(txDir);
   try {
     await mkdir(patchDir, { recursive: true });
+    const extracted = archive.entries.filter((e) => e.name !== SIGNATURE_ENTRY && !inTxDirNot.has(e.name));
     await archive.extractTo(patchDir, {
-      only: (entry) => entry !== SIGNATURE_ENTRY,
+      only: (entry) => entry !== SIGNATURE_ENTRY && !inTxDirNot.has(entry),
       expected: trust.expected,
     });
-    log(`${name}: extracted and re-checked ${trust.expected.size} entries`);
+    log(`${name}: extracted and re-checked ${extracted.length} entries`);
     ({ records, groups, fileRecords } = await buildSteps(archive, assessment, {
       ctx,
       patchDir,
@@ -230,10 +248,18 @@ async function installOpened(
     steps: records.length,
   };
   const info: InstallInfo = { patch: summary, meta, root };
+  const sizes = new Map(archive.entries.map((e) => [e.name, e.size]));
+  const entryOf = new Map<StepRecord, { name: string; size: number }>();
+  for (const [i, f] of assessment.files.entries()) {
+    const source = f.action.source;
+    if (source !== undefined && direct.has(source))
+      entryOf.set(fileRecords[i] as StepRecord, { name: source, size: sizes.get(source) ?? 0 });
+  }
+  const source: DirectSource = { archive, expected: trust.expected, entryOf, smallBytes: SMALL_ENTRY_BYTES };
   const transaction = new Transaction('install', ctx, tx);
   try {
     await transaction.prepare(records, info, async () => {
-      await stageFiles(fileRecords, root);
+      await stageFiles(fileRecords, root, source);
       log(`${name}: staged ${fileRecords.length} file(s) next to their targets`);
     });
     await transaction.commit(groups);
@@ -269,6 +295,30 @@ async function installOpened(
     checks: checkResults,
     recovered: session.recovered,
   };
+}
+
+/** The entries that are the content of exactly one file action: staged straight from the patch. */
+function stagedStraight(meta: PatchMeta): Set<string> {
+  const uses = new Map<string, number>();
+  for (const a of meta.actions)
+    if (a.type === 'file' && a.source !== undefined) uses.set(a.source, (uses.get(a.source) ?? 0) + 1);
+  return new Set([...uses].filter(([, count]) => count === 1).map(([entry]) => entry));
+}
+
+/**
+ * Which of those the transaction folder need not hold as well. Scripts and checks run in the
+ * extracted patch folder and may read any entry, so with any of them it keeps every entry (their
+ * content is then read twice); a package file is always extracted for its package manager.
+ */
+function notExtracted(meta: PatchMeta, direct: ReadonlySet<string>): Set<string> {
+  const runsInPatchFolder =
+    meta.installScript !== undefined ||
+    meta.removeScript !== undefined ||
+    meta.actions.some((a) => a.type === 'script' || a.type === 'check');
+  if (runsInPatchFolder) return new Set();
+  const skipped = new Set(direct);
+  for (const a of meta.actions) if (a.type === 'package' && a.source !== undefined) skipped.delete(a.source);
+  return skipped;
 }
 
 /** Errors that already name their cause pass through; system errors get the code of their errno. */
@@ -317,8 +367,18 @@ async function buildSteps(
   for (const s of assessment.scripts.filter((x) => x.when === 'pre')) scriptGroup(s);
 
   const fileRecords: StepRecord[] = [];
+  // Files of one folder share its answer: the folders are looked up once each.
+  const missing = new Map<string, Promise<string[]>>();
+  const missingOnce = (dir: string): Promise<string[]> => {
+    let found = missing.get(dir);
+    if (found === undefined) {
+      found = missingDirs(b.ctx.root, dir);
+      missing.set(dir, found);
+    }
+    return found;
+  };
   const newDirs = await mapLimit(assessment.files, 32, (f) =>
-    f.action.action === 'remove' ? Promise.resolve([]) : missingDirs(b.ctx.root, dirname(f.target)),
+    f.action.action === 'remove' ? Promise.resolve([]) : missingOnce(dirname(f.target)),
   );
   for (const [i, f] of assessment.files.entries()) {
     const index = records.length;

@@ -8,9 +8,15 @@ const MAX_LINKS = 40;
  * Resolves an absolute target path under `root` the way a chroot would: every symlink in the
  * parent directories is followed, absolute link targets start again at root, and `..` never
  * climbs above root. The last component is not followed (the engine replaces it, whatever it is).
- * Returns the real path on this machine.
+ * Returns the real path on this machine. With `folders`, the resolution of each parent folder is
+ * kept there and reused (the files of one folder cost one walk, not one each); it is only valid
+ * while the tree does not change, e.g. within one assessment.
  */
-export async function resolveUnderRoot(root: string, target: string): Promise<string> {
+export async function resolveUnderRoot(
+  root: string,
+  target: string,
+  folders?: Map<string, Promise<string[]>>,
+): Promise<string> {
   const base = resolve(root);
   if (!target.startsWith('/')) {
     throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" is not absolute`, {
@@ -24,6 +30,29 @@ export async function resolveUnderRoot(root: string, target: string): Promise<st
       details: { path: target },
     });
   }
+  let resolved: string[];
+  if (folders === undefined) resolved = await resolveFolder(base, target, parts);
+  else {
+    const key = parts.join('/');
+    let folder = folders.get(key);
+    if (folder === undefined) {
+      folder = resolveFolder(base, target, parts);
+      folders.set(key, folder);
+    }
+    // A refusal is worked out again for this very target, so that its message names it.
+    resolved = await folder.catch(() => resolveFolder(base, target, parts));
+  }
+  const real = join(base, ...resolved, last);
+  if (real !== base && !real.startsWith(`${base}/`) && base !== '/') {
+    throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" resolves outside ${root}`, {
+      details: { path: target },
+    });
+  }
+  return real;
+}
+
+/** The parent folders of `target` (its `parts`) resolved under base, as path components. */
+async function resolveFolder(base: string, target: string, parts: string[]): Promise<string[]> {
   const resolved: string[] = [];
   let pending = parts;
   let hops = 0;
@@ -60,13 +89,7 @@ export async function resolveUnderRoot(root: string, target: string): Promise<st
     if (to.startsWith('/')) resolved.length = 0;
     pending = [...toParts, ...pending];
   }
-  const real = join(base, ...resolved, last);
-  if (real !== base && !real.startsWith(`${base}/`) && base !== '/') {
-    throw new EngineError('CLP_E_PATH_ESCAPE', `target path "${target}" resolves outside ${root}`, {
-      details: { path: target },
-    });
-  }
-  return real;
+  return resolved;
 }
 
 /** ROOT-relative locations of the engine's own state. */

@@ -44,6 +44,11 @@ export class PinnedDir {
     return error;
   }
 
+  /** The folder's descriptor, for calls that take one (fstat, handing it to a child process). */
+  get fd(): number {
+    return this.#fh.fd;
+  }
+
   /** Makes the names created, renamed or removed in the folder durable. */
   sync(): Promise<void> {
     return this.#fh.sync();
@@ -135,17 +140,15 @@ export async function pinDir(dir: string, o: PinOptions): Promise<PinnedDir | nu
 }
 
 /**
- * Pins the folder of each item once (items that share a folder share its descriptor), runs fn on
- * every item with at most `limit` in flight, and closes the folders again.
+ * Pins the folder of each group of items that share one (a few folders at a time, so that a batch
+ * spread over a thousand folders holds few descriptors), runs fn on the folder and its items, and
+ * closes it again. Errors name the folder's real path, not /proc/self/fd/N.
  */
-export async function forEachInPinnedDir<T>(
+export async function forEachPinnedGroup<T>(
   items: readonly T[],
   dirOf: (item: T) => string,
   options: (item: T) => PinOptions,
-  limit: number,
-  fn: (dir: PinnedDir | null, item: T) => Promise<void>,
-  /** Runs once per folder after all of its items, before it is closed (an fsync of the folder). */
-  after?: (dir: PinnedDir | null) => Promise<void>,
+  fn: (dir: PinnedDir | null, group: T[]) => Promise<void>,
 ): Promise<void> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
@@ -154,16 +157,33 @@ export async function forEachInPinnedDir<T>(
     if (group === undefined) groups.set(d, [item]);
     else group.push(item);
   }
-  // A few folders at a time: a batch spread over a thousand folders holds few descriptors.
   await mapLimit([...groups], PINNED_AT_ONCE, async ([d, group]) => {
     const dir = await pinDir(d, options(group[0] as T));
     try {
-      await mapLimit(group, limit, (item) => fn(dir, item));
-      await after?.(dir);
+      await fn(dir, group);
     } catch (error) {
       throw dir?.explain(error) ?? error;
     } finally {
       await dir?.close();
     }
+  });
+}
+
+/**
+ * Pins the folder of each item once (items that share a folder share its descriptor), runs fn on
+ * every item with at most `limit` in flight, and closes the folders again.
+ */
+export function forEachInPinnedDir<T>(
+  items: readonly T[],
+  dirOf: (item: T) => string,
+  options: (item: T) => PinOptions,
+  limit: number,
+  fn: (dir: PinnedDir | null, item: T) => Promise<void>,
+  /** Runs once per folder after all of its items, before it is closed (an fsync of the folder). */
+  after?: (dir: PinnedDir | null) => Promise<void>,
+): Promise<void> {
+  return forEachPinnedGroup(items, dirOf, options, async (dir, group) => {
+    await mapLimit(group, limit, (item) => fn(dir, item));
+    await after?.(dir);
   });
 }

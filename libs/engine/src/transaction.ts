@@ -11,9 +11,11 @@
  *   any of them is created. A crash after it: recovery undoes every file step, which removes the
  *   staged files and folders it finds; nothing at a target has been touched yet.
  * - Staging writes each new file next to its target, in the target's folder pinned by a descriptor
- *   (pinned-dir.ts): a link of the extracted file whose owner and mode were set and fsynced through
- *   its own descriptor, or an O_EXCL copy set up the same way. Staged files are not journaled one
- *   by one: `begin` already names them all.
+ *   (pinned-dir.ts), created with O_EXCL and given owner and mode through its own descriptor:
+ *   straight from the patch (stage-direct.ts), or from a file in the transaction folder. Every
+ *   staged file is durable (an fsync each, or one syncfs per filesystem for a large batch) before
+ *   staging ends, so before the first rename. Staged files are not journaled one by one: `begin`
+ *   already names them all, and undo removes whichever of them exist.
  * - `run [steps…]` covers a whole batch of file steps with one fsync. The batch backs up every
  *   original first (hard link, or a copy renamed into place only once complete) and fsyncs the
  *   backup folder once, and only then renames the staged files over their targets and fsyncs each

@@ -19,78 +19,59 @@ export interface GuardOptions {
 }
 
 /**
- * Passes an entry's bytes through while counting, hashing and checking them: never more bytes
- * than declared (a lying size is how a zip bomb gets past limits), the CRC-32 at the end, and
- * the expected sha256 when there is one. The digest is available after 'end'.
+ * Counts, hashes and checks an entry's bytes as they come: never more bytes than declared (a
+ * lying size is how a zip bomb gets past limits), the CRC-32 at the end, and the expected sha256
+ * when there is one. update() and finish() throw the coded error.
  */
-export class EntryGuard extends Transform {
+export class EntryCheck {
   readonly #options: GuardOptions;
   readonly #hash = createHash('sha256');
   #size = 0;
   #crc = 0;
-  #digest: EntryDigest | undefined;
 
   constructor(options: GuardOptions) {
-    super();
     this.#options = options;
   }
 
-  get digest(): EntryDigest {
-    if (!this.#digest) throw new Error('EntryGuard.digest read before the stream ended');
-    return this.#digest;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+  update(chunk: Buffer): void {
     this.#size += chunk.length;
     if (this.#size > this.#options.declaredSize) {
-      done(
-        this.#error('CLP_E_ZIP_BOMB', `holds more bytes than the ${this.#options.declaredSize} it declares`),
+      throw this.#error(
+        'CLP_E_ZIP_BOMB',
+        `holds more bytes than the ${this.#options.declaredSize} it declares`,
       );
-      return;
     }
     this.#hash.update(chunk);
     if (this.#options.declaredCrc32 !== undefined) this.#crc = crc32(chunk, this.#crc);
-    done(null, chunk);
   }
 
-  override _flush(done: TransformCallback): void {
+  /** The digest of everything seen, once it matched what was declared and expected. */
+  finish(): EntryDigest {
     const o = this.#options;
     if (this.#size !== o.declaredSize) {
-      done(this.#error('CLP_E_TRUNCATED', `holds ${this.#size} bytes but declares ${o.declaredSize}`));
-      return;
+      throw this.#error('CLP_E_TRUNCATED', `holds ${this.#size} bytes but declares ${o.declaredSize}`);
     }
     if (o.declaredCrc32 !== undefined && this.#crc >>> 0 !== o.declaredCrc32 >>> 0) {
-      done(this.#error('CLP_E_CORRUPT_ENTRY', 'fails its CRC-32 check: the archive is damaged'));
-      return;
+      throw this.#error('CLP_E_CORRUPT_ENTRY', 'fails its CRC-32 check: the archive is damaged');
     }
     const digest = { sha256: this.#hash.digest('hex'), size: this.#size };
     if (o.expected) {
       if (digest.size !== o.expected.size) {
-        done(
-          this.#error(
-            'CLP_E_SIZE_MISMATCH',
-            `is ${digest.size} bytes, but the signed manifest says ${o.expected.size}`,
-            { actual: digest.size, expected: o.expected.size },
-          ),
+        throw this.#error(
+          'CLP_E_SIZE_MISMATCH',
+          `is ${digest.size} bytes, but the signed manifest says ${o.expected.size}`,
+          { actual: digest.size, expected: o.expected.size },
         );
-        return;
       }
       if (digest.sha256 !== o.expected.sha256) {
-        done(
-          this.#error(
-            'CLP_E_HASH_MISMATCH',
-            `has sha256 ${digest.sha256}, but the signed manifest says ${o.expected.sha256}`,
-            {
-              actual: digest.sha256,
-              expected: o.expected.sha256,
-            },
-          ),
+        throw this.#error(
+          'CLP_E_HASH_MISMATCH',
+          `has sha256 ${digest.sha256}, but the signed manifest says ${o.expected.sha256}`,
+          { actual: digest.sha256, expected: o.expected.sha256 },
         );
-        return;
       }
     }
-    this.#digest = digest;
-    done();
+    return digest;
   }
 
   #error(
@@ -106,5 +87,41 @@ export class EntryGuard extends Transform {
     return new FormatError(code, `${this.#options.archive}: entry ${this.#options.entry} ${why}`, {
       details: { archive: this.#options.archive, entry: this.#options.entry, ...extra },
     });
+  }
+}
+
+/** Passes an entry's bytes through an EntryCheck; the digest is available after 'end'. */
+export class EntryGuard extends Transform {
+  readonly #check: EntryCheck;
+  #digest: EntryDigest | undefined;
+
+  constructor(options: GuardOptions) {
+    super();
+    this.#check = new EntryCheck(options);
+  }
+
+  get digest(): EntryDigest {
+    if (!this.#digest) throw new Error('EntryGuard.digest read before the stream ended');
+    return this.#digest;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+    try {
+      this.#check.update(chunk);
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    done(null, chunk);
+  }
+
+  override _flush(done: TransformCallback): void {
+    try {
+      this.#digest = this.#check.finish();
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    done();
   }
 }

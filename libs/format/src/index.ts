@@ -23,6 +23,7 @@ export {
   openPatch,
   type PatchArchive,
   type PatchEntry,
+  SMALL_ENTRY_BYTES,
 } from './patch-archive.ts';
 export {
   INSTALL_SCRIPTS,

@@ -1,4 +1,5 @@
 import { createReadStream } from 'node:fs';
+import { type FileHandle, open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import type { ArchiveBackend, RawEntry } from './backend.ts';
@@ -18,6 +19,13 @@ const VISIT_CONCURRENCY = 8;
 const LARGE_STORED = 1024 * 1024;
 const DIRECT_CHUNK = 1024 * 1024;
 const DEFLATED = 8;
+const LOCAL_SIGNATURE = 0x04034b50;
+/** How much of the archive one read of neighbouring small entries takes at most. */
+const RAW_WINDOW = 1024 * 1024;
+/** Entries further apart than this are read separately rather than reading the bytes between. */
+const RAW_GAP = 64 * 1024;
+/** Room for the local header's extra field, which the central directory does not give. */
+const LOCAL_EXTRA_ROOM = 256;
 
 /** Maps yauzl's and zlib's errors to the format's codes; the message keeps their words. */
 export function zipError(error: unknown, archive: string, entry?: string): FormatError {
@@ -203,6 +211,7 @@ class ZipBackend implements ArchiveBackend {
   readonly entries: readonly ZipRawEntry[];
   readonly #zip: yauzl.ZipFile;
   readonly #file: string;
+  #handle: Promise<FileHandle> | undefined;
 
   constructor(zip: yauzl.ZipFile, file: string, entries: ZipRawEntry[]) {
     this.#zip = zip;
@@ -263,9 +272,107 @@ class ZipBackend implements ArchiveBackend {
     if (rejected) throw rejected.reason;
   }
 
+  #rawHandle(): Promise<FileHandle> {
+    this.#handle ??= open(this.#file, 'r');
+    return this.#handle;
+  }
+
+  async readRaw(
+    entries: readonly RawEntry[],
+    visit: (entry: RawEntry, raw: Buffer, deflated: boolean) => Promise<void> | void,
+  ): Promise<void> {
+    const handle = await this.#rawHandle();
+    const sorted = [...(entries as readonly ZipRawEntry[])].sort(
+      (a, b) => a.zipEntry.relativeOffsetOfLocalHeader - b.zipEntry.relativeOffsetOfLocalHeader,
+    );
+    const reach = (e: ZipRawEntry): number =>
+      e.zipEntry.relativeOffsetOfLocalHeader +
+      LOCAL_HEADER_SIZE +
+      e.zipEntry.fileNameLength +
+      LOCAL_EXTRA_ROOM +
+      e.compressedSize;
+    for (let i = 0; i < sorted.length; ) {
+      const start = sorted[i]!.zipEntry.relativeOffsetOfLocalHeader;
+      let end = reach(sorted[i]!);
+      let j = i + 1;
+      while (
+        j < sorted.length &&
+        sorted[j]!.zipEntry.relativeOffsetOfLocalHeader - end <= RAW_GAP &&
+        reach(sorted[j]!) - start <= RAW_WINDOW
+      ) {
+        end = Math.max(end, reach(sorted[j]!));
+        j++;
+      }
+      const window = await readAt(handle, start, Math.min(end, this.#zip.fileSize) - start);
+      for (const entry of sorted.slice(i, j)) {
+        const raw = await this.#rawOf(handle, entry, window, start);
+        await visit(entry, raw, entry.zipEntry.compressionMethod === DEFLATED);
+      }
+      i = j;
+    }
+  }
+
+  /** The entry's raw bytes, from the window when its local header and data lie in it. */
+  async #rawOf(handle: FileHandle, entry: ZipRawEntry, window: Buffer, windowStart: number): Promise<Buffer> {
+    const at = entry.zipEntry.relativeOffsetOfLocalHeader - windowStart;
+    if (window.length < at + LOCAL_HEADER_SIZE) throw this.#cutShort(entry);
+    if (window.readUInt32LE(at) !== LOCAL_SIGNATURE) {
+      throw new FormatError(
+        'CLP_E_CORRUPT_ENTRY',
+        `${this.#file}: entry ${entry.name} has no local header where the central directory puts it; the archive is damaged, download it again`,
+        { details: { archive: this.#file, entry: entry.name } },
+      );
+    }
+    const dataAt = at + LOCAL_HEADER_SIZE + window.readUInt16LE(at + 26) + window.readUInt16LE(at + 28);
+    if (windowStart + dataAt + entry.compressedSize > this.#zip.fileSize) throw this.#cutShort(entry);
+    if (dataAt + entry.compressedSize <= window.length)
+      return window.subarray(dataAt, dataAt + entry.compressedSize);
+    // A local extra field larger than the room left for it: this entry is read on its own.
+    return readAt(handle, windowStart + dataAt, entry.compressedSize);
+  }
+
+  #cutShort(entry: RawEntry): FormatError {
+    return new FormatError(
+      'CLP_E_CORRUPT_ENTRY',
+      `${this.#file}: entry ${entry.name} lies beyond the end of the archive; the archive is damaged or cut short, download it again`,
+      { details: { archive: this.#file, entry: entry.name } },
+    );
+  }
+
+  async storedRange(entry: RawEntry): Promise<{ handle: FileHandle; start: number; size: number } | null> {
+    const zipEntry = (entry as ZipRawEntry).zipEntry;
+    if (zipEntry.compressionMethod !== STORED) return null;
+    let header: { fileDataStart: number };
+    try {
+      header = await this.#zip.readLocalFileHeaderPromise(zipEntry, { minimal: true });
+    } catch (error) {
+      throw zipError(error, this.#file, entry.name);
+    }
+    return { handle: await this.#rawHandle(), start: header.fileDataStart, size: zipEntry.compressedSize };
+  }
+
   async close(): Promise<void> {
     if (this.#zip.isOpen) this.#zip.close();
+    const handle = this.#handle;
+    this.#handle = undefined;
+    if (handle !== undefined)
+      await handle.then(
+        (h) => h.close(),
+        () => {},
+      );
   }
+}
+
+/** Reads `length` bytes at `position`, fewer only at the end of the file. */
+async function readAt(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buffer = Buffer.allocUnsafe(Math.max(0, length));
+  let filled = 0;
+  while (filled < buffer.length) {
+    const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, position + filled);
+    if (bytesRead === 0) break;
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, filled);
 }
 
 /** Passes a stream through, turning its errors into coded ones; destroying it stops the source. */

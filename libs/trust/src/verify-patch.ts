@@ -13,6 +13,8 @@ import type { TrustStore } from './trust-store.ts';
 export interface VerifiableArchive {
   readonly file: string;
   readonly meta: PatchMeta;
+  /** sha256 of the PKGINFO.meta bytes `meta` was parsed from, when the archive kept it. */
+  readonly metaSha256?: string;
   /** The entries as the archive declares them; verifySignedEntries compares these, unread. */
   readonly entries: readonly { name: string; size: number }[];
   has(name: string): boolean;
@@ -160,10 +162,17 @@ export function verifySignedEntries(
         .map((e) => [e.name, { size: e.size }] as const),
     );
     compareWithManifest(archive.file, signed, declared, false);
-    const pkginfo = await archive.readEntry(PKGINFO_ENTRY, MAX_PKGINFO_BYTES);
-    const sha256 = createHash('sha256').update(pkginfo).digest('hex');
     const want = signed.get(PKGINFO_ENTRY);
-    if (!want || want.sha256 !== sha256 || !sameMeta(pkginfo, archive)) {
+    // An archive that kept the digest of the bytes its metadata was parsed from needs no second
+    // read and parse: those very bytes are what the signature must cover.
+    let sha256 = archive.metaSha256;
+    let same = true;
+    if (sha256 === undefined) {
+      const pkginfo = await archive.readEntry(PKGINFO_ENTRY, MAX_PKGINFO_BYTES);
+      sha256 = createHash('sha256').update(pkginfo).digest('hex');
+      same = sameMeta(pkginfo, archive);
+    }
+    if (!want || want.sha256 !== sha256 || !same) {
       throw new TrustError(
         'CLP_E_MANIFEST_MISMATCH',
         `${archive.file}: entry ${PKGINFO_ENTRY} was changed after signing (sha256 ${sha256}; signed: ${want?.sha256 ?? 'none'})`,
