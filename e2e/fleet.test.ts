@@ -286,6 +286,7 @@ describe.skipIf(missing !== undefined)('a fleet of agents against the real serve
       failed: everFailed.size,
       reverted: applied.size,
       revertFailed: 0,
+      silent: 0,
     });
   }, 240_000);
 });

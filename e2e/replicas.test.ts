@@ -185,6 +185,11 @@ describe.skipIf(missing !== undefined)('several server processes on one PostgreS
           const halted = await replicas[2]!.call('GET', `/v1/rollouts/${created.body.id}`);
           expect(halted.body.state).toBe('halted');
         }
+        // A halted or paused twin of the next rollout would be refused (409): end it first.
+        if (action === 'halt' || action === 'pause') {
+          const ended = await replicas[0]!.call('POST', `/v1/rollouts/${created.body.id}/abort`, { json: {} });
+          expect(ended.status, JSON.stringify(ended.body)).toBe(200);
+        }
       }
     } finally {
       busy = false;
