@@ -187,7 +187,9 @@ describe.skipIf(missing !== undefined)('several server processes on one PostgreS
         }
         // A halted or paused twin of the next rollout would be refused (409): end it first.
         if (action === 'halt' || action === 'pause') {
-          const ended = await replicas[0]!.call('POST', `/v1/rollouts/${created.body.id}/abort`, { json: {} });
+          const ended = await replicas[0]!.call('POST', `/v1/rollouts/${created.body.id}/abort`, {
+            json: {},
+          });
           expect(ended.status, JSON.stringify(ended.body)).toBe(200);
         }
       }
