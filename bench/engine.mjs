@@ -174,7 +174,7 @@ async function installPhases(rootDir, result) {
     const line = lines.find((l) => re.test(l));
     return line ? Date.parse(line.split(' ')[0]) : null;
   };
-  const verified = at(/ verified, /);
+  const verified = at(/ verified over /);
   const begin = at(/ \(transaction /);
   const firstStep = at(/ install: /);
   const installed = at(/ installed CLP/);
