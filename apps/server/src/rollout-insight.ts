@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { machines, reports, rollouts } from '@clp/db';
+import { machines, rolloutMachines, rollouts } from '@clp/db';
 import type { CreateRolloutBody, RolloutPreview, RolloutTimeline } from '@clp/protocol';
 import { and, eq, isNull, type SQL, sql } from 'drizzle-orm';
 import { BUCKETS } from './cohort.ts';
 import type { AppContext } from './context.ts';
 import { ServerError } from './errors.ts';
 import { findRelease } from './releases.ts';
+import { failureRate } from './rollout-stage.ts';
 import { showRollout } from './rollouts.ts';
 import { rowsOf } from './sql-rows.ts';
 import { requireTier } from './tiers.ts';
@@ -19,8 +20,11 @@ function bucketWidth(spanSeconds: number, maxBuckets: number): number {
 }
 
 /**
- * Applied and failed reports of a rollout per time bucket, with running totals and the failure
- * rate the halt rule judges (bar P9: one indexed, grouped query, whatever the fleet's size).
+ * Each offered machine's latest outcome for a rollout, per time bucket: applied and failed at the
+ * time of the agent's report, silent when the rollout counted it so; with running totals and the
+ * failure rate the halt rule judges ((failed + silent) / all outcomes, as rollout-stage.ts). The
+ * last point's totals are the rollout's counters. One grouped query on rollout_machines' primary
+ * key (bar P9), whatever the fleet's size.
  */
 export async function rolloutTimeline(
   ctx: AppContext,
@@ -33,48 +37,58 @@ export async function rolloutTimeline(
   const span = Math.max(60, (to.getTime() - from.getTime()) / 1000);
   const width = bucketWidth(span, maxBuckets);
   const count = Math.min(maxBuckets, Math.max(1, Math.ceil(span / width)));
+  const origin = from.toISOString();
   const result = await ctx.db.execute(
-    sql`select floor(extract(epoch from (${reports.receivedAt} - ${from.toISOString()}::timestamptz)) / ${width})::int as bucket,
-          count(*) filter (where ${reports.status} = 'applied')::int as applied,
-          count(*) filter (where ${reports.status} = 'failed')::int as failed
-        from ${reports} where ${reports.rolloutId} = ${id} and ${reports.status} in ('applied', 'failed')
+    sql`select floor(extract(epoch from (coalesce(${rolloutMachines.applyAt}, ${rolloutMachines.silentAt}) - ${origin}::timestamptz)) / ${width})::int as bucket,
+          count(*) filter (where ${rolloutMachines.applyOutcome} = 'applied')::int as applied,
+          count(*) filter (where ${rolloutMachines.applyOutcome} = 'failed')::int as failed,
+          count(*) filter (where ${rolloutMachines.applyOutcome} is null)::int as silent
+        from ${rolloutMachines}
+        where ${rolloutMachines.rolloutId} = ${id}
+          and (${rolloutMachines.applyOutcome} is not null or ${rolloutMachines.silentAt} is not null)
         group by 1 order by 1`,
   );
-  const byBucket = new Map<number, { applied: number; failed: number }>();
-  for (const row of rowsOf<{ bucket: number; applied: number; failed: number }>(result)) {
-    // Reports stamped before the rollout's start (clock skew) count in its first bucket, later ones in the last.
+  const byBucket = new Map<number, Outcomes>();
+  for (const row of rowsOf<Outcomes & { bucket: number }>(result)) {
+    // Agents' clocks differ: an outcome stamped before the rollout began counts in its first bucket, a later one in the last.
     const i = Math.min(count - 1, Math.max(0, Number(row.bucket)));
-    const b = byBucket.get(i) ?? { applied: 0, failed: 0 };
+    const b = byBucket.get(i) ?? { applied: 0, failed: 0, silent: 0 };
     b.applied += Number(row.applied);
     b.failed += Number(row.failed);
+    b.silent += Number(row.silent);
     byBucket.set(i, b);
   }
-  let appliedTotal = 0;
-  let failedTotal = 0;
+  const totals: Outcomes = { applied: 0, failed: 0, silent: 0 };
   const points: RolloutTimeline['points'] = [];
   for (let i = 0; i < count; i++) {
-    const b = byBucket.get(i) ?? { applied: 0, failed: 0 };
-    appliedTotal += b.applied;
-    failedTotal += b.failed;
-    const total = appliedTotal + failedTotal;
+    const b = byBucket.get(i) ?? { applied: 0, failed: 0, silent: 0 };
+    totals.applied += b.applied;
+    totals.failed += b.failed;
+    totals.silent += b.silent;
     points.push({
       at: new Date(from.getTime() + i * width * 1000).toISOString(),
-      applied: b.applied,
-      failed: b.failed,
-      appliedTotal,
-      failedTotal,
-      failureRate: total === 0 ? 0 : failedTotal / total,
+      ...b,
+      appliedTotal: totals.applied,
+      failedTotal: totals.failed,
+      silentTotal: totals.silent,
+      failureRate: failureRate(totals),
     });
   }
   return {
     rolloutId: id,
-    from: from.toISOString(),
+    from: origin,
     to: to.toISOString(),
     bucketSeconds: width,
     maxFailureRate: rollout.failureThreshold.maxFailureRate,
     minReports: rollout.failureThreshold.minReports,
     points,
   };
+}
+
+interface Outcomes {
+  applied: number;
+  failed: number;
+  silent: number;
 }
 
 /** The cohort bucket of cohort.ts, computed by the database: the first 4 bytes of sha256(rollout \0 machine). */

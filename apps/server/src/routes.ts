@@ -522,7 +522,8 @@ export const ROUTES: readonly Route[] = [
     id: 'listMachines',
     method: 'GET',
     path: '/v1/machines',
-    summary: 'List machines (filters: tier, tag, arch, os, hostname, installed sha256)',
+    summary:
+      'List machines, paged with the total of matches: search q (part of the host name or id), filters tier, tag, arch, os, hostname, installed or failed release, seen (day, week, stale, never), revoked; sort hostname, lastSeen or enrolled',
     access: admin(ROLES.read),
     query: MachineListQuery,
     response: MachineList,

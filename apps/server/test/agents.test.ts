@@ -248,6 +248,8 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect(found.body.machines.map((x: { id: string }) => x.id)).toEqual(['record-machine']);
     const failedHere = await s.call('GET', `/v1/machines?installed=${'d'.repeat(64)}`, { token: s.admin });
     expect(failedHere.body.machines).toEqual([]);
+    const rolledBack = await s.call('GET', `/v1/machines?failed=${'d'.repeat(64)}`, { token: s.admin });
+    expect(rolledBack.body.machines.map((x: { id: string }) => x.id)).toEqual(['record-machine']);
     const byTag = await s.call('GET', '/v1/machines?tag=lab&arch=aarch64', { token: s.admin });
     expect(byTag.body.total).toBe(1);
   });

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { CreateRolloutBody } from './admin-api.ts';
 
-/** Applied and failed reports of a rollout over time, in equal buckets from its creation. */
+/**
+ * Each offered machine's latest outcome for a rollout over time, in equal buckets from its
+ * creation: applied or failed when the agent reported it, silent when the rollout counted it so.
+ */
 export const RolloutTimeline = z.object({
   rolloutId: z.string(),
   from: z.string(),
@@ -15,10 +18,13 @@ export const RolloutTimeline = z.object({
       at: z.string(),
       applied: z.number(),
       failed: z.number(),
-      /** Totals up to the end of this bucket. */
+      /** Machines counted silent (no outcome within the rollout's silence timeout): failures to the halt rule. */
+      silent: z.number(),
+      /** Totals up to the end of this bucket; the last point's are the rollout's counters. */
       appliedTotal: z.number(),
       failedTotal: z.number(),
-      /** failedTotal / (appliedTotal + failedTotal), 0 before any outcome. */
+      silentTotal: z.number(),
+      /** (failedTotal + silentTotal) / all three, as the halt rule judges it; 0 before any outcome. */
       failureRate: z.number(),
     }),
   ),

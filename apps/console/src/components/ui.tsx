@@ -57,8 +57,8 @@ export function ConfirmDialog({
   children?: ComponentChildren;
   confirmLabel: string;
   danger?: boolean;
-  /** Ask for a reason (kept in the audit log). */
-  reason?: boolean;
+  /** Ask for a reason (kept in the audit log); 'required' when the server needs one. */
+  reason?: boolean | 'required';
   onConfirm(reason: string): Promise<void> | void;
   onClose(): void;
 }) {
@@ -92,6 +92,7 @@ export function ConfirmDialog({
               name="reason"
               value={text}
               maxLength={500}
+              required={reason === 'required'}
               onInput={(e) => setText((e.target as HTMLInputElement).value)}
               autoFocus
             />

@@ -1,3 +1,4 @@
+import type { RolloutProgressView } from '@clp/protocol';
 import { useState } from 'preact/hooks';
 import { Link, useParams } from 'wouter-preact';
 import { Chart } from '../../components/chart.tsx';
@@ -21,9 +22,20 @@ const ACTIONS: Array<{
   action: RolloutAction;
   label: string;
   from: string[];
+  /** Shown only when the rollout waits on this (an approval gate). */
+  when?: (r: RolloutProgressView) => boolean;
   danger?: boolean;
+  reason?: 'required';
   help: string;
 }> = [
+  {
+    action: 'approve',
+    label: 'Approve stage',
+    from: ['active'],
+    when: (r) => r.gate?.kind === 'approval',
+    reason: 'required',
+    help: 'The current stage may end once its time and its applied machines are there; the audit log keeps who approved and why.',
+  },
   {
     action: 'pause',
     label: 'Pause',
@@ -42,6 +54,12 @@ const ACTIONS: Array<{
     from: ['active', 'paused', 'halted'],
     danger: true,
     help: 'It offers nothing more; machines that installed the release keep it.',
+  },
+  {
+    action: 'retry-failed',
+    label: 'Retry failed',
+    from: ['active', 'completed', 'halted'],
+    help: 'The machines whose last outcome was a failure (or silence) are offered the release again; a halted rollout becomes active at its stage.',
   },
   {
     action: 'revert',
@@ -101,7 +119,7 @@ export function RolloutPage() {
       ) : null}
       {steer ? (
         <div class="toolbar" role="toolbar" aria-label="Rollout actions">
-          {ACTIONS.map((a) => (
+          {ACTIONS.filter((a) => !a.when || a.when(r)).map((a) => (
             <button
               key={a.action}
               type="button"
@@ -127,16 +145,22 @@ export function RolloutPage() {
         </dd>
         <dt>Reports</dt>
         <dd data-testid="counters">
-          applied {r.counters.applied}, failed {r.counters.failed}, reverted {r.counters.reverted}, revert
-          failed {r.counters.revertFailed}
+          applied {r.counters.applied}, failed {r.counters.failed}, silent {r.counters.silent}, reverted{' '}
+          {r.counters.reverted}, revert failed {r.counters.revertFailed}
         </dd>
+        {r.gate && r.state === 'active' ? (
+          <>
+            <dt>Waiting on</dt>
+            <dd data-testid="gate">{r.gate.reason}</dd>
+          </>
+        ) : null}
         <dt>Failure rate</dt>
         <dd
           class={r.failureRate >= r.failureThreshold.maxFailureRate ? 'bad' : ''}
           data-testid="failure-rate"
         >
           {percent(r.failureRate)} — halts at {percent(r.failureThreshold.maxFailureRate)} once{' '}
-          {r.failureThreshold.minReports} reports are in
+          {r.failureThreshold.minReports} machines have an outcome (silent ones count as failed)
         </dd>
         <dt>Selector</dt>
         <dd>
@@ -158,13 +182,18 @@ export function RolloutPage() {
           <h2>Applied and failed over time</h2>
           {t ? (
             <Chart
-              label={`Reports over time: ${r.counters.applied} applied, ${r.counters.failed} failed`}
+              label={`Machines over time: ${r.counters.applied} applied, ${r.counters.failed} failed, ${r.counters.silent} silent`}
               x={x}
               series={[
                 { label: 'applied (total)', color: '--ok' },
                 { label: 'failed (total)', color: '--bad' },
+                { label: 'silent (total)', color: '--warn', dash: true },
               ]}
-              data={[t.points.map((p) => p.appliedTotal), t.points.map((p) => p.failedTotal)]}
+              data={[
+                t.points.map((p) => p.appliedTotal),
+                t.points.map((p) => p.failedTotal),
+                t.points.map((p) => p.silentTotal),
+              ]}
             />
           ) : (
             <Loading />
@@ -286,7 +315,7 @@ export function RolloutPage() {
           title={`${acting.label} this rollout?`}
           confirmLabel={acting.label}
           danger={acting.danger}
-          reason
+          reason={acting.reason ?? true}
           onClose={() => setActing(undefined)}
           onConfirm={async (reason) => {
             try {

@@ -10,7 +10,7 @@ import type {
 import type { z } from 'zod';
 import { endpoint } from '../../lib/api-client.ts';
 
-export type RolloutAction = 'pause' | 'resume' | 'abort' | 'revert';
+export type RolloutAction = 'pause' | 'resume' | 'abort' | 'revert' | 'approve' | 'retry-failed';
 
 /** The create form's body: what the server's schema accepts before its defaults are filled in. */
 export type NewRollout = z.input<typeof CreateRolloutBody>;
@@ -47,6 +47,16 @@ const actions = {
     'revertRollout',
     'POST',
     '/v1/rollouts/:id/revert',
+  ),
+  approve: endpoint<RolloutProgressView, { reason?: string }>(
+    'approveRollout',
+    'POST',
+    '/v1/rollouts/:id/approve',
+  ),
+  'retry-failed': endpoint<RolloutProgressView, { reason?: string }>(
+    'retryFailedRollout',
+    'POST',
+    '/v1/rollouts/:id/retry-failed',
   ),
 } as const;
 
