@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * The console in Debian's Chromium against a real server on PGlite with seeded machines: each
  * role signs in, a release is uploaded, a rollout advances and halts when reports fail and is
  * reverted, a machine says why a release is not offered, a token is made and revoked, and a
- * viewer can neither see nor use an operator's buttons. Screenshots go to docs/.
+ * viewer can neither see nor use an operator's buttons, and a user changes their own password. CLP_UPDATE_SCREENSHOTS=1 rewrites the
+ * README's screenshots in docs/.
  */
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -65,6 +66,18 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
     const body = (await res.json()) as any;
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(body)}`);
     return body;
+  }
+
+  /**
+   * The README's pictures: taken on every run (a page that cannot be drawn fails the test), written
+   * to docs/ only with CLP_UPDATE_SCREENSHOTS=1, so that a test run leaves the worktree clean.
+   */
+  async function screenshot(name: string): Promise<void> {
+    const picture = await page.screenshot({ fullPage: false });
+    expect(picture.length).toBeGreaterThan(10_000);
+    if (process.env.CLP_UPDATE_SCREENSHOTS !== '1') return;
+    await mkdir(join(REPO, 'docs'), { recursive: true });
+    await writeFile(join(REPO, 'docs', name), picture);
   }
 
   async function nav(name: string) {
@@ -262,9 +275,8 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
       .getByText(/expected sha256 aaaa/)
       .first()
       .waitFor();
-    await mkdir(join(REPO, 'docs'), { recursive: true });
     await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: join(REPO, 'docs', 'console-rollout.png'), fullPage: false });
+    await screenshot('console-rollout.png');
 
     await page.getByRole('button', { name: 'Revert' }).click();
     await page.getByLabel('Reason (kept in the audit log)').fill('precondition fails on most of stable');
@@ -319,7 +331,7 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
     const id = rollouts.rollouts[0].id as string;
     await page.goto(`${server.url}/console/rollouts/${id}`);
     await page.getByTestId('offered').waitFor();
-    for (const name of ['Pause', 'Resume', 'Abort', 'Revert']) {
+    for (const name of ['Pause', 'Resume', 'Abort', 'Revert', 'Retry failed', 'Approve stage']) {
       expect(await page.getByRole('button', { name }).count()).toBe(0);
     }
     await nav('Releases');
@@ -356,7 +368,7 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
     await page.getByRole('heading', { name: 'Recent failures' }).waitFor();
     await page.getByText('CLP_E_PRECONDITION').first().waitFor();
     await page.getByRole('link', { name: 'Users' }).waitFor();
-    await page.screenshot({ path: join(REPO, 'docs', 'console-overview.png'), fullPage: false });
+    await screenshot('console-overview.png');
     await page.goto(`${server.url}/console/machines/machine-0003`);
     await page.getByRole('heading', { name: 'web-03' }).waitFor();
     await page.reload();
@@ -365,5 +377,30 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
     // Signed out on the server: the page's old session cookie no longer works.
     const status = await page.evaluate(async () => (await fetch('/v1/session')).status);
     expect(status).toBe(401);
+  });
+  it('a user changes their own password, stays signed in, and signs in with the new one next time', async () => {
+    await signIn('ada');
+    await page.getByTestId('who').getByRole('link', { name: 'ada' }).click();
+    await page.getByRole('heading', { name: 'Password' }).waitFor();
+    await page.getByLabel('Current password').fill('not the password at all');
+    await page.getByLabel('New password', { exact: true }).fill('a brand new passphrase');
+    await page.getByLabel('New password again').fill('a brand new passphrase');
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toMatch(/wrong password/);
+    await page.getByLabel('Current password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Change password' }).click();
+    await expect.poll(() => page.getByTestId('toast-ok').last().textContent()).toMatch(/Password changed/);
+    // Still signed in, with a new session: an unsafe call goes through.
+    await nav('Tokens');
+    await page.getByRole('heading', { name: 'Enrollment tokens' }).waitFor();
+    await signOut();
+    await page.getByRole('textbox', { name: 'User name' }).fill('ada');
+    await page.getByRole('textbox', { name: 'Password' }).fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByText(/wrong password/).waitFor();
+    await page.getByRole('textbox', { name: 'Password' }).fill('a brand new passphrase');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByTestId('who').getByText('ada').waitFor();
+    await signOut();
   });
 });

@@ -1,5 +1,6 @@
 import type { AdminRole } from '@clp/db';
 import {
+  ChangePasswordBody,
   CreateUserBody,
   EditUserBody,
   Overview,
@@ -20,7 +21,7 @@ import { previewRollout, rolloutTimeline } from './rollout-insight.ts';
 import { ROLES, type Route, route } from './routes.ts';
 import { IdParam } from './schemas.ts';
 import { currentSession, signIn, signOut } from './sessions.ts';
-import { createUser, editUser, listUsers } from './users.ts';
+import { changeOwnPassword, createUser, editUser, listUsers } from './users.ts';
 
 /**
  * Sessions, users and the fleet views that the console needed first (overview, a rollout's
@@ -100,6 +101,17 @@ export function consoleRoutes(): Route[] {
       handle: async (ctx, { params, body, principal }) => ({
         body: await editUser(ctx, params.id, body, principal),
       }),
+    }),
+    route({
+      id: 'changeOwnPassword',
+      method: 'POST',
+      path: '/v1/users/password',
+      summary:
+        "Change one's own password by giving the current one (no token needed); ends every session of the user. Failures count as failed sign-ins",
+      access: { kind: 'public' },
+      body: ChangePasswordBody,
+      response: User,
+      handle: async (ctx, { body }) => ({ body: await changeOwnPassword(ctx, body) }),
     }),
     route({
       id: 'getOverview',

@@ -148,11 +148,8 @@ async function whoSignsIn(
     if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() <= now)) return undefined;
     return { tokenId: row.id };
   }
-  const [user] = await ctx.db.select().from(users).where(eq(users.username, body.username.toLowerCase()));
-  // Unknown names cost as much as wrong passwords, so that timing does not tell which names exist.
-  const ok = await verifyPassword(body.password, user?.passwordHash ?? NO_USER_HASH);
-  if (!user || !ok || user.disabledAt) return undefined;
-  return { userId: user.id };
+  const user = await userByPassword(ctx, body.username, body.password);
+  return user ? { userId: user.id } : undefined;
 }
 
 /**
@@ -164,6 +161,47 @@ function signInKey(body: SignInBody): string {
   return 'token' in body ? `admin:${hashSecret(body.token)}` : `user:${body.username.toLowerCase()}`;
 }
 
+/**
+ * 429 while the credential (a token, or a user name's password) is slowed after failures; the
+ * sign-in and the change of one's own password share the count, so neither is a way around it.
+ */
+export function refuseWhileSlowed(ctx: AppContext, body: SignInBody): void {
+  const limiter = ctx.limits.authFailures;
+  const key = signInKey(body);
+  if (!limiter.blocked(key)) return;
+  const wait = limiter.retryAfter(key);
+  throw new ServerError(
+    'CLP_E_RATE_LIMITED',
+    'token' in body
+      ? `this credential was refused ${limiter.limit} times within a minute; wait ${wait} s before trying it again`
+      : `sign-in as ${body.username} failed ${limiter.limit} times within a minute; wait ${wait} s, or sign in with an admin token`,
+    { details: { retryAfter: wait } },
+  );
+}
+
+/** Counts a failed sign-in and answers the 401 to throw. */
+export function refuseSignIn(ctx: AppContext, body: SignInBody): ServerError {
+  ctx.limits.authFailures.hit(signInKey(body));
+  return new ServerError(
+    'CLP_E_UNAUTHORIZED',
+    'token' in body
+      ? 'the API token is unknown, expired or revoked; ask an admin for a new one'
+      : 'unknown user name or wrong password (or the account is disabled); try again or ask an admin',
+  );
+}
+
+/** The user whose name and password these are (not disabled); undefined otherwise, in the same time. */
+export async function userByPassword(
+  ctx: AppContext,
+  username: string,
+  password: string,
+): Promise<typeof users.$inferSelect | undefined> {
+  const [user] = await ctx.db.select().from(users).where(eq(users.username, username.toLowerCase()));
+  // Unknown names cost as much as wrong passwords, so that timing does not tell which names exist.
+  const ok = await verifyPassword(password, user?.passwordHash ?? NO_USER_HASH);
+  return user && ok && !user.disabledAt ? user : undefined;
+}
+
 /** POST /v1/session: checks the password or token, opens a session and sets its cookie. */
 export async function signIn(
   ctx: AppContext,
@@ -172,28 +210,9 @@ export async function signIn(
   res: Response,
 ): Promise<SessionView> {
   checkOrigin(req.headers.origin, req.headers.host);
-  const limiter = ctx.limits.authFailures;
-  const key = signInKey(body);
-  if (limiter.blocked(key)) {
-    const wait = limiter.retryAfter(key);
-    throw new ServerError(
-      'CLP_E_RATE_LIMITED',
-      'token' in body
-        ? `this credential was refused ${limiter.limit} times within a minute; wait ${wait} s before trying it again`
-        : `sign-in as ${body.username} failed ${limiter.limit} times within a minute; wait ${wait} s, or sign in with an admin token`,
-      { details: { retryAfter: wait } },
-    );
-  }
+  refuseWhileSlowed(ctx, body);
   const who = await whoSignsIn(ctx, body);
-  if (!who) {
-    limiter.hit(key);
-    throw new ServerError(
-      'CLP_E_UNAUTHORIZED',
-      'token' in body
-        ? 'the API token is unknown, expired or revoked; ask an admin for a new one'
-        : 'unknown user name or wrong password (or the account is disabled); try again or ask an admin',
-    );
-  }
+  if (!who) throw refuseSignIn(ctx, body);
   const secret = newSecret('clp_ses');
   const now = ctx.clock.now();
   const expiresAt = new Date(now.getTime() + SESSION_SECONDS * 1000);

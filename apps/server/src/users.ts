@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { users } from '@clp/db';
-import type { CreateUserBody, EditUserBody, User } from '@clp/protocol';
+import type { ChangePasswordBody, CreateUserBody, EditUserBody, User } from '@clp/protocol';
 import { asc, eq, or, sql } from 'drizzle-orm';
 import { type AppContext, actorName, type Principal } from './context.ts';
 import { sqlState } from './db-errors.ts';
 import { ServerError } from './errors.ts';
 import { hashPassword } from './passwords.ts';
-import { endSessionsOfUser } from './sessions.ts';
+import { endSessionsOfUser, refuseSignIn, refuseWhileSlowed, userByPassword } from './sessions.ts';
 
 type UserRow = typeof users.$inferSelect;
 
@@ -101,4 +101,29 @@ export async function editUser(
     'user changed',
   );
   return userView(row);
+}
+
+/**
+ * A person changes their own password by proving the current one (no session needed, so that
+ * `clpctl admin password` works as well as the console). Failures count as failed sign-ins of
+ * that name; every session of the user ends, so a stolen session does not outlive the change.
+ */
+export async function changeOwnPassword(ctx: AppContext, body: ChangePasswordBody): Promise<User> {
+  const credential = { username: body.username, password: body.currentPassword };
+  refuseWhileSlowed(ctx, credential);
+  const user = await userByPassword(ctx, body.username, body.currentPassword);
+  if (!user) throw refuseSignIn(ctx, credential);
+  if (body.newPassword === body.currentPassword) {
+    throw new ServerError('CLP_E_VALIDATION', 'the new password is the current one; choose another', {
+      field: 'body.newPassword',
+    });
+  }
+  const [row] = await ctx.db
+    .update(users)
+    .set({ passwordHash: await hashPassword(body.newPassword), passwordChangedAt: ctx.clock.now() })
+    .where(eq(users.id, user.id))
+    .returning();
+  await endSessionsOfUser(ctx, user.id);
+  ctx.log.info({ user: user.username }, 'password changed by its user');
+  return userView(row!);
 }

@@ -98,6 +98,16 @@ describe.each(drivers())('failed logins on $name', (driver) => {
     expect(blocked.status).toBe(429);
     expect(blocked.body.error.code).toBe('CLP_E_RATE_LIMITED');
     expect(blocked.body.error.message).toMatch(/sign-in as GUESSED failed 5 times.*admin token/);
+    // Changing the password is no way around it, even with the right one…
+    const change = await s.call('POST', '/v1/users/password', {
+      json: {
+        username: 'guessed',
+        currentPassword: 'correct horse battery',
+        newPassword: 'a new long passphrase',
+      },
+      headers: proxy('198.51.100.61'),
+    });
+    expect(change.status).toBe(429);
     // …while another person and an admin token sign in through the same address.
     expect(
       (await signIn({ username: 'neighbour', password: 'another long password' }, '192.0.2.60')).status,

@@ -159,6 +159,42 @@ describe.each(drivers())('console sessions on $name', (driver) => {
     expect((await signIn({ username: 'dave', password: 'another long passphrase' })).status).toBe(401);
   });
 
+  it('a user changes their own password by giving the current one, which ends their sessions', async () => {
+    await createUser('erin', 'viewer', 'first long passphrase');
+    const session = await signIn({ username: 'erin', password: 'first long passphrase' });
+    const change = (currentPassword: string, newPassword: string) =>
+      s.call('POST', '/v1/users/password', { json: { username: 'erin', currentPassword, newPassword } });
+    const wrong = await change('not the passphrase', 'second long passphrase');
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error.code).toBe('CLP_E_UNAUTHORIZED');
+    const same = await change('first long passphrase', 'first long passphrase');
+    expect(same.status).toBe(400);
+    expect(same.body.error.field).toBe('body.newPassword');
+    const short = await change('first long passphrase', 'short');
+    expect(short.status).toBe(400);
+    expect(short.body.error.field).toBe('body.newPassword');
+    const changed = await change('first long passphrase', 'second long passphrase');
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({ username: 'erin', role: 'viewer', disabled: false });
+    expect((await s.call('GET', '/v1/session', { headers: withCookie(session.cookie!) })).status).toBe(401);
+    expect((await signIn({ username: 'erin', password: 'first long passphrase' })).status).toBe(401);
+    expect((await signIn({ username: 'erin', password: 'second long passphrase' })).status).toBe(201);
+  });
+
+  it('a disabled user cannot change their password', async () => {
+    await createUser('frank', 'viewer', 'frank long passphrase');
+    await s.call('PATCH', '/v1/users/frank', { token: s.admin, json: { disabled: true } });
+    const res = await s.call('POST', '/v1/users/password', {
+      json: {
+        username: 'frank',
+        currentPassword: 'frank long passphrase',
+        newPassword: 'frank new passphrase',
+      },
+    });
+    expect(res.status).toBe(401);
+    expect(res.body.error.code).toBe('CLP_E_UNAUTHORIZED');
+  });
+
   it('a revoked admin token ends the sessions opened with it', async () => {
     const made = await s.call('POST', '/v1/admin-tokens', {
       token: s.admin,

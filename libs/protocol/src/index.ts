@@ -90,6 +90,7 @@ export {
 export { CSRF_HEADER, SESSION_COOKIE } from './session-names.ts';
 export { cleanBlockText, textProblem } from './text.ts';
 export {
+  ChangePasswordBody,
   CreateUserBody,
   EditUserBody,
   User,

@@ -43,3 +43,11 @@ export const EditUserBody = z
     message: 'give at least one of role, password, disabled',
   });
 export type EditUserBody = z.infer<typeof EditUserBody>;
+
+/** A user changing their own password: the current one proves who they are. */
+export const ChangePasswordBody = z.object({
+  username: z.string().min(1).max(64),
+  currentPassword: z.string().min(1).max(256),
+  newPassword: password,
+});
+export type ChangePasswordBody = z.infer<typeof ChangePasswordBody>;

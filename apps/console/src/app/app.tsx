@@ -10,6 +10,7 @@ import { SessionContext } from '../lib/session.ts';
 import { MachinePage } from './routes/machine.tsx';
 import { MachinesPage } from './routes/machines.tsx';
 import { OverviewPage } from './routes/overview.tsx';
+import { PasswordPage } from './routes/password.tsx';
 import { ReleasePage } from './routes/release.tsx';
 import { ReleasesPage } from './routes/releases.tsx';
 import { RolloutPage } from './routes/rollout.tsx';
@@ -33,9 +34,17 @@ function NavLink({ href, children }: { href: string; children: string }) {
   );
 }
 
-function Shell({ session, onSignOut }: { session: SessionView; onSignOut(): void }) {
+function Shell({
+  session,
+  onSignOut,
+  onRenew,
+}: {
+  session: SessionView;
+  onSignOut(): void;
+  onRenew(session: SessionView): void;
+}) {
   return (
-    <SessionContext.Provider value={{ session, signOut: onSignOut }}>
+    <SessionContext.Provider value={{ session, signOut: onSignOut, renew: onRenew }}>
       <a href="#main" class="skip-link">
         Skip to content
       </a>
@@ -50,7 +59,14 @@ function Shell({ session, onSignOut }: { session: SessionView; onSignOut(): void
           {can(session.role, 'manageUsers') ? <NavLink href="/users">Users</NavLink> : null}
         </nav>
         <span class="who" data-testid="who">
-          {session.name} <span class={`badge badge-role`}>{session.role}</span>
+          {session.account === 'user' ? (
+            <Link href="/password" title="Change your password">
+              {session.name}
+            </Link>
+          ) : (
+            session.name
+          )}{' '}
+          <span class={`badge badge-role`}>{session.role}</span>
         </span>
         <button type="button" onClick={onSignOut}>
           Sign out
@@ -68,6 +84,7 @@ function Shell({ session, onSignOut }: { session: SessionView; onSignOut(): void
           <Route path="/machines/:id" component={MachinePage} />
           <Route path="/tokens" component={TokensPage} />
           <Route path="/users" component={UsersPage} />
+          <Route path="/password" component={PasswordPage} />
           <Route>
             <h1>Not found</h1>
             <p>
@@ -127,7 +144,7 @@ export function App() {
         ) : session === null ? (
           <SignInPage onSignedIn={accept} />
         ) : (
-          <Shell session={session} onSignOut={end} />
+          <Shell session={session} onSignOut={end} onRenew={accept} />
         )}
       </Router>
     </FeedbackProvider>

@@ -104,7 +104,7 @@ function failureOf(status: number, text: string): ApiFailure {
   return new ApiFailure(status, 'CLP_E_HTTP', `the server answered HTTP ${status}; see the server log`);
 }
 
-async function send<R>(method: Method, target: string, body: unknown): Promise<R> {
+async function send<R>(method: Method, target: string, body: unknown, bySession: boolean): Promise<R> {
   let res: Response;
   try {
     res = await fetch(target, {
@@ -124,16 +124,25 @@ async function send<R>(method: Method, target: string, body: unknown): Promise<R
   const text = await res.text();
   if (!res.ok) {
     const failure = failureOf(res.status, text);
-    if (res.status === 401 && onUnauthorized) onUnauthorized();
+    if (res.status === 401 && bySession && onUnauthorized) onUnauthorized();
     throw failure;
   }
   return (text ? JSON.parse(text) : undefined) as R;
 }
 
-/** Declares an endpoint and answers the function that calls it. */
-export function endpoint<R, B = undefined>(id: string, method: Method, path: string) {
+/**
+ * Declares an endpoint and answers the function that calls it. A 401 from an endpoint the session
+ * authenticates means the session ended (the console shows the sign-in page); `public` endpoints
+ * (signing in, changing one's password) answer 401 for a wrong password, which ends nothing.
+ */
+export function endpoint<R, B = undefined>(
+  id: string,
+  method: Method,
+  path: string,
+  options: { public?: boolean } = {},
+) {
   ENDPOINTS.push({ id, method, path });
-  return (args: CallArgs<B> = {}): Promise<R> => send<R>(method, url(path, args), args.body);
+  return (args: CallArgs<B> = {}): Promise<R> => send<R>(method, url(path, args), args.body, !options.public);
 }
 
 /** Declares an upload endpoint: a file as the raw body, with progress (fetch has no upload progress). */

@@ -5,6 +5,8 @@ import { useContext } from 'preact/hooks';
 export interface SessionState {
   session: SessionView;
   signOut(): void;
+  /** Takes a new session (after signing in again, e.g. with a new password). */
+  renew(session: SessionView): void;
 }
 
 export const SessionContext = createContext<SessionState | undefined>(undefined);
