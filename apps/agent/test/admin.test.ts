@@ -527,3 +527,155 @@ describe('clpctl admin says what happened, and names what exists', () => {
     expect(text.stdout.split('\n')[1]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s/);
   });
 });
+
+/** clpctl with its stdin fed (passwords are read from stdin, never from the command line). */
+function clpctlWithInput(args: string[], input: string, env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((done) => {
+    const child = execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd: work, timeout: 30_000, env: { PATH: process.env.PATH ?? '', HOME: work, ...env } },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
+        done({ code, stdout, stderr });
+      },
+    );
+    child.stdin?.end(input);
+  });
+}
+
+describe('clpctl admin does what the console does', () => {
+  let releaseId: string;
+  const machineIds: string[] = [];
+
+  beforeAll(async () => {
+    const dir = join(work, 'CLP3251123');
+    await cp(EXAMPLE, dir, { recursive: true });
+    const meta = await readFile(join(dir, 'PKGINFO.meta'), 'utf8');
+    await writeFile(
+      join(dir, 'PKGINFO.meta'),
+      meta.replace('<Name>CLP1251123</Name>', '<Name>CLP3251123</Name>'),
+    );
+    const file = join(work, 'CLP3251123.clp');
+    const made = await clpctl(['create', dir, '-o', file, '--sign', join(work, 'keys/release.key')]);
+    expect(made.code, made.stderr).toBe(0);
+    releaseId = (await adminJson(['upload', file])).id;
+    expect((await admin(['tiers', 'create', 'console-views'])).code).toBe(0);
+    const t = await adminJson(['tokens', 'create', '--tier', 'console-views', '--uses', '20']);
+    for (let i = 0; i < 20; i++) {
+      const id = `views-cli-${String(i).padStart(2, '0')}`;
+      const m = await server.call('POST', '/v1/agent/enroll', {
+        json: { token: t.token, facts: { ...FACTS, hostname: `cli-host-${i}` }, machineId: id },
+      });
+      expect(m.status).toBe(201);
+      machineIds.push(id);
+      // Half of them poll, so that they count as seen.
+      if (i % 2 === 0) {
+        await server.call('POST', '/v1/agent/poll', {
+          token: m.body.credential,
+          json: { facts: { ...FACTS, hostname: `cli-host-${i}` } },
+        });
+      }
+    }
+  });
+
+  it('manages console users, and a user changes their own password without a token', async () => {
+    const created = await clpctlWithInput(
+      [
+        'admin',
+        '--server',
+        server.url,
+        '--token',
+        server.admin,
+        'users',
+        'create',
+        'carol',
+        '--role',
+        'viewer',
+      ],
+      'carols long passphrase\n',
+    );
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/created user carol \(viewer\)/);
+    expect(created.stdout + created.stderr).not.toContain('carols long passphrase');
+    const listed = await adminJson(['users']);
+    expect(listed.users.map((u: { username: string }) => u.username)).toContain('carol');
+    expect((await adminJson(['users', 'set', 'carol', '--role', 'operator'])).role).toBe('operator');
+    const nothing = await admin(['users', 'set', 'carol']);
+    expect(nothing.code).toBe(2);
+    expect(errorCode(nothing)).toBe('CLP_E_ADMIN_BAD_OPTION');
+
+    const changePassword = (input: string) =>
+      clpctlWithInput(['admin', '--server', server.url, 'password', 'carol'], input);
+    const wrong = await changePassword('not her passphrase\nanother long passphrase\n');
+    expect(errorCode(wrong)).toBe('CLP_E_UNAUTHORIZED');
+    const short = await changePassword('carols long passphrase\n');
+    expect(errorCode(short)).toBe('CLP_E_ADMIN_BAD_OPTION');
+    expect(short.stderr).toMatch(/stdin ended before the new password/);
+    const changed = await changePassword('carols long passphrase\ncarols newer passphrase\n');
+    expect(changed.code, changed.stderr).toBe(0);
+    expect(changed.stdout).toMatch(/password of carol changed; every session of carol ended/);
+    const signIn = await server.call('POST', '/v1/session', {
+      json: { username: 'carol', password: 'carols newer passphrase' },
+    });
+    expect(signIn.status).toBe(201);
+
+    const disabled = await adminJson(['users', 'set', 'carol', '--disable']);
+    expect(disabled.disabled).toBe(true);
+  });
+
+  it('shows the overview the console shows', async () => {
+    const o = await adminJson(['overview']);
+    const direct = await server.call('GET', '/v1/overview', { token: server.admin });
+    expect(o.machines).toEqual(direct.body.machines);
+    expect(o.machines.enrolled).toBeGreaterThanOrEqual(20);
+    const text = await admin(['overview']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^machines: \d+ enrolled, \d+ seen in the last day/);
+    expect(text.stdout).toMatch(/^rollouts in progress$/m);
+  });
+
+  it('previews a rollout, creates it with the previewed id, and shows its timeline', async () => {
+    const args = ['CLP3251123', '--tier', 'console-views', '--stages', '30,100', '--stage-min-minutes', '60'];
+    const preview = await adminJson(['rollout', 'preview', ...args]);
+    expect(preview).toMatchObject({ inTier: 20, matching: 20 });
+    expect(preview.stages[1]).toEqual({ percent: 100, machines: 20 });
+    const text = await admin(['rollout', 'preview', ...args]);
+    // Each preview proposes an id of its own (a machine's cohort depends on it).
+    expect(text.stdout).toMatch(/^create it with --id [0-9a-f-]{36} to reach exactly these machines$/m);
+    expect(text.stdout).toMatch(/^2\s+100%\s+20$/m);
+    const created = await adminJson(['rollout', 'create', ...args, '--id', preview.rolloutId]);
+    expect(created.id).toBe(preview.rolloutId);
+    expect(created.releaseId).toBe(releaseId);
+    const timeline = await adminJson(['rollout', 'timeline', created.id.slice(0, 8)]);
+    expect(timeline).toMatchObject({ rolloutId: created.id, maxFailureRate: 0.05 });
+    expect(timeline.points.at(-1)).toMatchObject({ appliedTotal: 0, failedTotal: 0, silentTotal: 0 });
+    const rows = await admin(['rollout', 'timeline', created.id, '--all', '--buckets', '3']);
+    expect(rows.code, rows.stderr).toBe(0);
+    expect(rows.stdout).toMatch(/^FROM\s+APPLIED\s+FAILED\s+SILENT/);
+    const listed = await adminJson(['rollout', 'list', '--state', 'active,paused', '--limit', '1']);
+    expect(listed.rollouts).toHaveLength(1);
+    expect(listed.total).toBeGreaterThanOrEqual(1);
+    await admin(['rollout', 'abort', created.id]);
+  });
+
+  it('searches and filters machines as the console does, paged with the total', async () => {
+    const found = await adminJson(['machines', '--search', 'CLI-HOST-1', '--sort', 'hostname']);
+    expect(found.machines.map((m: { hostname: string }) => m.hostname)).toEqual([
+      'cli-host-1',
+      ...Array.from({ length: 10 }, (_, i) => `cli-host-1${i}`),
+    ]);
+    const seen = await adminJson(['machines', '--tier', 'console-views', '--seen', 'day', '--limit', '3']);
+    expect(seen.total).toBe(10);
+    expect(seen.machines).toHaveLength(3);
+    const never = await adminJson(['machines', '--tier', 'console-views', '--seen', 'never', '--active']);
+    expect(never.total).toBe(10);
+    const text = await admin(['machines', '--tier', 'console-views', '--limit', '5']);
+    expect(text.stdout).toMatch(/^5 of 20 machines$/m);
+    const bad = await admin(['--json', 'machines', '--seen', 'yesterday']);
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stderr).error.message).toContain(
+      '--seen yesterday: expected one of day, week, stale, never',
+    );
+  });
+});

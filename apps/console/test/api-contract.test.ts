@@ -53,6 +53,28 @@ describe('the console API layer', () => {
   });
 });
 
+describe('nothing is console-only', () => {
+  const ADMIN_CLI = join(import.meta.dirname, '..', '..', 'agent', 'src', 'admin');
+  /** The console's session keeps its credential in a cookie; clpctl admin holds its token itself. */
+  const SESSION_ONLY = new Set(['signIn', 'getSession', 'signOut']);
+
+  it.each(
+    ENDPOINTS.filter((e) => !SESSION_ONLY.has(e.id)).map((e) => ({ ...e, label: `${e.method} ${e.path}` })),
+  )('clpctl admin calls $label too', async ({ path }) => {
+    const cli = (await sources(ADMIN_CLI)).map((f) => readFile(f, 'utf8'));
+    const text = (await Promise.all(cli)).join('\n');
+    const literal = path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const exact = new RegExp(`['\`]${literal.replace(/:[A-Za-z0-9_]+/g, '\\$\\{[^}]+\\}')}['\`?]`);
+    // Rollout actions are one loop over their names: /v1/rollouts/${id}/${action}.
+    const verb = /\/:id\/([a-z-]+)$/.exec(path)?.[1];
+    const looped =
+      verb !== undefined &&
+      text.includes(`/${'$'}{action}`) &&
+      new RegExp(`^\\s+'?${verb}'?: '`, 'm').test(text);
+    expect(exact.test(text) || looped, `no clpctl admin command calls ${path}`).toBe(true);
+  });
+});
+
 describe('the console authorization', () => {
   const roles: AdminRole[] = ['admin', 'release', 'operator', 'viewer'];
   const byId = new Map(ROUTES.map((r) => [r.id, r]));

@@ -72,7 +72,11 @@ export class AdminClient {
       (client ??= import('got').then(({ default: got }) =>
         got.extend({
           ...https,
-          headers: { authorization: `Bearer ${options.token}`, 'user-agent': `clpctl/${AGENT_VERSION}` },
+          headers: {
+            // Without a token (a user changing their own password): no Authorization at all.
+            ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+            'user-agent': `clpctl/${AGENT_VERSION}`,
+          },
           timeout: { connect: 10_000, response: options.timeoutMs ?? 60_000 },
           retry: { limit: 0 },
           throwHttpErrors: false,

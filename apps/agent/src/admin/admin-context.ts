@@ -19,10 +19,14 @@ interface AdminOptions {
   allowInsecureHttp?: boolean;
 }
 
-export function adminContext(command: Command, env: NodeJS.ProcessEnv = process.env): AdminContext {
-  const options = command.optsWithGlobals<AdminOptions>();
-  const server = options.server || env.CLP_SERVER;
-  const token = options.token || env.CLP_TOKEN;
+export function adminContext(
+  command: Command,
+  env: NodeJS.ProcessEnv = process.env,
+  options: { requireToken?: boolean } = {},
+): AdminContext {
+  const given = command.optsWithGlobals<AdminOptions>();
+  const server = given.server || env.CLP_SERVER;
+  const token = given.token || env.CLP_TOKEN || '';
   if (!server) {
     throw new AdminError(
       'CLP_E_ADMIN_NO_SERVER',
@@ -32,16 +36,16 @@ export function adminContext(command: Command, env: NodeJS.ProcessEnv = process.
   if (!/^https?:\/\//i.test(server)) {
     throw new AdminError('CLP_E_ADMIN_NO_SERVER', `--server ${server}: expected an http:// or https:// URL`);
   }
-  if (!token) {
+  if (!token && options.requireToken !== false) {
     throw new AdminError(
       'CLP_E_ADMIN_NO_TOKEN',
       'no API token given; pass --token TOKEN or set CLP_TOKEN (the server printed the first admin token at its first start)',
     );
   }
-  const caFile = options.caFile || env.CLP_CA_FILE || undefined;
-  const allowInsecureHttp = Boolean(options.allowInsecureHttp) || env.CLP_ALLOW_INSECURE_HTTP === '1';
+  const caFile = given.caFile || env.CLP_CA_FILE || undefined;
+  const allowInsecureHttp = Boolean(given.allowInsecureHttp) || env.CLP_ALLOW_INSECURE_HTTP === '1';
   return {
     client: new AdminClient({ server, token, transport: { caFile, allowInsecureHttp } }),
-    json: Boolean(options.json),
+    json: Boolean(given.json),
   };
 }

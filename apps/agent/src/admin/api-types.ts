@@ -11,11 +11,15 @@ import type {
   Explanation as ExplanationShape,
   Machine as MachineShape,
   MaintenanceWindowEntry,
+  Overview as OverviewShape,
   Release as ReleaseShape,
   Report as ReportShape,
   RetryFailedResult as RetryFailedShape,
+  RolloutPreview as RolloutPreviewShape,
   RolloutProgressView,
+  RolloutTimeline as RolloutTimelineShape,
   Tier as TierShape,
+  User as UserShape,
 } from '@clp/protocol';
 
 export type Release = ReleaseShape;
@@ -30,3 +34,7 @@ export type ApiToken = AdminToken & Partial<Pick<CreatedAdminToken, 'token'>>;
 export type Machine = MachineShape;
 export type Report = ReportShape;
 export type Explanation = ExplanationShape;
+export type User = UserShape;
+export type Overview = OverviewShape;
+export type RolloutPreview = RolloutPreviewShape;
+export type RolloutTimeline = RolloutTimelineShape;

@@ -1,8 +1,8 @@
-import { MachineFacts, ReportStatus } from '@clp/protocol';
+import { MachineFacts, MachineListQuery, ReportStatus } from '@clp/protocol';
 import type { Command } from 'commander';
 import { printResult } from '../output.ts';
 import type { ContextOf } from './admin-context.ts';
-import type { Machine, Report, Tier } from './api-types.ts';
+import type { Machine, Overview, Report, Tier } from './api-types.ts';
 import { oneOf, parseDuration, parseInteger } from './duration.ts';
 import { AdminError } from './errors.ts';
 import { resolveRelease } from './resolve-release.ts';
@@ -11,6 +11,8 @@ import { fields, short, table, when, whenExact } from './table.ts';
 
 const ARCHITECTURES = MachineFacts.shape.arch.options;
 const REPORT_STATUSES = ReportStatus.options;
+const SEEN = MachineListQuery.shape.seen.unwrap().options;
+const MACHINE_ORDERS = MachineListQuery.shape.sort.removeDefault().options;
 
 function installedNames(m: Machine): string {
   return (
@@ -18,7 +20,7 @@ function installedNames(m: Machine): string {
   );
 }
 
-/** machines, reports, tiers. */
+/** machines, reports, overview, tiers. */
 export function registerFleetCommands(admin: Command, contextOf: ContextOf): void {
   const machines = admin.command('machines').description('enrolled machines');
   machines
@@ -29,22 +31,38 @@ export function registerFleetCommands(admin: Command, contextOf: ContextOf): voi
     .option('--arch <arch>', `only this architecture (${ARCHITECTURES.join(', ')})`)
     .option('--os <id>', 'only this OS id')
     .option('--hostname <name>', 'only this host name')
+    .option('--search <text>', 'part of the host name or machine id, in any case')
     .option('--installed <release>', 'only machines with this release installed (id, prefix or name)')
+    .option('--failed <release>', 'only machines where this release failed and was rolled back')
+    .option('--seen <when>', `day, week (seen within), stale (not for 7 days, or never) or never`)
+    .option('--revoked', 'only revoked machines')
+    .option('--active', 'only machines not revoked')
+    .option('--sort <order>', `${MACHINE_ORDERS.join(', ')}`, 'hostname')
     .option('--limit <n>', 'at most N machines (1-1000)', '100')
     .option('--offset <n>', 'skip the first N', '0')
-    .action(async (o: Record<string, string | undefined>, cmd: Command) => {
-      if (o.arch !== undefined) oneOf(o.arch, '--arch', ARCHITECTURES);
+    .action(async (o: Record<string, string | boolean | undefined>, cmd: Command) => {
+      const text = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+      if (text('arch') !== undefined) oneOf(text('arch')!, '--arch', ARCHITECTURES);
+      if (text('seen') !== undefined) oneOf(text('seen')!, '--seen', SEEN);
+      oneOf(text('sort') ?? 'hostname', '--sort', MACHINE_ORDERS);
+      if (o.revoked && o.active)
+        throw new AdminError('CLP_E_ADMIN_BAD_OPTION', '--revoked and --active: give one of them');
       const ctx = contextOf(cmd);
-      const installed = o.installed ? await resolveRelease(ctx.client, o.installed) : undefined;
+      const release = (k: string) => (text(k) ? resolveRelease(ctx.client, text(k)!) : undefined);
       const answer = await ctx.client.get<{ machines: Machine[]; total: number }>('/v1/machines', {
-        tier: o.tier,
-        tag: o.tag,
-        arch: o.arch,
-        os: o.os,
-        hostname: o.hostname,
-        installed,
-        limit: parseInteger(o.limit ?? '100', '--limit', 1, 1000),
-        offset: parseInteger(o.offset ?? '0', '--offset', 0, Number.MAX_SAFE_INTEGER),
+        tier: text('tier'),
+        tag: text('tag'),
+        arch: text('arch'),
+        os: text('os'),
+        hostname: text('hostname'),
+        q: text('search'),
+        installed: await release('installed'),
+        failed: await release('failed'),
+        seen: text('seen'),
+        revoked: o.revoked ? 'true' : o.active ? 'false' : undefined,
+        sort: text('sort'),
+        limit: parseInteger(text('limit') ?? '100', '--limit', 1, 1000),
+        offset: parseInteger(text('offset') ?? '0', '--offset', 0, Number.MAX_SAFE_INTEGER),
       });
       printResult(ctx, answer, () =>
         [
@@ -139,33 +157,90 @@ export function registerFleetCommands(admin: Command, contextOf: ContextOf): voi
       'only this release (id, prefix or name; filtered among the fetched reports)',
     )
     .option('--limit <n>', 'fetch at most N reports (1-1000)', '100')
+    .option('--offset <n>', 'skip the first N (newest) reports', '0')
     .action(async (o: Record<string, string | undefined>, cmd: Command) => {
       if (o.status !== undefined) oneOf(o.status, '--status', REPORT_STATUSES);
       const limit = parseInteger(o.limit ?? '100', '--limit', 1, 1000);
+      const offset = parseInteger(o.offset ?? '0', '--offset', 0, Number.MAX_SAFE_INTEGER);
       const ctx = contextOf(cmd);
       const releaseId = o.release ? await resolveRelease(ctx.client, o.release) : undefined;
       const rollout = o.rollout ? await resolveRollout(ctx.client, o.rollout) : undefined;
-      const answer = await ctx.client.get<{ reports: Report[] }>('/v1/reports', {
+      const answer = await ctx.client.get<{ reports: Report[]; total: number }>('/v1/reports', {
         rollout,
         machine: o.machine,
         status: o.status,
         limit,
+        offset,
       });
       const reports = releaseId ? answer.reports.filter((r) => r.releaseId === releaseId) : answer.reports;
-      printResult(ctx, { reports }, () =>
-        table(
-          ['AT', 'MACHINE', 'RELEASE', 'NAME', 'STATUS', 'ERROR', 'ROLLOUT'],
-          reports.map((r) => [
-            whenExact(r.at),
-            r.machineId,
-            short(r.releaseId),
-            r.name,
-            r.status,
-            r.errorCode,
-            r.rolloutId,
-          ]),
-        ),
+      printResult(ctx, releaseId ? { reports } : answer, () =>
+        [
+          table(
+            ['AT', 'MACHINE', 'RELEASE', 'NAME', 'STATUS', 'ERROR', 'ROLLOUT'],
+            reports.map((r) => [
+              whenExact(r.at),
+              r.machineId,
+              short(r.releaseId),
+              r.name,
+              r.status,
+              r.errorCode,
+              r.rolloutId,
+            ]),
+          ),
+          ...(releaseId ? [] : [`${answer.reports.length} of ${answer.total} reports`]),
+        ].join('\n'),
       );
+    });
+
+  admin
+    .command('overview')
+    .description(
+      'the fleet at a glance: machines enrolled and seen, machines per installed patch, moving rollouts, recent failures',
+    )
+    .action(async (_o: unknown, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const o = await ctx.client.get<Overview>('/v1/overview');
+      printResult(ctx, o, () => {
+        const m = o.machines;
+        return [
+          `machines: ${m.enrolled} enrolled, ${m.seenLastDay} seen in the last day, ${m.notSeenForWeek} not seen for a week (or never), ${m.revoked} revoked`,
+          '',
+          'installed patches',
+          table(
+            ['NAME', 'SHA256', 'INSTALLED', 'FAILED'],
+            o.installed.map((p) => [p.name, short(p.sha256), p.installed, p.failed]),
+          ),
+          '',
+          'rollouts in progress',
+          table(
+            ['ID', 'RELEASE', 'TIER', 'STATE', 'STAGE', 'PERCENT', 'APPLIED', 'FAILED'],
+            o.rollouts.map((r) => [
+              r.id,
+              r.releaseName,
+              r.tier,
+              r.state,
+              `${r.currentStage + 1}/${r.stages.length}`,
+              `${r.percent}%`,
+              r.counters.applied,
+              r.counters.failed + r.counters.silent,
+            ]),
+          ),
+          '',
+          'recent failures',
+          table(
+            ['AT', 'MACHINE', 'HOSTNAME', 'NAME', 'STATUS', 'ERROR', 'ROLLOUT'],
+            o.recentFailures.map((f) => [
+              whenExact(f.at),
+              f.machineId,
+              f.hostname,
+              f.name,
+              f.status,
+              f.errorCode,
+              f.rolloutId,
+            ]),
+          ),
+        ].join('\n');
+      });
     });
 
   const tiers = admin.command('tiers').description('release tiers (edge, beta, stable, …)');

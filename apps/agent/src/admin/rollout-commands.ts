@@ -2,7 +2,15 @@ import { ROLLOUT_STATES } from '@clp/protocol';
 import type { Command } from 'commander';
 import { printResult } from '../output.ts';
 import type { ContextOf } from './admin-context.ts';
-import type { AuditEntry, Explanation, Release, RetryFailedResult, Rollout } from './api-types.ts';
+import type {
+  AuditEntry,
+  Explanation,
+  Release,
+  RetryFailedResult,
+  Rollout,
+  RolloutPreview,
+  RolloutTimeline,
+} from './api-types.ts';
 import { oneOf, parseDuration, parseInteger, parseList, parseNumber } from './duration.ts';
 import { AdminError } from './errors.ts';
 import { resolveRelease } from './resolve-release.ts';
@@ -192,12 +200,9 @@ function stageGateText(s: Rollout['stages'][number], approved: boolean): string 
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
-/** rollout create/list/show/pause/resume/abort/revert/approve/retry-failed/audit/why. */
-export function registerRolloutCommands(admin: Command, contextOf: ContextOf): void {
-  const rollout = admin.command('rollout').description('staged rollouts of a release to a tier');
-  rollout
-    .command('create')
-    .description('start a staged rollout of a release to a tier')
+/** The options of `rollout create` and `rollout preview`: what the rollout would be. */
+function rolloutOptions(command: Command): Command {
+  return command
     .argument('<release>', 'id (sha256), a unique prefix of it, or the patch name')
     .requiredOption('--tier <tier>', 'the tier to roll out to')
     .option('--stages <percents>', 'percent of machines per stage, increasing', '1,10,50,100')
@@ -231,11 +236,21 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
       collect,
       [],
     )
-    .option('--os <id>', 'only this OS id (e.g. vincent, debian); repeat or comma-separate', collect, [])
-    .action(async (ref: string, o: CreateOptions, cmd: Command) => {
+    .option('--os <id>', 'only this OS id (e.g. vincent, debian); repeat or comma-separate', collect, []);
+}
+
+/** rollout create/preview/list/show/timeline/pause/resume/abort/revert/approve/retry-failed/audit/why. */
+export function registerRolloutCommands(admin: Command, contextOf: ContextOf): void {
+  const rollout = admin.command('rollout').description('staged rollouts of a release to a tier');
+  rolloutOptions(rollout.command('create').description('start a staged rollout of a release to a tier'))
+    .option(
+      '--id <uuid>',
+      "the id 'rollout preview' proposed: the rollout then reaches exactly the machines it counted",
+    )
+    .action(async (ref: string, o: CreateOptions & { id?: string }, cmd: Command) => {
       const ctx = contextOf(cmd);
       const id = await resolveRelease(ctx.client, ref);
-      const body = rolloutBody(id, o);
+      const body = { ...rolloutBody(id, o), ...(o.id !== undefined ? { id: o.id } : {}) };
       const before = await ctx.client.get<Release>(`/v1/releases/${id}`);
       const created = await ctx.client.post<Rollout>('/v1/rollouts', body);
       // The server promotes a release to the tier it is rolled out to; say so when that happened now.
@@ -250,23 +265,56 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
         ].join('\n'),
       );
     });
+  rolloutOptions(
+    rollout
+      .command('preview')
+      .description(
+        'how many machines each stage of a rollout would reach now, without creating it; create it with the --id shown to reach exactly those',
+      ),
+  ).action(async (ref: string, o: CreateOptions, cmd: Command) => {
+    const ctx = contextOf(cmd);
+    const id = await resolveRelease(ctx.client, ref);
+    const p = await ctx.client.post<RolloutPreview>('/v1/rollouts/preview', rolloutBody(id, o));
+    printResult(ctx, p, () =>
+      [
+        `${p.matching} of the ${p.inTier} machines of tier ${o.tier} match the selector and the release's architecture`,
+        table(
+          ['STAGE', 'PERCENT', 'MACHINES'],
+          p.stages.map((stage, i) => [i + 1, `${stage.percent}%`, stage.machines]),
+        ),
+        `create it with --id ${p.rolloutId} to reach exactly these machines`,
+      ].join('\n'),
+    );
+  });
   rollout
     .command('list', { isDefault: true })
     .description('list rollouts with their progress')
-    .option('--state <state>', `only this state (${ROLLOUT_STATES.join(', ')})`)
+    .option('--state <states>', `only these states, comma-separated (${ROLLOUT_STATES.join(', ')})`)
     .option('--tier <tier>', 'only this tier')
     .option('--release <release>', 'only this release (id, prefix or name)')
-    .action(async (o: { state?: string; tier?: string; release?: string }, cmd: Command) => {
-      if (o.state !== undefined) oneOf(o.state, '--state', ROLLOUT_STATES);
-      const ctx = contextOf(cmd);
-      const releaseId = o.release ? await resolveRelease(ctx.client, o.release) : undefined;
-      const answer = await ctx.client.get<{ rollouts: Rollout[] }>('/v1/rollouts', {
-        state: o.state,
-        tier: o.tier,
-        releaseId,
-      });
-      printResult(ctx, answer, () => rolloutTable(answer.rollouts));
-    });
+    .option('--limit <n>', 'at most N rollouts, newest first (1-1000)', '100')
+    .option('--offset <n>', 'skip the first N', '0')
+    .action(
+      async (
+        o: { state?: string; tier?: string; release?: string; limit: string; offset: string },
+        cmd: Command,
+      ) => {
+        const states = o.state === undefined ? [] : parseList(o.state);
+        for (const state of states) oneOf(state, '--state', ROLLOUT_STATES);
+        const ctx = contextOf(cmd);
+        const releaseId = o.release ? await resolveRelease(ctx.client, o.release) : undefined;
+        const answer = await ctx.client.get<{ rollouts: Rollout[]; total: number }>('/v1/rollouts', {
+          state: states.length ? states.join(',') : undefined,
+          tier: o.tier,
+          releaseId,
+          limit: parseInteger(o.limit, '--limit', 1, 1000),
+          offset: parseInteger(o.offset, '--offset', 0, Number.MAX_SAFE_INTEGER),
+        });
+        printResult(ctx, answer, () =>
+          [rolloutTable(answer.rollouts), `${answer.rollouts.length} of ${answer.total} rollouts`].join('\n'),
+        );
+      },
+    );
   rollout
     .command('show')
     .description('show a rollout: stage, percent, counters, failure rate, next stage time')
@@ -276,6 +324,50 @@ export function registerRolloutCommands(admin: Command, contextOf: ContextOf): v
       const id = await resolveRollout(ctx.client, ref);
       const r = await ctx.client.get<Rollout>(`/v1/rollouts/${encodeURIComponent(id)}`);
       printResult(ctx, r, () => rolloutFields(r));
+    });
+  rollout
+    .command('timeline')
+    .description(
+      "each offered machine's latest outcome over time (applied, failed, silent), with the failure rate against the halt threshold",
+    )
+    .argument('<id>', 'rollout id, or a unique prefix of it')
+    .option('--buckets <n>', 'at most N rows (time buckets, 1-1000)', '24')
+    .option('--all', 'show the buckets without any outcome too')
+    .action(async (ref: string, o: { buckets: string; all?: boolean }, cmd: Command) => {
+      const ctx = contextOf(cmd);
+      const id = await resolveRollout(ctx.client, ref);
+      const t = await ctx.client.get<RolloutTimeline>(`/v1/rollouts/${encodeURIComponent(id)}/timeline`, {
+        buckets: parseInteger(o.buckets, '--buckets', 1, 1000),
+      });
+      const rate = (r: number) => `${(r * 100).toFixed(1)}%`;
+      const rows = o.all ? t.points : t.points.filter((p) => p.applied + p.failed + p.silent > 0);
+      printResult(ctx, t, () =>
+        [
+          table(
+            [
+              'FROM',
+              'APPLIED',
+              'FAILED',
+              'SILENT',
+              'TOTAL APPLIED',
+              'TOTAL FAILED',
+              'TOTAL SILENT',
+              'FAILURE RATE',
+            ],
+            rows.map((p) => [
+              whenExact(p.at),
+              p.applied,
+              p.failed,
+              p.silent,
+              p.appliedTotal,
+              p.failedTotal,
+              p.silentTotal,
+              rate(p.failureRate),
+            ]),
+          ),
+          `buckets of ${t.bucketSeconds / 60} min from ${whenExact(t.from)}; halts at ${rate(t.maxFailureRate)} once ${t.minReports} machines have an outcome`,
+        ].join('\n'),
+      );
     });
   const actions = {
     pause: 'pause a rollout: no new machine is offered the release',

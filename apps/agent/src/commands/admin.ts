@@ -4,6 +4,7 @@ import { registerFleetCommands } from '../admin/fleet-commands.ts';
 import { registerReleaseCommands } from '../admin/release-commands.ts';
 import { registerRolloutCommands } from '../admin/rollout-commands.ts';
 import { registerTokenCommands } from '../admin/token-commands.ts';
+import { registerUserCommands } from '../admin/user-commands.ts';
 import { registerWindowCommands } from '../admin/window-commands.ts';
 import type { RegisterCommand } from './index.ts';
 
@@ -11,7 +12,9 @@ import type { RegisterCommand } from './index.ts';
 export const admin: RegisterCommand = (program) => {
   const command = program
     .command('admin')
-    .description('talk to a Core LivePatch server: upload, promote, rollouts, tokens, machines, reports')
+    .description(
+      'talk to a Core LivePatch server: upload, promote, rollouts, tokens, machines, reports, users, the overview',
+    )
     .option('--server <url>', 'server base URL (default: $CLP_SERVER)')
     .option('--token <token>', 'admin API token (default: $CLP_TOKEN)')
     .option(
@@ -40,6 +43,7 @@ A 4xx answer prints the server's 'error CODE: message'; an unreachable server ex
   registerTokenCommands(command, adminContext);
   registerFleetCommands(command, adminContext);
   registerWindowCommands(command, adminContext);
+  registerUserCommands(command, adminContext);
   // Usage errors inside the admin tree go through the program's single error boundary too.
   const override = (c: Command) => {
     c.exitOverride();
