@@ -14,14 +14,18 @@ import {
   User,
   UserList,
   UserListQuery,
+  UUID_PATTERN,
 } from '@clp/protocol';
+import { z } from 'zod';
 import type { Access } from './auth.ts';
 import { overview } from './overview.ts';
 import { previewRollout, rolloutTimeline } from './rollout-insight.ts';
 import { ROLES, type Route, route } from './routes.ts';
-import { IdParam } from './schemas.ts';
+import { RolloutIdParam } from './schemas.ts';
 import { currentSession, signIn, signOut } from './sessions.ts';
 import { changeOwnPassword, createUser, editUser, listUsers } from './users.ts';
+
+const UserIdParam = z.object({ id: z.string().regex(UUID_PATTERN, 'a user id (a lowercase UUID)') });
 
 /**
  * Sessions, users and the fleet views that the console needed first (overview, a rollout's
@@ -33,6 +37,7 @@ export function consoleRoutes(): Route[] {
   return [
     route({
       id: 'signIn',
+      statuses: [401, 403, 429, 503],
       method: 'POST',
       path: '/v1/session',
       summary:
@@ -75,6 +80,7 @@ export function consoleRoutes(): Route[] {
     }),
     route({
       id: 'createUser',
+      statuses: [409],
       method: 'POST',
       path: '/v1/users',
       summary:
@@ -90,12 +96,13 @@ export function consoleRoutes(): Route[] {
     }),
     route({
       id: 'editUser',
+      statuses: [404],
       method: 'PATCH',
       path: '/v1/users/:id',
       summary:
         "Change a user's role, password or disabled state (id or user name); a new password or disabling ends the user's sessions",
       access: admin(ROLES.admin),
-      params: IdParam,
+      params: UserIdParam,
       body: EditUserBody,
       response: User,
       handle: async (ctx, { params, body, principal }) => ({
@@ -125,12 +132,13 @@ export function consoleRoutes(): Route[] {
     }),
     route({
       id: 'rolloutTimeline',
+      statuses: [404],
       method: 'GET',
       path: '/v1/rollouts/:id/timeline',
       summary:
         'Applied and failed reports of a rollout over time, with the failure rate and its halt threshold',
       access: admin(ROLES.read),
-      params: IdParam,
+      params: RolloutIdParam,
       query: RolloutTimelineQuery,
       response: RolloutTimeline,
       handle: async (ctx, { params, query }) => ({
@@ -139,6 +147,7 @@ export function consoleRoutes(): Route[] {
     }),
     route({
       id: 'previewRollout',
+      statuses: [404, 409],
       method: 'POST',
       path: '/v1/rollouts/preview',
       summary:

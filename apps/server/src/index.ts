@@ -19,7 +19,7 @@ export { configFromEnv, DEFAULT_PORT, defaultConfig, type ServerConfig } from '.
 export type { AppContext, Principal } from './context.ts';
 export { type Cutoff, type CutoffVerdict, judgeCutoff, parseCutoff } from './cutoff.ts';
 export { httpStatusFor, SERVER_ERROR_CODES, ServerError, type ServerErrorCode } from './errors.ts';
-export { buildOpenApi } from './openapi.ts';
+export { buildOpenApi, statusesOf } from './openapi.ts';
 export { type Decision, decide, desiredState, type PollMachine, type RolloutView } from './poll.ts';
 export { CHUNK_BYTES, PostgresBlobStore } from './postgres-blob-store.ts';
 export { RateLimiter } from './rate-limit.ts';

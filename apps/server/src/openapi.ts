@@ -25,34 +25,29 @@ function parameters(type: z.ZodType | undefined, where: 'path' | 'query'): Json[
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Invalid request (CLP_E_VALIDATION with the field, or another code)',
-  401: 'Missing, unknown, expired or revoked credential',
+  400: 'Invalid request: CLP_E_VALIDATION with the field (a bad value, a control character in any text), or another code',
+  401: 'Missing, unknown, expired or revoked credential (or enrollment token)',
   403: 'Valid admin token or user of a role that may not do this (CLP_E_FORBIDDEN), or a cookie request without its CSRF token (CLP_E_CSRF)',
   404: 'Not found',
   409: 'Conflict with the current state',
-  413: 'Upload larger than the limit',
-  416: 'Range not satisfiable',
+  413: 'Body larger than the limit',
+  415: 'Upload not sent as application/octet-stream',
+  416: 'Range not satisfiable (Content-Range: bytes */SIZE)',
   422: 'Archive rejected: the format or trust library error code',
-  429: 'Rate limited',
+  429: 'Rate limited: this credential (or, without one, this address) failed too often (Retry-After)',
   503: 'The database is not reachable right now (Retry-After)',
 };
 
-function errorsFor(route: Route): number[] {
-  const codes = [400];
-  if (route.access.kind !== 'public') codes.push(503);
-  if (route.access.kind === 'admin' || route.access.kind === 'agent') codes.push(401, 429);
-  if (route.access.kind === 'admin') codes.push(403);
-  if (route.access.kind === 'enroll') codes.push(401, 429);
-  if (route.path.includes(':')) codes.push(404);
-  if (route.body === 'binary') codes.push(409, 413, 422);
-  if (route.id === 'getBlob') codes.push(416);
-  // A window for a tier that does not exist.
-  if (route.id === 'setMaintenanceWindow') codes.push(404);
-  if (route.path.startsWith('/v1/rollouts/') && route.method === 'POST') codes.push(409);
-  // Sign-in is public but checks its credential; names and ids chosen by the caller may be taken.
-  if (route.id === 'signIn') codes.push(401, 403, 429, 503);
-  if (['createUser', 'createRollout', 'previewRollout'].includes(route.id)) codes.push(409);
-  return codes;
+/** Every status a route can answer: its success, what its access rule and body bring, and its own. */
+export function statusesOf(route: Route): number[] {
+  const codes = new Set<number>([route.status ?? 200, 400, ...(route.statuses ?? [])]);
+  const kind = route.access.kind;
+  if (kind !== 'public') codes.add(503);
+  if (kind === 'admin' || kind === 'agent' || kind === 'enroll') codes.add(401).add(429);
+  if (kind === 'admin') codes.add(403);
+  if (route.body) codes.add(413);
+  if (route.body === 'binary') codes.add(415);
+  return [...codes].sort((a, b) => a - b);
 }
 
 /** The OpenAPI 3.1 document of a route table. */
@@ -85,25 +80,34 @@ export function buildOpenApi(routes: readonly Route[]): Json {
         content: { 'application/json': { schema: schema(route.body, 'input') } },
       };
     }
-    const ok = String(route.status ?? 200);
-    const responses: Record<string, Json> = {
-      [ok]: route.response
-        ? {
-            description: 'Success',
-            content: { 'application/json': { schema: schema(route.response, 'output') } },
-          }
-        : { description: 'Success' },
-    };
-    if (route.body === 'binary')
-      responses['200'] = {
-        description: 'Already stored: the existing release',
-        content: responses[ok]!.content,
-      };
-    for (const code of errorsFor(route)) {
-      responses[String(code)] = {
-        description: STATUS_TEXT[code] ?? 'Error',
-        content: { 'application/json': { schema: errorSchema } },
-      };
+    const ok = route.status ?? 200;
+    const success = route.response
+      ? { 'application/json': { schema: schema(route.response, 'output') } }
+      : route.content
+        ? { [route.content.type]: { schema: route.content.schema } }
+        : undefined;
+    const responses: Record<string, Json> = {};
+    for (const code of statusesOf(route)) {
+      if (code === ok || (code === 200 && route.body === 'binary')) {
+        responses[String(code)] = {
+          description: code === ok ? 'Success' : 'Already stored: the existing release',
+          ...(success ? { content: success } : {}),
+        };
+      } else if (code === 206) {
+        responses['206'] = {
+          description: 'The requested range (Content-Range)',
+          ...(success ? { content: success } : {}),
+        };
+      } else if (code === 304) {
+        responses['304'] = { description: 'Not modified: the If-None-Match ETag matches' };
+      } else if (code === 503 && route.id === 'readyz') {
+        responses['503'] = { description: 'Not ready: the database does not answer', content: success };
+      } else {
+        responses[String(code)] = {
+          description: STATUS_TEXT[code] ?? 'Error',
+          content: { 'application/json': { schema: errorSchema } },
+        };
+      }
     }
     op.responses = responses;
     paths[path] ??= {};

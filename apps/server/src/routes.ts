@@ -45,8 +45,9 @@ import {
   ExplainQuery,
   Explanation,
   Health,
-  IdParam,
   Machine,
+  MachineDetail,
+  MachineIdParam,
   MachineList,
   MachineListQuery,
   MaintenanceWindowEntry,
@@ -56,6 +57,7 @@ import {
   RekeyMachineBody,
   Release,
   ReleaseDetail,
+  ReleaseIdParam,
   ReleaseList,
   ReleaseListQuery,
   ReorderTiersBody,
@@ -63,6 +65,7 @@ import {
   ReportListQuery,
   RetryFailedResult,
   RolloutActionBody,
+  RolloutIdParam,
   RolloutList,
   RolloutListQuery,
   RolloutProgressView,
@@ -70,6 +73,8 @@ import {
   Sha256Param,
   Tier,
   TierList,
+  TierParam,
+  TokenIdParam,
   TokenListQuery,
   YankBody,
 } from './schemas.ts';
@@ -121,6 +126,14 @@ export interface Route<P = unknown, Q = unknown, B = unknown> {
   body?: z.ZodType<B> | 'binary';
   /** Body fields that are logs and may hold tabs and line ends (`reports.*.log`); other text may not. */
   textBlocks?: readonly string[];
+  /**
+   * Statuses this route answers besides its success and those its access rule and body bring
+   * (400, 401, 403, 413, 415, 429, 503): its not-found, conflicts, partial content… (the OpenAPI
+   * document lists them, and the tests check that nothing else is answered).
+   */
+  statuses?: readonly number[];
+  /** A success body that is not JSON: its media type and JSON schema (documentation). */
+  content?: { type: string; schema: Record<string, unknown> };
   /** The success body (documentation; not checked at run time). */
   response?: z.ZodType;
   /** The success status (default 200). */
@@ -147,11 +160,12 @@ function machineOf(principal: Principal): AgentMachine {
 const rolloutAction = (action: 'pause' | 'resume' | 'abort' | 'revert', summary: string) =>
   route({
     id: `${action}Rollout`,
+    statuses: [404, 409],
     method: 'POST',
     path: `/v1/rollouts/:id/${action}`,
     summary,
     access: admin(ROLES.operator),
-    params: IdParam,
+    params: RolloutIdParam,
     body: RolloutActionBody,
     response: RolloutProgressView,
     handle: async (ctx, { params, body, principal }) => ({
@@ -162,6 +176,8 @@ const rolloutAction = (action: 'pause' | 'resume' | 'abort' | 'revert', summary:
 const blobRoute = (method: 'GET' | 'HEAD') =>
   route({
     id: method === 'GET' ? 'getBlob' : 'headBlob',
+    statuses: [206, 304, 404, 416, 503],
+    content: { type: 'application/octet-stream', schema: { type: 'string', format: 'binary' } },
     method,
     path: '/v1/blobs/:sha256',
     summary:
@@ -186,6 +202,7 @@ const opsRoutes = [
   }),
   route({
     id: 'readyz',
+    statuses: [503],
     method: 'GET',
     path: '/readyz',
     summary: 'Readiness: the database answers (503 when it does not)',
@@ -201,6 +218,7 @@ const opsRoutes = [
   }),
   route({
     id: 'metrics',
+    content: { type: 'text/plain', schema: { type: 'string' } },
     method: 'GET',
     path: '/metrics',
     summary: 'Prometheus metrics: requests, durations, polls, reports, uploads',
@@ -213,6 +231,7 @@ const opsRoutes = [
   }),
   route({
     id: 'openapi',
+    content: { type: 'application/json', schema: { type: 'object' } },
     method: 'GET',
     path: '/openapi.json',
     summary: 'This API as an OpenAPI 3.1 document, generated from the route table',
@@ -233,6 +252,7 @@ export const ROUTES: readonly Route[] = [
   // Agents.
   route({
     id: 'enroll',
+    statuses: [409],
     method: 'POST',
     path: '/v1/agent/enroll',
     summary: 'Enroll a machine with an enrollment token; answers its credential (shown once)',
@@ -271,6 +291,7 @@ export const ROUTES: readonly Route[] = [
   // Releases.
   route({
     id: 'uploadRelease',
+    statuses: [200, 409, 422],
     method: 'POST',
     path: '/v1/releases',
     summary: 'Upload a signed .clp (raw body, application/octet-stream); the same bytes again answer 200',
@@ -292,32 +313,35 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'getRelease',
+    statuses: [404],
     method: 'GET',
     path: '/v1/releases/:id',
     summary: 'Show one release (id = sha256)',
     access: admin(ROLES.read),
-    params: IdParam,
+    params: ReleaseIdParam,
     response: ReleaseDetail,
     handle: async (ctx, { params }) => ({ body: await showRelease(ctx, params.id) }),
   }),
   route({
     id: 'yankRelease',
+    statuses: [404],
     method: 'POST',
     path: '/v1/releases/:id/yank',
     summary: 'Yank a release: no machine is offered it any more',
     access: admin(ROLES.release),
-    params: IdParam,
+    params: ReleaseIdParam,
     body: YankBody,
     response: Release,
     handle: async (ctx, { params, principal }) => ({ body: await yankRelease(ctx, params.id, principal) }),
   }),
   route({
     id: 'promoteRelease',
+    statuses: [404, 409],
     method: 'POST',
     path: '/v1/releases/:id/promote',
     summary: 'Promote a release to a tier',
     access: admin(ROLES.release),
-    params: IdParam,
+    params: ReleaseIdParam,
     body: PromoteBody,
     response: Release,
     handle: async (ctx, { params, body, principal }) => ({
@@ -337,6 +361,7 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'createTier',
+    statuses: [409],
     method: 'POST',
     path: '/v1/tiers',
     summary: 'Create a tier (placed last unless a position is given)',
@@ -358,11 +383,12 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'editTier',
+    statuses: [404],
     method: 'PATCH',
     path: '/v1/tiers/:id',
     summary: 'Edit a tier (position, description)',
     access: admin(ROLES.operator),
-    params: IdParam,
+    params: TierParam,
     body: EditTierBody,
     response: Tier,
     handle: async (ctx, { params, body }) => ({ body: await editTier(ctx, params.id, body) }),
@@ -371,6 +397,7 @@ export const ROUTES: readonly Route[] = [
   // Rollouts.
   route({
     id: 'createRollout',
+    statuses: [404, 409],
     method: 'POST',
     path: '/v1/rollouts',
     summary: 'Start a staged rollout of a release to a tier',
@@ -395,11 +422,12 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'getRollout',
+    statuses: [404],
     method: 'GET',
     path: '/v1/rollouts/:id',
     summary: 'Show a rollout: stage, percent, counters, failure rate, next stage time',
     access: admin(ROLES.read),
-    params: IdParam,
+    params: RolloutIdParam,
     response: RolloutProgressView,
     handle: async (ctx, { params }) => ({ body: await showRollout(ctx, params.id) }),
   }),
@@ -412,12 +440,13 @@ export const ROUTES: readonly Route[] = [
   ),
   route({
     id: 'approveRollout',
+    statuses: [404, 409],
     method: 'POST',
     path: '/v1/rollouts/:id/approve',
     summary:
       "Approve the current stage's gate (a stage created with requireApproval): it may end once its time and applied evidence are there; the audit log keeps who and why",
     access: admin(ROLES.operator),
-    params: IdParam,
+    params: RolloutIdParam,
     body: ApproveRolloutBody,
     response: RolloutProgressView,
     handle: async (ctx, { params, body, principal }) => ({
@@ -426,12 +455,13 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'retryFailedRollout',
+    statuses: [404, 409],
     method: 'POST',
     path: '/v1/rollouts/:id/retry-failed',
     summary:
       'Offer the release again to the machines whose last outcome was failed (or that were silent), without restarting the rollout; a halted rollout becomes active at its stage',
     access: admin(ROLES.operator),
-    params: IdParam,
+    params: RolloutIdParam,
     body: RolloutActionBody,
     response: RetryFailedResult,
     handle: async (ctx, { params, body, principal }) => ({
@@ -440,11 +470,12 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'rolloutAudit',
+    statuses: [404],
     method: 'GET',
     path: '/v1/rollouts/:id/audit',
     summary: 'Audit log of a rollout: who did what, when (including automatic stage changes and halts)',
     access: admin(ROLES.read),
-    params: IdParam,
+    params: RolloutIdParam,
     response: AuditList,
     handle: async (ctx, { params }) => ({ body: { entries: await rolloutAuditLog(ctx, params.id) } }),
   }),
@@ -461,6 +492,7 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'setMaintenanceWindow',
+    statuses: [404],
     method: 'PUT',
     path: '/v1/maintenance-windows',
     summary:
@@ -472,6 +504,7 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'clearMaintenanceWindow',
+    statuses: [404],
     method: 'DELETE',
     path: '/v1/maintenance-windows/:kind/:name',
     summary: "Remove a tier's or a tag's maintenance window (kind: tier or tag)",
@@ -484,6 +517,7 @@ export const ROUTES: readonly Route[] = [
   // Enrollment tokens.
   route({
     id: 'createEnrollmentToken',
+    statuses: [404],
     method: 'POST',
     path: '/v1/enrollment-tokens',
     summary: 'Make an enrollment token for a tier and tags; the secret is shown only in this answer',
@@ -508,11 +542,12 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'revokeEnrollmentToken',
+    statuses: [404],
     method: 'POST',
     path: '/v1/enrollment-tokens/:id/revoke',
     summary: 'Revoke an enrollment token',
     access: admin(ROLES.operator),
-    params: IdParam,
+    params: TokenIdParam,
     response: EnrollmentToken,
     handle: async (ctx, { params }) => ({ body: await revokeEnrollmentToken(ctx, params.id) }),
   }),
@@ -531,22 +566,24 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'getMachine',
+    statuses: [404],
     method: 'GET',
     path: '/v1/machines/:id',
     summary: 'Show a machine with its recent reports',
     access: admin(ROLES.read),
-    params: IdParam,
-    response: Machine,
+    params: MachineIdParam,
+    response: MachineDetail,
     handle: async (ctx, { params }) => ({ body: await showMachine(ctx, params.id) }),
   }),
   route({
     id: 'explainMachine',
+    statuses: [404],
     method: 'GET',
     path: '/v1/machines/:id/explain',
     summary:
       "Why a machine has or has not been offered a release: tier, selector, cohort and stage, halted or paused, yanked, and the machine's cut-off (query cutoff)",
     access: admin(ROLES.read),
-    params: IdParam,
+    params: MachineIdParam,
     query: ExplainQuery,
     response: Explanation,
     handle: async (ctx, { params, query }) => ({
@@ -555,23 +592,25 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'revokeMachine',
+    statuses: [404],
     method: 'POST',
     path: '/v1/machines/:id/revoke',
     summary:
       'Revoke a machine credential: its next call gets 401, and its id enrolls again only after a re-key',
     access: admin(ROLES.operator),
-    params: IdParam,
+    params: MachineIdParam,
     response: Machine,
     handle: async (ctx, { params, principal }) => ({ body: await revokeMachine(ctx, params.id, principal) }),
   }),
   route({
     id: 'rekeyMachine',
+    statuses: [404],
     method: 'POST',
     path: '/v1/machines/:id/rekey',
     summary:
       'Re-key a machine (reinstalled, or its credential lost): the credential stops working now, and one enrollment under its id is let in until rekeyUntil',
     access: admin(ROLES.operator),
-    params: IdParam,
+    params: MachineIdParam,
     body: RekeyMachineBody,
     response: Machine,
     handle: async (ctx, { params, body, principal }) => ({
@@ -613,11 +652,12 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'revokeAdminToken',
+    statuses: [404],
     method: 'POST',
     path: '/v1/admin-tokens/:id/revoke',
     summary: 'Revoke an API token',
     access: admin(ROLES.admin),
-    params: IdParam,
+    params: TokenIdParam,
     response: AdminToken,
     handle: async (ctx, { params }) => ({ body: await revokeAdminToken(ctx, params.id) }),
   }),

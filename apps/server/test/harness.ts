@@ -11,6 +11,38 @@ import {
   type ReleaseInspector,
   type ServerConfig,
 } from '../src/index.ts';
+import { conformanceProblem } from './conformance.ts';
+
+/** Origins of the servers whose every fetched response is checked against /openapi.json. */
+const watched = new Set<string>();
+const realFetch = globalThis.fetch;
+
+/**
+ * Checks every response fetched from `url` against the server's OpenAPI document from now on (a
+ * non-conforming one fails the call that got it); `start()` does it for the servers it starts.
+ */
+export function watchResponses(url: string): () => void {
+  const origin = new URL(url).origin;
+  watched.add(origin);
+  return () => watched.delete(origin);
+}
+
+globalThis.fetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
+  const res = await realFetch(input, init);
+  const url = new URL(typeof input === 'string' ? input : input instanceof URL ? input.href : input.url);
+  if (!watched.has(url.origin)) return res;
+  const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
+  let body: string;
+  try {
+    body = method === 'HEAD' ? '' : await res.clone().text();
+  } catch {
+    // A body cut off on purpose (a test that aborts a download) has nothing to check.
+    return res;
+  }
+  const problem = conformanceProblem(method, url.pathname, res.status, res.headers.get('content-type'), body);
+  if (problem) throw new Error(`the response does not conform to /openapi.json: ${problem}`);
+  return res;
+};
 
 export interface Driver {
   name: 'pglite' | 'postgres';
@@ -117,6 +149,7 @@ export async function start(
     ...(options.logStream ? { logStream: options.logStream } : {}),
   });
   const { url } = await server.listen(0, '127.0.0.1');
+  const unwatch = watchResponses(url);
   const admin = server.generatedAdminToken!;
   return {
     server,
@@ -124,6 +157,7 @@ export async function start(
     dataDir,
     admin,
     async close() {
+      unwatch();
       await server.close();
       await db.handle.close();
       await db.drop();

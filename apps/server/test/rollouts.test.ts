@@ -391,7 +391,8 @@ describe.each(drivers())('rollouts and agents on $name', (driver) => {
     });
     expect(reports.status).toBe(200);
     const show = await s.call('GET', `/v1/rollouts/${encodeURIComponent(hostile)}`, { token: s.admin });
-    expect(show.status).toBe(404);
+    expect(show.status).toBe(400);
+    expect(show.body.error).toMatchObject({ code: 'CLP_E_VALIDATION', field: 'params.id' });
     const tier = await s.call('POST', '/v1/tiers', { token: s.admin, json: { name: hostile } });
     expect(tier.status).toBe(400);
     expect(tier.body.error).toMatchObject({ code: 'CLP_E_VALIDATION', field: 'body.name' });

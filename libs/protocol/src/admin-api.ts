@@ -11,8 +11,29 @@ import { MachineFacts, ReportStatus } from './agent-api.ts';
 export const ADMIN_ROLES = ['admin', 'release', 'operator', 'viewer'] as const;
 export type AdminRole = (typeof ADMIN_ROLES)[number];
 
-export const Sha256Param = z.object({ sha256: z.string() });
+export const Sha256Param = z.object({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'a blob id: the 64 lowercase hex digits of a sha256'),
+});
+/** Any id in a path (kept for callers outside the route table; each route declares its own kind). */
 export const IdParam = z.object({ id: z.string().min(1).max(128) });
+/** The ids of each kind, as the server makes them: what a path parameter must look like. */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const MACHINE_ID_PATTERN = /^[A-Za-z0-9-]{8,64}$/;
+export const ReleaseIdParam = z.object({
+  id: z.string().regex(/^[0-9a-f]{64}$/, 'a release id: the sha256 of its file, 64 lowercase hex digits'),
+});
+export const RolloutIdParam = z.object({
+  id: z.string().regex(UUID_PATTERN, 'a rollout id (a lowercase UUID)'),
+});
+export const TokenIdParam = z.object({ id: z.string().regex(UUID_PATTERN, 'a token id (a lowercase UUID)') });
+export const MachineIdParam = z.object({
+  id: z.string().regex(MACHINE_ID_PATTERN, 'a machine id: 8 to 64 letters, digits and -'),
+});
+export const TierParam = z.object({
+  id: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'a tier name: lowercase letters, digits and -, at most 32'),
+});
 
 const tierName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'lowercase letters, digits and -, at most 32');
 const tag = z
@@ -334,7 +355,7 @@ export const MachineListQuery = z.object({
   revoked: z.enum(['true', 'false']).optional(),
   sort: z.enum(['hostname', 'lastSeen', 'enrolled']).default('hostname'),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
-  offset: z.coerce.number().int().min(0).default(0),
+  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
 });
 export const ExplainQuery = z.object({
   release: z.string().regex(/^[0-9a-f]{64}$/, 'a release id (sha256)'),
@@ -403,6 +424,9 @@ export const Report = z.object({
 export type Report = z.infer<typeof Report>;
 export const ReportList = z.object({ reports: z.array(Report), total: z.number() });
 export type ReportList = z.infer<typeof ReportList>;
+/** One machine as GET /v1/machines/:id shows it: the record and its latest reports, newest first. */
+export const MachineDetail = Machine.extend({ recentReports: z.array(Report) });
+export type MachineDetail = z.infer<typeof MachineDetail>;
 export const ReportListQuery = z.object({
   rollout: z.string().max(64).optional(),
   machine: z.string().max(64).optional(),
@@ -432,5 +456,6 @@ export const SetMaintenanceWindowBody = z.object({
 });
 export const MaintenanceWindowParams = z.object({
   kind: z.enum(['tier', 'tag']),
-  name: z.string().min(1).max(64),
+  // Tier names and tags both fit the tag's pattern.
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:=-]{0,63}$/, 'a tier name or a tag'),
 });
