@@ -303,6 +303,7 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'listReleases',
+    statuses: [404],
     method: 'GET',
     path: '/v1/releases',
     summary: 'List releases, newest first',
@@ -412,6 +413,7 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'listRollouts',
+    statuses: [404],
     method: 'GET',
     path: '/v1/rollouts',
     summary: 'List rollouts with their progress',
@@ -555,6 +557,7 @@ export const ROUTES: readonly Route[] = [
   // Machines and reports.
   route({
     id: 'listMachines',
+    statuses: [404],
     method: 'GET',
     path: '/v1/machines',
     summary:
@@ -619,6 +622,7 @@ export const ROUTES: readonly Route[] = [
   }),
   route({
     id: 'listReports',
+    statuses: [404],
     method: 'GET',
     path: '/v1/reports',
     summary: 'List agent reports (filters: rollout, machine, status)',
