@@ -1,16 +1,32 @@
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { conformanceProblem } from './conformance.ts';
 import { drivers, fakeRelease, jsonInspector, type Running, start } from './harness.ts';
 
-/** A raw GET that sends the path exactly as written (fetch would normalise `..`). */
+/**
+ * A raw GET that sends the path exactly as written (fetch would normalise `..`); its answer is
+ * checked against the OpenAPI document like every fetched one.
+ */
 function rawGet(url: string, path: string): Promise<{ status: number; body: string }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = request({ hostname, port, path, method: 'GET' }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        const status = res.statusCode ?? 0;
+        const problem = conformanceProblem(
+          'GET',
+          path.split('?')[0]!,
+          status,
+          res.headers['content-type'] ?? null,
+          body,
+        );
+        if (problem) reject(new Error(`the response does not conform to /openapi.json: ${problem}`));
+        else resolve({ status, body });
+      });
     });
     req.on('error', reject);
     req.end();
