@@ -14,7 +14,6 @@ import {
   User,
   UserList,
   UserListQuery,
-  UUID_PATTERN,
 } from '@clp/protocol';
 import { z } from 'zod';
 import type { Access } from './auth.ts';
@@ -25,7 +24,10 @@ import { RolloutIdParam } from './schemas.ts';
 import { currentSession, signIn, signOut } from './sessions.ts';
 import { changeOwnPassword, createUser, editUser, listUsers } from './users.ts';
 
-const UserIdParam = z.object({ id: z.string().regex(UUID_PATTERN, 'a user id (a lowercase UUID)') });
+// A user is named by its id (a UUID) or its user name, and both fit the user name's pattern.
+const UserIdParam = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'a user id or user name'),
+});
 
 /**
  * Sessions, users and the fleet views that the console needed first (overview, a rollout's

@@ -92,7 +92,8 @@ export async function uploadRelease(
     ctx.metrics.uploads.inc({ result: 'stored' });
     if (!row) {
       // The same bytes arrived concurrently through another request: answer with that one.
-      return { status: 200, body: await showRelease(ctx, upload.sha256) };
+      const stored = await findRelease(ctx, upload.sha256);
+      return { status: 200, body: releaseView(stored, await tiersOf(ctx, stored.id)) };
     }
     ctx.log.info({ release: row.id, name: row.name, by: row.uploadedBy }, 'release uploaded');
     return { status: 201, body: releaseView(row, []) };

@@ -332,7 +332,7 @@ export const ROUTES: readonly Route[] = [
     access: admin(ROLES.release),
     params: ReleaseIdParam,
     body: YankBody,
-    response: Release,
+    response: ReleaseDetail,
     handle: async (ctx, { params, principal }) => ({ body: await yankRelease(ctx, params.id, principal) }),
   }),
   route({
@@ -344,7 +344,7 @@ export const ROUTES: readonly Route[] = [
     access: admin(ROLES.release),
     params: ReleaseIdParam,
     body: PromoteBody,
-    response: Release,
+    response: ReleaseDetail,
     handle: async (ctx, { params, body, principal }) => ({
       body: await promoteRelease(ctx, params.id, body.tier, principal),
     }),

@@ -61,6 +61,9 @@ export function conformanceProblem(
   body: string,
 ): string | undefined {
   const where = `${method} ${path} → ${status}`;
+  // The console's pages and assets (and / sending a browser there) are served beside the API,
+  // not operations of it.
+  if (path === '/' || path === '/console' || path.startsWith('/console/')) return undefined;
   // Express routes are not strict: /v1/releases/ is /v1/releases.
   const operation = find(method, path.length > 1 ? path.replace(/\/$/, '') : path);
   if (!operation) {
