@@ -4,6 +4,8 @@ import { EXIT, exitCodeFor } from './exit-codes.ts';
 export interface GlobalOptions {
   /** The system root every path is taken under (like pacman --root). */
   root: string;
+  /** With --root, let patches' scripts run on this host. */
+  runScriptsOnHost: boolean;
   json: boolean;
   verbose: boolean;
 }

@@ -18,7 +18,16 @@ export function buildProgram(
   const program = new Command('clpctl')
     .description('Core LivePatch agent: build, sign, verify, install and take back .clp patches')
     .version(AGENT_VERSION, '-V, --version')
-    .option('--root <dir>', 'operate on the system under DIR instead of / (state, keys and log too)', '/')
+    .option(
+      '--root <dir>',
+      "operate on the system under DIR instead of / (state, keys and log too); a patch's scripts and checks still run on this host, not in DIR",
+      '/',
+    )
+    .option(
+      '--run-scripts-on-host',
+      "with --root: let a patch's scripts run (on this host, with CLP_ROOT=DIR; nothing confines them to DIR); refused otherwise",
+      false,
+    )
     .option('--json', 'machine-readable output (results on stdout, errors on stderr)', false)
     .option('-v, --verbose', 'say more', false)
     .addHelpText('after', `\n${EXIT_CODE_HELP}`)

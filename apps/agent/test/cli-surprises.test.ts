@@ -175,7 +175,8 @@ describe('the machine commands', () => {
       clpctl(['create', join(REPO, 'examples/CLP1250101-historic'), '-o', file, '--sign', keyFile]).code,
     ).toBe(0);
     const hasPwsh = spawnSync('sh', ['-c', 'command -v pwsh']).status === 0;
-    const r = clpctl(['--root', root, '--json', 'explain', file]);
+    // Under --root, a patch's scripts would run on this host: allowed here, to see the interpreter check.
+    const r = clpctl(['--root', root, '--run-scripts-on-host', '--json', 'explain', file]);
     const e = JSON.parse(r.stdout) as {
       applies: boolean;
       refusals: Array<{ code: string; message: string }>;

@@ -2,6 +2,7 @@
  * Every rule that can stop a patch on this machine, checked without writing anything. Install
  * and explain share it: install stops at the first assessment with refusals, explain lists them.
  */
+import { resolve } from 'node:path';
 import { comparePatchNames, type FileAction, type PatchMeta, type ScriptAction } from '@clp/format';
 import type { FileIdentity } from './backup.ts';
 import { mapLimit } from './concurrency.ts';
@@ -10,6 +11,8 @@ import { identityOf } from './file-step.ts';
 import { sha256File } from './hash.ts';
 import { compareVersions, type HostFacts } from './host.ts';
 import { Owners } from './owners.ts';
+import { checkedUrl } from './package-managers/download.ts';
+import type { PackageError } from './package-managers/errors.ts';
 import { resolveUnderRoot } from './paths.ts';
 import {
   DEFAULT_SCRIPT_TIMEOUT_MS,
@@ -71,6 +74,10 @@ export interface AssessOptions {
   index: StateIndex;
   /** Install again even though the patch failed here before. */
   retryFailed: boolean;
+  /** Under a --root other than /, let the patch's scripts run (on this host: they are not confined to the root). */
+  runScriptsOnHost?: boolean;
+  /** Let a package action's plain http:// URL through (its sha256 still decides). */
+  allowHttp?: boolean;
 }
 
 const MAX_SCRIPT_HEAD = 16 << 20;
@@ -122,9 +129,47 @@ export async function assessPatch(archive: EngineArchive, options: AssessOptions
     );
   }
 
+  const scriptsOnHost = scriptsUnderRoot(meta, options.root);
+  if (scriptsOnHost !== null && !options.runScriptsOnHost)
+    refuse('CLP_E_SCRIPT_ON_HOST', 'scripts', scriptsOnHost);
+
+  for (const action of meta.actions) {
+    if (action.type !== 'package' || action.source !== undefined || action.url === undefined) continue;
+    const wanted = `${action.name} ${action.version}`;
+    if (action.sha256 === undefined)
+      refuse(
+        'CLP_E_PACKAGE_HASH_MISMATCH',
+        'package',
+        `the action for ${wanted} names a URL but no sha256; an unverified download is refused`,
+      );
+    try {
+      checkedUrl(
+        action.url,
+        { allowHttp: options.allowHttp ?? false },
+        `the URL of ${wanted}, ${action.url}`,
+      );
+    } catch (error) {
+      refuse((error as PackageError).code, 'package', (error as Error).message);
+    }
+  }
+
   const files = await planFiles(archive, options.root, refuse);
   const scripts = await planScripts(archive, refuse);
   return { refusals, files, scripts };
+}
+
+/**
+ * Why the patch's scripts cannot run under this root without leave: they run on this host, with
+ * CLP_ROOT pointing at the root, and nothing keeps them inside it. Null under / or without scripts.
+ */
+export function scriptsUnderRoot(meta: PatchMeta, root: string): string | null {
+  if (resolve(root) === '/') return null;
+  const scripts = [
+    ...meta.actions.filter((a): a is ScriptAction => a.type === 'script').map((a) => a.path),
+    ...[meta.installScript, meta.removeScript].filter((s): s is string => s !== undefined),
+  ];
+  if (scripts.length === 0) return null;
+  return `${meta.name} runs scripts (${scripts.join(', ')}); under --root ${root} they would run on this host, not in the root: pass --run-scripts-on-host to allow that`;
 }
 
 function safeCompare(a: string, b: string): number {

@@ -22,6 +22,11 @@ export const ENGINE_ERROR_CODES = [
   'CLP_E_ALREADY_INSTALLED',
   'CLP_E_PREVIOUSLY_FAILED',
   'CLP_E_INTERPRETER_MISSING',
+  /**
+   * The patch runs scripts, and under --root they would run on this host, not in the root:
+   * refused unless allowed (--run-scripts-on-host).
+   */
+  'CLP_E_SCRIPT_ON_HOST',
   'CLP_E_NO_SPACE',
   'CLP_E_PATH_ESCAPE',
   /** A patched path holds a folder, FIFO, socket, device or link: only regular files are changed. */

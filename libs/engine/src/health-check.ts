@@ -1,5 +1,5 @@
 import type { CheckAction } from '@clp/format';
-import { runProcess } from './process.ts';
+import { runProcess, scriptEnvironment } from './process.ts';
 import { whySkipService } from './service-step.ts';
 
 export interface CheckResult {
@@ -23,6 +23,7 @@ export async function runCheck(
   let args: string[];
   if (check.command !== undefined) {
     program = '/bin/sh';
+    // The same clean environment as a script's: a check runs as root on this host too.
     args = ['-c', check.command];
   } else {
     const skip = await whySkipService(ctx.root);
@@ -39,7 +40,7 @@ export async function runCheck(
     const left = Math.max(1, deadline - Date.now());
     const result = await runProcess(program, args, {
       cwd: ctx.patchDir,
-      env: { ...process.env, CLP_ROOT: ctx.root, CLP_PATCH_DIR: ctx.patchDir },
+      env: scriptEnvironment({ root: ctx.root, patchDir: ctx.patchDir }),
       timeoutMs: left,
       log: ctx.log,
       prefix: `[${label}] `,

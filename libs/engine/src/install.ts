@@ -51,6 +51,12 @@ export interface InstallOptions {
   packageManager?: string;
   /** Install a patch that failed on this machine before. */
   force?: boolean;
+  /** Under a --root other than /, let the patch's scripts run on this host (they are not confined to the root). */
+  runScriptsOnHost?: boolean;
+  /** Fetch a package action's plain http:// URL (its signed sha256 still decides); default: https only. */
+  allowHttp?: boolean;
+  /** The most bytes a package download whose action names no size may have (default 1 GiB). */
+  maxDownloadBytes?: number;
   /** The machine's architecture, for tests (default: this machine's). */
   architecture?: string;
   log?: (line: string) => void;
@@ -147,7 +153,14 @@ async function installOpened(
   );
   const index = await readIndex(stateDir);
   const host = await readHostFacts(root, options.architecture);
-  const assessment = await assessPatch(archive, { root, host, index, retryFailed: options.force ?? false });
+  const assessment = await assessPatch(archive, {
+    root,
+    host,
+    index,
+    retryFailed: options.force ?? false,
+    runScriptsOnHost: options.runScriptsOnHost ?? false,
+    allowHttp: options.allowHttp ?? false,
+  });
   const packageActions = meta.actions.filter((a): a is PackageAction => a.type === 'package');
   let pm: PackageManager | null = null;
   if (packageActions.length > 0) {
@@ -225,13 +238,13 @@ async function installOpened(
   const total = groups.length;
   groups = groups.map((g, i) => ({
     records: g.records,
-    run: () => {
+    run: (run) => {
       options.progress?.({
         step: i + 1,
         total,
         description: g.records.map((r) => r.description).join(', ') || 'health checks',
       });
-      return g.run();
+      return g.run(run);
     },
   }));
 
@@ -415,6 +428,8 @@ async function buildSteps(
       packageManager: b.pm as PackageManager,
       allowIrreversible: b.options.allowIrreversible ?? false,
       index: records.length,
+      allowHttp: b.options.allowHttp ?? false,
+      ...(b.options.maxDownloadBytes === undefined ? {} : { maxDownloadBytes: b.options.maxDownloadBytes }),
     });
     records.push(step.record);
     groups.push({ records: [step.record], run: step.run });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fsyncDir } from './durable.ts';
 import { EngineError } from './errors.ts';
 import { openOwn, readOwnFile } from './own-files.ts';
-import type { StepRecord } from './step.ts';
+import type { StepRecord, TrackedGroup } from './step.ts';
 
 export type TransactionOp = 'install' | 'uninstall' | 'pkg-revert';
 
@@ -24,6 +24,8 @@ export type JournalEntry =
   | { t: 'run'; steps: number[] }
   /** These steps have run. */
   | { t: 'done'; steps: number[] }
+  /** A step started this process group (a script); a rollback ends it before undoing anything. */
+  | ({ t: 'group' } & TrackedGroup)
   /** The commit point: every step ran; only bookkeeping is left. */
   | { t: 'commit' }
   /** Undo has started (after a failure, or during recovery). */
@@ -151,7 +153,8 @@ export async function readJournal(stateDir: string): Promise<JournalEntry[] | nu
 function writtenByRecovery(line: string): boolean {
   try {
     const t = (JSON.parse(line) as { t?: unknown }).t;
-    return t === 'rollback' || t === 'end';
+    // An undo script run by recovery journals its process group too.
+    return t === 'rollback' || t === 'end' || t === 'group';
   } catch {
     return false;
   }

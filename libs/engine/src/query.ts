@@ -103,6 +103,8 @@ export async function explainPatch(
     architecture?: string;
     packageManager?: string;
     force?: boolean;
+    runScriptsOnHost?: boolean;
+    allowHttp?: boolean;
   } = {},
 ): Promise<Explanation> {
   return withSession(options.root, options.log, async ({ root, stateDir }) => {
@@ -124,6 +126,8 @@ export async function explainPatch(
         host,
         index: await readIndex(stateDir),
         retryFailed: options.force ?? false,
+        runScriptsOnHost: options.runScriptsOnHost ?? false,
+        allowHttp: options.allowHttp ?? false,
       });
       refusals.push(...assessment.refusals);
       if (archive.meta.actions.some((a): a is PackageAction => a.type === 'package')) {

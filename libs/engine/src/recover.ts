@@ -1,5 +1,6 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isClpError } from '@clp/format';
 import { finishTransaction } from './bookkeeping.ts';
 import { EngineError } from './errors.ts';
 import { Journal, readJournal } from './journal.ts';
@@ -7,9 +8,10 @@ import { lstatOwn } from './own-files.ts';
 import { stateDirOf } from './paths.ts';
 import { rebasePath, rebaseRecords } from './rebase.ts';
 import { openRootState } from './root-state.ts';
+import { endScriptProcesses } from './script-processes.ts';
 import { appendHistory, TX_DIR } from './state.ts';
 import type { StepContext } from './step.ts';
-import { startedSteps, txDirOf, undoSteps } from './transaction.ts';
+import { startedSteps, trackedGroups, txDirOf, undoSteps } from './transaction.ts';
 
 export interface RecoverResult {
   /** What recovery found and did. */
@@ -86,8 +88,16 @@ export async function recoverLocked(root: string, log: (line: string) => void): 
       `recover: ${begin.op} of ${name} (transaction ${begin.tx}) was interrupted before its commit point; rolling it back`,
     );
     if (!rollingBack) await journal.append({ t: 'rollback', reason: 'interrupted (recovery)' });
+    // A script of the killed clpctl may still be running: it is ended before anything is undone.
+    const groups = trackedGroups(entries);
+    await endScriptProcesses(begin.tx, groups, log);
     const ctx: StepContext = { root, stateDir, txDir, log };
-    await undoSteps(steps, startedSteps(entries), ctx);
+    await undoSteps(steps, startedSteps(entries), ctx, {
+      trackGroup: async (group) => {
+        groups.push(group);
+        await journal.append({ t: 'group', ...group });
+      },
+    });
     await rm(txDir, { recursive: true, force: true });
     await appendHistory(stateDir, {
       at: new Date().toISOString(),
@@ -104,6 +114,8 @@ export async function recoverLocked(root: string, log: (line: string) => void): 
     return { action: 'rolled-back', tx: begin.tx, op: begin.op, patch: name };
   } catch (error) {
     await journal.close().catch(() => {});
+    // A package manager in use is not a failure: the next command recovers once it is done.
+    if (isClpError(error) && error.code === 'CLP_E_BUSY') throw error;
     throw new EngineError(
       'CLP_E_RECOVERY_FAILED',
       `recovery of the interrupted ${begin.op} of ${name} could not finish: ${(error as Error).message}; the journal ${join(stateDir, 'journal')} is kept, fix the cause and run 'clpctl recover' again`,

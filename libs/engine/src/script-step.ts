@@ -1,8 +1,9 @@
 import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { EngineError } from './errors.ts';
-import { runProcess, whichProgram } from './process.ts';
-import type { PreparedStep, StepContext, StepRecord } from './step.ts';
+import { runProcess, SCRIPT_PATH, scriptEnvironment, whichProgram } from './process.ts';
+import { startTimeOf } from './script-processes.ts';
+import type { PreparedStep, StepContext, StepRecord, StepRun } from './step.ts';
 
 export const DEFAULT_SCRIPT_TIMEOUT_MS = 300_000;
 
@@ -56,7 +57,7 @@ function labelOf(program: string): string {
 
 /** Null when the interpreter can run here, else the refusal message. */
 export async function missingInterpreter(script: string, interp: Interpreter): Promise<string | null> {
-  if ((await whichProgram(interp.program)) !== null) return null;
+  if ((await whichProgram(interp.program, SCRIPT_PATH)) !== null) return null;
   return `${script} needs ${interp.label}, which is not installed here (looked for "${interp.program}"); install it and try again`;
 }
 
@@ -73,22 +74,33 @@ export interface ScriptUndo {
   patchDir: string;
 }
 
-/** Runs a script of the extracted patch in `patchDir`, with CLP_ROOT and CLP_PATCH_DIR set. */
+/**
+ * Runs a script of the extracted patch in `patchDir` as the leader of its own process group (the
+ * group is journaled through `run`), with nothing in its environment but PATH, LANG, CLP_ROOT,
+ * CLP_PATCH_DIR and CLP_TX (the transaction, which its children inherit).
+ */
 export async function runScript(
   script: string,
   interp: Interpreter,
   patchDir: string,
   timeoutMs: number,
-  ctx: Pick<StepContext, 'root' | 'log'>,
+  ctx: Pick<StepContext, 'root' | 'log' | 'txDir'> & { step: number; run?: StepRun },
 ): Promise<void> {
   ctx.log(`running ${script} with ${interp.label}`);
-  const result = await runProcess(interp.program, [...interp.args, join(patchDir, script)], {
+  const program = (await whichProgram(interp.program, SCRIPT_PATH)) ?? interp.program;
+  const result = await runProcess(program, [...interp.args, join(patchDir, script)], {
     cwd: patchDir,
-    env: { ...process.env, CLP_ROOT: ctx.root, CLP_PATCH_DIR: patchDir },
+    // The transaction's folder is named after it.
+    env: scriptEnvironment({ root: ctx.root, patchDir, tx: basename(ctx.txDir) }),
     timeoutMs,
     log: ctx.log,
     prefix: `[${script}] `,
+    onStart: async (pgid) => {
+      await ctx.run?.trackGroup({ step: ctx.step, pgid, start: await startTimeOf(pgid) });
+    },
   }).catch((error: NodeJS.ErrnoException) => {
+    // Only a failure to start the program means its interpreter is missing; a journal write failing is itself.
+    if (!error.syscall?.startsWith('spawn')) throw error;
     throw new EngineError(
       'CLP_E_INTERPRETER_MISSING',
       `${script} needs ${interp.label}, which could not be started: ${error.message}`,
@@ -128,16 +140,25 @@ export function prepareScriptStep(record: StepRecord, ctx: StepContext): Prepare
   const u = record.undo as ScriptUndo;
   return {
     record,
-    run: () => runScript(u.script, u.interpreter, u.patchDir, u.timeoutMs, ctx),
+    run: (run) =>
+      runScript(u.script, u.interpreter, u.patchDir, u.timeoutMs, {
+        ...ctx,
+        step: record.index,
+        ...(run === undefined ? {} : { run }),
+      }),
   };
 }
 
 /** A script cannot be taken back by the engine; its patch's remove script runs when there is one. */
-export async function undoScriptStep(record: StepRecord, ctx: StepContext): Promise<void> {
+export async function undoScriptStep(record: StepRecord, ctx: StepContext, run?: StepRun): Promise<void> {
   const u = record.undo as ScriptUndo;
   if (u.undoScript === null || u.undoInterpreter === null) {
     ctx.log(`${u.script} ran and cannot be undone by the engine (the patch has no remove script)`);
     return;
   }
-  await runScript(u.undoScript, u.undoInterpreter, u.patchDir, u.timeoutMs, ctx);
+  await runScript(u.undoScript, u.undoInterpreter, u.patchDir, u.timeoutMs, {
+    ...ctx,
+    step: record.index,
+    ...(run === undefined ? {} : { run }),
+  });
 }

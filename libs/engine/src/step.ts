@@ -28,11 +28,27 @@ export interface StepContext {
   log: (line: string) => void;
 }
 
+/** A process group a step started (a script's), journaled so that recovery can end it. */
+export interface TrackedGroup {
+  /** The step that started it. */
+  step: number;
+  /** Its process group id: the pid of the script, which leads its own group. */
+  pgid: number;
+  /** The leader's start time (clock ticks after boot), so that a reused pid is not taken for it. */
+  start: string | null;
+}
+
+/** What a step may tell its transaction while it runs (or is undone). */
+export interface StepRun {
+  /** Journals a process group before the step waits for it. */
+  trackGroup(group: TrackedGroup): Promise<void>;
+}
+
 export interface PreparedStep {
   record: StepRecord;
   /** Makes the change. Throws a ClpError naming the cause on failure; partial effects are undone by undo(record). */
-  run(): Promise<void>;
+  run(run?: StepRun): Promise<void>;
 }
 
 /** Undoes a step from its record alone; must be idempotent (it may run again after a crash during undo). */
-export type UndoStep = (record: StepRecord, ctx: StepContext) => Promise<void>;
+export type UndoStep = (record: StepRecord, ctx: StepContext, run?: StepRun) => Promise<void>;

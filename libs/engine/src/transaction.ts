@@ -38,12 +38,14 @@
  */
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { isClpError } from '@clp/format';
 import { fsyncDir } from './durable.ts';
 import { EngineError } from './errors.ts';
 import { Journal, type JournalEntry, type TransactionInfo, type TransactionOp } from './journal.ts';
 import { ownDir } from './own-files.ts';
+import { endScriptProcesses } from './script-processes.ts';
 import { TX_DIR } from './state.ts';
-import type { StepContext, StepRecord } from './step.ts';
+import type { StepContext, StepRecord, StepRun, TrackedGroup } from './step.ts';
 import { UNDO, undoIsSafeUnstarted } from './undo-table.ts';
 
 export type TransactionState =
@@ -57,7 +59,7 @@ export type TransactionState =
 /** Steps that run together under one `run` journal entry. */
 export interface StepGroup {
   records: StepRecord[];
-  run(): Promise<void>;
+  run(run?: StepRun): Promise<void>;
 }
 
 export function newTxId(): string {
@@ -82,6 +84,7 @@ export class Transaction {
   #journal: Journal | undefined;
   #records: StepRecord[] = [];
   readonly #started = new Set<number>();
+  readonly #groups: TrackedGroup[] = [];
 
   constructor(op: TransactionOp, ctx: StepContext, tx: string) {
     this.op = op;
@@ -138,7 +141,7 @@ export class Transaction {
         await journal.append({ t: 'run', steps: ids });
         for (const id of ids) this.#started.add(id);
         for (const r of group.records) this.ctx.log(`${this.op}: ${r.description}`);
-        await group.run();
+        await group.run(this.#stepRun());
         await journal.append({ t: 'done', steps: ids });
       }
       await journal.append({ t: 'commit' });
@@ -155,7 +158,9 @@ export class Transaction {
     const journal = this.#journal!;
     const reason = cause instanceof Error ? cause.message : String(cause);
     await journal.append({ t: 'rollback', reason });
-    await undoSteps(this.#records, this.#started, this.ctx);
+    // A script that timed out or failed may have left children: none may act during or after the undo.
+    await endScriptProcesses(this.tx, this.#groups, this.ctx.log);
+    await undoSteps(this.#records, this.#started, this.ctx, this.#stepRun());
     await rm(this.ctx.txDir, { recursive: true, force: true });
     await journal.append({ t: 'end', result: 'rolled-back' });
     await journal.remove();
@@ -177,6 +182,16 @@ export class Transaction {
     }
     await this.#journal!.append({ t: 'end', result: 'committed' });
     await this.#journal!.remove();
+  }
+
+  /** Lets the steps journal the process groups they start. */
+  #stepRun(): StepRun {
+    return {
+      trackGroup: async (group) => {
+        this.#groups.push(group);
+        await this.#journal!.append({ t: 'group', ...group });
+      },
+    };
   }
 
   /** Marks the transaction interrupted (the process goes on without it; recovery takes over). */
@@ -207,20 +222,33 @@ export async function undoSteps(
   records: StepRecord[],
   started: ReadonlySet<number>,
   ctx: StepContext,
+  run?: StepRun,
 ): Promise<void> {
   const todo = [...records]
     .filter((r) => undoIsSafeUnstarted(r.kind) || started.has(r.index))
     .sort((a, b) => b.index - a.index);
   const ordered = [...todo.filter((r) => r.kind !== 'service'), ...todo.filter((r) => r.kind === 'service')];
-  const failures: Array<{ step: string; error: string }> = [];
+  const failures: Array<{ step: string; error: string; code?: string }> = [];
   for (const record of ordered) {
     try {
-      await UNDO[record.kind](record, ctx);
+      await UNDO[record.kind](record, ctx, run);
     } catch (error) {
-      failures.push({ step: record.description, error: (error as Error).message });
+      failures.push({
+        step: record.description,
+        error: (error as Error).message,
+        ...(isClpError(error) ? { code: error.code } : {}),
+      });
       ctx.log(`rollback: could not undo "${record.description}": ${(error as Error).message}`);
     }
     afterUndo();
+  }
+  if (failures.length > 0 && failures.every((f) => f.code === 'CLP_E_BUSY')) {
+    // Nothing is wrong but that the package database is in use: the undo is tried again later.
+    throw new EngineError(
+      'CLP_E_BUSY',
+      `the undo waits: ${failures.map((f) => f.error).join('; ')}; the journal is kept and the next clpctl command finishes it`,
+      { details: { failures } },
+    );
   }
   if (failures.length > 0) {
     throw new EngineError(
@@ -229,6 +257,11 @@ export async function undoSteps(
       { details: { failures } },
     );
   }
+}
+
+/** The process groups the journal says steps started. */
+export function trackedGroups(entries: JournalEntry[]): TrackedGroup[] {
+  return entries.flatMap((e) => (e.t === 'group' ? [{ step: e.step, pgid: e.pgid, start: e.start }] : []));
 }
 
 /** Which steps the journal says started. */

@@ -1,5 +1,6 @@
 import { basename, dirname, join } from 'node:path';
 import { comparePatchNames } from '@clp/format';
+import { scriptsUnderRoot } from './assess.ts';
 import type { FileIdentity } from './backup.ts';
 import { finishUninstall, type UninstallInfo } from './bookkeeping.ts';
 import { EngineError } from './errors.ts';
@@ -27,13 +28,15 @@ import {
 import { prepareServiceStep, type ServiceUndo } from './service-step.ts';
 import { withSession } from './session.ts';
 import { appendHistory, type PatchRecord, patchDirOf, readIndex, readPatchRecord } from './state.ts';
-import type { StepContext, StepRecord } from './step.ts';
+import type { StepContext, StepRecord, StepRun } from './step.ts';
 import { makeTxDir, newTxId, type StepGroup, Transaction, txDirOf } from './transaction.ts';
 
 export interface UninstallOptions {
   root?: string;
   /** Take the patch back even where its files changed since (drift). */
   force?: boolean;
+  /** Under a --root other than /, let the patch's remove script run on this host (it is not confined to the root). */
+  runScriptsOnHost?: boolean;
   log?: (line: string) => void;
   progress?: (p: Progress) => void;
 }
@@ -150,6 +153,11 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
         { details: { name } },
       );
     }
+    // Its remove script would run on this host, not in the root (its install script, if the uninstall is taken back).
+    if (record.meta.removeScript !== undefined && !options.runScriptsOnHost) {
+      const why = scriptsUnderRoot({ ...record.meta, actions: [], installScript: undefined }, root);
+      if (why !== null) throw new EngineError('CLP_E_SCRIPT_ON_HOST', why, { details: { name } });
+    }
     // Patches of a series stack: a newer one was made against what this one left.
     const above = index.installed.filter(
       (p) => p.series === record.summary.series && p.name !== name && safeCompare(p.name, name) > 0,
@@ -189,13 +197,13 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
     const total = groups.length;
     const progressed = groups.map((g, i) => ({
       records: g.records,
-      run: () => {
+      run: (run?: StepRun) => {
         options.progress?.({
           step: i + 1,
           total,
           description: g.records.map((r) => r.description).join(', '),
         });
-        return g.run();
+        return g.run(run);
       },
     }));
     const removeDirs = record.steps.filter((s) => s.kind === 'file').flatMap((s) => fileUndo(s).createdDirs);

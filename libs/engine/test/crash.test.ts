@@ -113,7 +113,15 @@ describe('crash at every journal step, then recover', () => {
       const before = await snapshotRoot(template, EXCLUDE);
       const reference = join(work, 'reference');
       copyTree(template, reference);
-      const ok = clpctl(['--root', reference, 'install', '--package-manager', 'pacman', patch]);
+      const ok = clpctl([
+        '--root',
+        reference,
+        '--run-scripts-on-host',
+        'install',
+        '--package-manager',
+        'pacman',
+        patch,
+      ]);
       expect(ok.stderr).toBe('');
       expect(ok.status).toBe(0);
       const after = await snapshotRoot(reference, EXCLUDE);
@@ -121,15 +129,19 @@ describe('crash at every journal step, then recover', () => {
       if (withPacman) expect(await installedVersion(reference)).toBe('2-1');
 
       // begin, then run+done per group, then commit, then end.
-      const commitAt = 1 + 2 * groups + 1;
+      // begin, run and done of each group, the process group of the install script, commit.
+      const commitAt = 1 + 2 * groups + 1 + 1;
       const lastWrite = commitAt + 1;
       const outcomes: string[] = [];
       for (let n = 1; n <= lastWrite + 1; n++) {
         const killedRoot = join(work, `install-kill-${n}`);
         copyTree(template, killedRoot);
-        const killed = clpctl(['--root', killedRoot, 'install', '--package-manager', 'pacman', patch], {
-          CLP_TEST_KILL_AT_STEP: String(n),
-        });
+        const killed = clpctl(
+          ['--root', killedRoot, '--run-scripts-on-host', 'install', '--package-manager', 'pacman', patch],
+          {
+            CLP_TEST_KILL_AT_STEP: String(n),
+          },
+        );
         // Recovery also works where the root is found under another path (a prepared image, booted).
         const root = `${killedRoot}-moved`;
         await rename(killedRoot, root);
@@ -167,19 +179,28 @@ describe('crash at every journal step, then recover', () => {
     async () => {
       const installedRoot = join(work, 'installed');
       copyTree(template, installedRoot);
-      expect(clpctl(['--root', installedRoot, 'install', '--package-manager', 'pacman', patch]).status).toBe(
-        0,
-      );
+      expect(
+        clpctl([
+          '--root',
+          installedRoot,
+          '--run-scripts-on-host',
+          'install',
+          '--package-manager',
+          'pacman',
+          patch,
+        ]).status,
+      ).toBe(0);
       const installed = await snapshotRoot(installedRoot, EXCLUDE);
       const clean = await snapshotRoot(template, EXCLUDE);
       expect(installed).not.toEqual(clean);
-      const commitAt = 1 + 2 * groups + 1;
+      // As for the install: the remove script's process group is journaled too.
+      const commitAt = 1 + 2 * groups + 1 + 1;
       const lastWrite = commitAt + 1;
       for (let n = 1; n <= lastWrite + 1; n++) {
         // A copy of the installed root: its records are moved to the copy's path when read.
         const root = join(work, `uninstall-kill-${n}`);
         copyTree(installedRoot, root);
-        const killed = clpctl(['--root', root, 'uninstall', 'CLP1251123'], {
+        const killed = clpctl(['--root', root, '--run-scripts-on-host', 'uninstall', 'CLP1251123'], {
           CLP_TEST_KILL_AT_STEP: String(n),
         });
         if (n <= lastWrite) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
@@ -226,12 +247,14 @@ describe('crash at every journal step, then recover', () => {
         key,
       );
       const before = await snapshotRoot(root0, EXCLUDE);
-      // begin, run+done of the files, run of the script, then rollback and end.
-      const writes = 6;
+      // begin, run+done of the files, run of the script and its process group, then rollback and end.
+      const writes = 7;
       for (let n = 1; n <= writes + 1; n++) {
         const root = join(work, `failing-kill-${n}`);
         copyTree(root0, root);
-        const killed = clpctl(['--root', root, 'install', failing], { CLP_TEST_KILL_AT_STEP: String(n) });
+        const killed = clpctl(['--root', root, '--run-scripts-on-host', 'install', failing], {
+          CLP_TEST_KILL_AT_STEP: String(n),
+        });
         if (n <= writes) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
         else expect(killed.stderr).toMatch(/^error CLP_E_SCRIPT_FAILED: fail.sh exited with status 4/);
         expect(clpctl(['--root', root, 'recover']).status).toBe(0);
@@ -241,7 +264,9 @@ describe('crash at every journal step, then recover', () => {
       for (let n = 1; n <= 3; n++) {
         const root = join(work, `failing-undo-kill-${n}`);
         copyTree(root0, root);
-        const killed = clpctl(['--root', root, 'install', failing], { CLP_TEST_KILL_AT_UNDO: String(n) });
+        const killed = clpctl(['--root', root, '--run-scripts-on-host', 'install', failing], {
+          CLP_TEST_KILL_AT_UNDO: String(n),
+        });
         expect(killed.signal, `undo kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
         expect(await readFile(join(root, 'var/lib/clp/journal'), 'utf8')).toMatch(/"t":"rollback"/);
         const recovered = clpctl(['--root', root, '--json', 'recover']);
@@ -305,16 +330,19 @@ describe('crash at every journal step with a dpkg package action, then recover',
       const before = await snapshotRoot(template, DPKG_EXCLUDE);
       const reference = join(work, 'reference');
       copyTree(template, reference);
-      expect(clpctl(['--root', reference, 'install', patch]).status).toBe(0);
+      expect(clpctl(['--root', reference, '--run-scripts-on-host', 'install', patch]).status).toBe(0);
       const after = await snapshotRoot(reference, DPKG_EXCLUDE);
       expect(after).not.toEqual(before);
 
       const groups = 3; // files, package, script
-      const commitAt = 1 + 2 * groups + 1;
+      // begin, run and done of each group, the script's process group, commit.
+      const commitAt = 1 + 2 * groups + 1 + 1;
       for (let n = 1; n <= commitAt + 2; n++) {
         const root = join(work, `kill-${n}`);
         copyTree(template, root);
-        const killed = clpctl(['--root', root, 'install', patch], { CLP_TEST_KILL_AT_STEP: String(n) });
+        const killed = clpctl(['--root', root, '--run-scripts-on-host', 'install', patch], {
+          CLP_TEST_KILL_AT_STEP: String(n),
+        });
         if (n <= commitAt + 1) expect(killed.signal, `kill point ${n}: ${killed.stderr}`).toBe('SIGKILL');
         else expect(killed.status, killed.stderr).toBe(0);
         expect(clpctl(['--root', root, 'recover']).status).toBe(0);

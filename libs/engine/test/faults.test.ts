@@ -218,7 +218,7 @@ describe('faults end rolled back with a clear error', () => {
       key,
     );
     const before = await snapshotRoot(root);
-    const error = await failureOf(installPatch(file, { root }));
+    const error = await failureOf(installPatch(file, { root, runScriptsOnHost: true }));
     expect(error.code).toBe('CLP_E_SCRIPT_FAILED');
     expect(error.message).toMatch(/pre\.sh exited with status 1.*\n.*cannot stop the service/s);
     expect(await snapshotRoot(root)).toEqual(before);

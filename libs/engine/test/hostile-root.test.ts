@@ -136,7 +136,7 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
       },
       key,
     );
-    const r = run(['--root', root, 'install', patch]);
+    const r = run(['--root', root, '--run-scripts-on-host', 'install', patch]);
     expect(r.status, r.stderr).toBe(0);
     return { root, patch };
   }
@@ -171,7 +171,12 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
       const patch = await freshPatch(root, 'CLP1251202');
       await symlink(join(outside, 'secret'), join(root, 'var/log/CLP.log'));
       const tree = await snapshotRoot(root, ['var/lib/clp']);
-      expectRefusal(run(['--root', root, 'install', patch]), 12, 'CLP_E_LINK_REFUSED', 'var/log/CLP.log');
+      expectRefusal(
+        run(['--root', root, '--run-scripts-on-host', 'install', patch]),
+        12,
+        'CLP_E_LINK_REFUSED',
+        'var/log/CLP.log',
+      );
       expect(await snapshotRoot(root, ['var/lib/clp'])).toEqual(tree);
       await expectSentinelUntouched();
     });
@@ -187,7 +192,7 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
         );
         const tree = await snapshotRoot(root, STATE_EXCLUDE);
         expectRefusal(
-          run(['--root', root, 'install', patch]),
+          run(['--root', root, '--run-scripts-on-host', 'install', patch]),
           12,
           'CLP_E_LINK_REFUSED',
           `var/lib/clp/${name}`,
@@ -204,7 +209,12 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
       const patch = await freshPatch(root, 'CLP1251204');
       await symlink(join(outside, 'victim'), join(root, 'var/lib/clp/patches'));
       const tree = await snapshotRoot(root, STATE_EXCLUDE);
-      expectRefusal(run(['--root', root, 'install', patch]), 12, 'CLP_E_LINK_REFUSED', 'var/lib/clp/patches');
+      expectRefusal(
+        run(['--root', root, '--run-scripts-on-host', 'install', patch]),
+        12,
+        'CLP_E_LINK_REFUSED',
+        'var/lib/clp/patches',
+      );
       expect(await snapshotRoot(root, STATE_EXCLUDE)).toEqual(tree);
       await expect(readFile(join(root, 'var/lib/clp/journal'))).rejects.toMatchObject({ code: 'ENOENT' });
       await expectSentinelUntouched();
@@ -235,13 +245,23 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
       await rename(join(root, 'etc/clp/keys.d'), keys);
       await symlink(keys, join(root, 'etc/clp/keys.d'));
       before = await sentinelState(outside);
-      expectRefusal(run(['--root', root, 'install', patch]), 12, 'CLP_E_LINK_REFUSED', 'etc/clp/keys.d');
+      expectRefusal(
+        run(['--root', root, '--run-scripts-on-host', 'install', patch]),
+        12,
+        'CLP_E_LINK_REFUSED',
+        'etc/clp/keys.d',
+      );
       expectRefusal(run(['--root', root, 'status']), 12, 'CLP_E_LINK_REFUSED', 'etc/clp/keys.d');
       await rm(join(root, 'etc/clp/keys.d'));
       await mkdir(join(root, 'etc/clp/keys.d'));
       const [pub] = (await readdir(keys)).filter((n) => n.endsWith('.pub'));
       await symlink(join(keys, pub as string), join(root, 'etc/clp/keys.d', pub as string));
-      expectRefusal(run(['--root', root, 'install', patch]), 12, 'CLP_E_LINK_REFUSED', pub);
+      expectRefusal(
+        run(['--root', root, '--run-scripts-on-host', 'install', patch]),
+        12,
+        'CLP_E_LINK_REFUSED',
+        pub,
+      );
       expect(JSON.parse(run(['--root', root, '--json', 'list']).stdout)).toEqual([]);
       await expectSentinelUntouched();
     });
@@ -259,7 +279,7 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
       await rename(join(outside, 'var'), join(root, 'data-var'));
       await symlink('data-var', join(root, 'var'));
       const patch = await freshPatch(root, 'CLP1251207');
-      expect(run(['--root', root, 'install', patch]).status).toBe(0);
+      expect(run(['--root', root, '--run-scripts-on-host', 'install', patch]).status).toBe(0);
       expect(await readFile(join(root, 'data-var/lib/clp/index.json'), 'utf8')).toContain('CLP1251207');
     });
   });
@@ -314,7 +334,9 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
       );
       const clean = await snapshotRoot(root, STATE_EXCLUDE);
       // Killed after the file batch (begin, run, done): the files are replaced, the commit is not written.
-      const killed = run(['--root', root, 'install', patch], { CLP_TEST_KILL_AT_STEP: '3' });
+      const killed = run(['--root', root, '--run-scripts-on-host', 'install', patch], {
+        CLP_TEST_KILL_AT_STEP: '3',
+      });
       expect(killed.signal).toBe('SIGKILL');
       expect(await readFile(join(root, 'etc/cron.d/other'), 'utf8')).toBe('other v2\n');
       await rename(join(root, 'etc/cron.d'), join(root, 'etc/cron.d.real'));
@@ -369,7 +391,7 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
         },
         key,
       );
-      const r = run(['--root', root, 'install', patch]);
+      const r = run(['--root', root, '--run-scripts-on-host', 'install', patch]);
       expectRefusal(r, 12, 'CLP_E_TARGET_NOT_FILE', '/etc/app.conf');
       expect(await readlink(join(root, 'etc/app.conf'))).toBe(join(outside, 'secret'));
       expect(await readdir(join(root, 'var/lib/clp/tx'))).toEqual([]);
@@ -392,7 +414,9 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
         },
         key,
       );
-      const killed = run(['--root', root, 'install', patch], { CLP_TEST_KILL_AT_STEP: '3' });
+      const killed = run(['--root', root, '--run-scripts-on-host', 'install', patch], {
+        CLP_TEST_KILL_AT_STEP: '3',
+      });
       expect(killed.signal).toBe('SIGKILL');
       const [tx] = await readdir(join(root, 'var/lib/clp/tx'));
       const backup = join(root, 'var/lib/clp/tx', tx as string, 'backup/0');
@@ -426,7 +450,10 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
         key,
       );
       const clean = await snapshotRoot(root, STATE_EXCLUDE);
-      expect(run(['--root', root, 'install', patch], { CLP_TEST_KILL_AT_STEP: '3' }).signal).toBe('SIGKILL');
+      expect(
+        run(['--root', root, '--run-scripts-on-host', 'install', patch], { CLP_TEST_KILL_AT_STEP: '3' })
+          .signal,
+      ).toBe('SIGKILL');
       await rm(join(root, 'etc/app.conf'));
       await symlink(join(outside, 'secret'), join(root, 'etc/app.conf'));
       const r = run(['--root', root, 'recover']);
@@ -479,7 +506,7 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
             );
             const tree2 = await snapshotRoot(other, STATE_EXCLUDE);
             expectRefusal(
-              run(['--root', other, 'install', patch], {}, 20_000),
+              run(['--root', other, '--run-scripts-on-host', 'install', patch], {}, 20_000),
               12,
               'CLP_E_TARGET_NOT_FILE',
               '/etc/app.conf',

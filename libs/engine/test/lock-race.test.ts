@@ -87,14 +87,14 @@ describe.skipIf(!asRoot)('one transaction at a time', () => {
     // Long enough for three more processes to start on a loaded machine.
     const first = await slowPatch('CLP1251101', key, 8);
     const second = await slowPatch('CLP1251102', key);
-    const a = start(['--root', root, 'install', first]);
+    const a = start(['--root', root, '--run-scripts-on-host', 'install', first]);
     const journal = join(root, 'var/lib/clp/journal');
     await until(async () => (await holders([a.child.pid as number], journal)).length === 1);
     // What the holder's lock file looks like before it has written its pid.
     await truncate(join(root, 'var/lib/clp/lock'), 0);
     const others = await Promise.all([
       start(['--root', root, 'recover']).done,
-      start(['--root', root, 'install', second]).done,
+      start(['--root', root, '--run-scripts-on-host', 'install', second]).done,
       start(['--root', root, 'status']).done,
     ]);
     for (const r of others) {
@@ -115,7 +115,7 @@ describe.skipIf(!asRoot)('one transaction at a time', () => {
     const patches = await Promise.all(names.map((n) => slowPatch(n, key)));
     const journal = join(root, 'var/lib/clp/journal');
     const runs = [
-      ...patches.map((p) => start(['--root', root, 'install', p])),
+      ...patches.map((p) => start(['--root', root, '--run-scripts-on-host', 'install', p])),
       start(['--root', root, 'recover']),
       start(['--root', root, 'recover']),
       start(['--root', root, 'status']),

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -368,6 +368,7 @@ for (const driver of drivers) {
         base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       });
       afterEach(async () => {
+        server.closeAllConnections();
         await new Promise((r) => server.close(r));
       });
 
@@ -375,7 +376,10 @@ for (const driver of drivers) {
         const sha256 = createHash('sha256')
           .update(await readFile(v2))
           .digest('hex');
-        const step = await preparePackageStep(action('2.0-1', { url: `${base}/demo-2.0-1`, sha256 }), ctx());
+        const step = await preparePackageStep(
+          action('2.0-1', { url: `${base}/demo-2.0-1`, sha256 }),
+          ctx({ allowHttp: true }),
+        );
         expect(step.record.undo).toMatchObject({ origin: 'url', action: 'remove' });
         await step.run();
         expect(await pm.installedVersion('demo')).toBe('2.0-1');
@@ -385,7 +389,10 @@ for (const driver of drivers) {
         const sha256 = createHash('sha256')
           .update(await readFile(v2))
           .digest('hex');
-        const step = await preparePackageStep(action('2.0-1', { url: `${base}/flaky`, sha256 }), ctx());
+        const step = await preparePackageStep(
+          action('2.0-1', { url: `${base}/flaky`, sha256 }),
+          ctx({ allowHttp: true }),
+        );
         expect(requests).toBe(2);
         expect(step.record.undo).toMatchObject({ origin: 'url' });
       });
@@ -393,12 +400,12 @@ for (const driver of drivers) {
       it('refuses a download whose sha256 differs, and one with no sha256 at all', async () => {
         const wrong = await preparePackageStep(
           action('2.0-1', { url: `${base}/demo-2.0-1`, sha256: 'b'.repeat(64) }),
-          ctx(),
+          ctx({ allowHttp: true }),
         ).catch((e: unknown) => e);
         expect(wrong).toMatchObject({ code: 'CLP_E_PACKAGE_HASH_MISMATCH' });
         const unverified = await preparePackageStep(
           action('2.0-1', { url: `${base}/demo-2.0-1` }),
-          ctx(),
+          ctx({ allowHttp: true }),
         ).catch((e: unknown) => e);
         expect(unverified).toMatchObject({ code: 'CLP_E_PACKAGE_HASH_MISMATCH' });
         expect(await pm.installedVersion('demo')).toBeNull();
@@ -407,11 +414,96 @@ for (const driver of drivers) {
       it('says which URL could not be downloaded', async () => {
         const error = await preparePackageStep(
           action('2.0-1', { url: `${base}/missing`, sha256: 'c'.repeat(64) }),
-          ctx(),
+          ctx({ allowHttp: true }),
         ).catch((e: unknown) => e);
         expect(error).toMatchObject({ code: 'CLP_E_PACKAGE_DOWNLOAD_FAILED' });
         expect((error as Error).message).toContain(`${base}/missing`);
         expect((error as Error).message).toContain('404');
+      });
+
+      it('refuses a plain http:// URL unless allowed, and every scheme but https', async () => {
+        const sha256 = 'd'.repeat(64);
+        for (const url of [`${base}/demo-2.0-1`, 'ftp://mirror.example/demo.pkg', 'file:///etc/shadow']) {
+          const error = await preparePackageStep(action('2.0-1', { url, sha256 }), ctx()).catch(
+            (e: unknown) => e,
+          );
+          expect(error, url).toMatchObject({ code: 'CLP_E_PACKAGE_URL_REFUSED' });
+        }
+        expect(requests).toBe(0);
+      });
+
+      it('an answer far larger than the signed size is cut off where it passes it: nothing beyond it reaches the disk, nothing stays', async () => {
+        const data = await readFile(v2);
+        const sha256 = createHash('sha256').update(data).digest('hex');
+        let sent = 0;
+        let finished = false;
+        server.removeAllListeners('request');
+        // The package's own bytes, then 256 MiB more, without announcing a length.
+        server.on('request', (_req, res) => {
+          requests++;
+          res.writeHead(200, { 'content-type': 'application/octet-stream' });
+          const chunk = Buffer.alloc(64 * 1024, 7);
+          res.write(data);
+          sent += data.length;
+          const more = () => {
+            while (sent < 256 * 1024 ** 2) {
+              sent += chunk.length;
+              if (!res.write(chunk)) return void res.once('drain', more);
+            }
+            finished = true;
+            res.end();
+          };
+          res.on('close', () => res.removeAllListeners('drain'));
+          more();
+        });
+        const newDir = join(root, 'var/lib/clp/tx/1/packages/new');
+        let largest = 0;
+        const watch = setInterval(() => {
+          stat(join(newDir, 'demo-2.0-1'))
+            .then((st) => {
+              largest = Math.max(largest, st.size);
+            })
+            .catch(() => {});
+        }, 1);
+        const started = Date.now();
+        const error = await preparePackageStep(
+          action('2.0-1', { url: `${base}/demo-2.0-1`, sha256, size: data.length }),
+          ctx({ allowHttp: true }),
+        ).catch((e: unknown) => e);
+        clearInterval(watch);
+        expect(error).toMatchObject({
+          code: 'CLP_E_PACKAGE_TOO_LARGE',
+          details: { maxBytes: data.length, limitFrom: 'size' },
+        });
+        expect((error as Error).message).toContain(
+          `${data.length} bytes the patch's signed size attribute allows`,
+        );
+        expect(largest).toBeLessThanOrEqual(data.length);
+        expect(finished).toBe(false);
+        // The client stopped reading at once: the server got out no more than its socket buffers hold.
+        expect(sent).toBeLessThan(64 * 1024 ** 2);
+        expect(Date.now() - started).toBeLessThan(30_000);
+        expect(await readdir(newDir).catch(() => [])).toEqual([]);
+        expect(requests).toBe(1);
+      });
+
+      it('without a size, the configured cap applies, and an answer announcing more is refused before it is read', async () => {
+        const data = await readFile(v2);
+        const sha256 = createHash('sha256').update(data).digest('hex');
+        const error = await preparePackageStep(
+          action('2.0-1', { url: `${base}/demo-2.0-1`, sha256 }),
+          ctx({ allowHttp: true, maxDownloadBytes: 100 }),
+        ).catch((e: unknown) => e);
+        expect(error).toMatchObject({
+          code: 'CLP_E_PACKAGE_TOO_LARGE',
+          details: { maxBytes: 100, limitFrom: 'cap' },
+        });
+        expect((error as Error).message).toMatch(/download cap of 100 bytes.*--max-download-size/);
+        const fits = await preparePackageStep(
+          action('2.0-1', { url: `${base}/demo-2.0-1`, sha256 }),
+          ctx({ allowHttp: true, maxDownloadBytes: data.length }),
+        );
+        expect(fits.record.undo).toMatchObject({ origin: 'url' });
       });
     });
   });

@@ -63,7 +63,7 @@ describe('scripts, services and checks', () => {
       },
       key,
     );
-    const result = await installPatch(file, { root });
+    const result = await installPatch(file, { root, runScriptsOnHost: true });
     expect(result.steps.map((s) => s.kind)).toEqual(['file', 'script']);
     expect(await readFile(join(root, 'etc/script-ran'), 'utf8')).toBe('ran\n');
     const log = await readFile(join(root, 'var/log/CLP.log'), 'utf8');
@@ -93,7 +93,7 @@ describe('scripts, services and checks', () => {
       },
       key,
     );
-    const error = await failureOf(installPatch(file, { root }));
+    const error = await failureOf(installPatch(file, { root, runScriptsOnHost: true }));
     expect(error.code).toBe('CLP_E_SCRIPT_FAILED');
     expect(error.message).toMatch(/fail\.sh exited with status 3/);
     expect(error.message).toMatch(/about to fail/);
@@ -118,7 +118,9 @@ describe('scripts, services and checks', () => {
       key,
     );
     const started = Date.now();
-    expect((await failureOf(installPatch(file, { root }))).code).toBe('CLP_E_SCRIPT_TIMEOUT');
+    expect((await failureOf(installPatch(file, { root, runScriptsOnHost: true }))).code).toBe(
+      'CLP_E_SCRIPT_TIMEOUT',
+    );
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(await snapshotRoot(root)).toEqual(before);
   });
@@ -135,16 +137,18 @@ describe('scripts, services and checks', () => {
       entries: { 'payload/app.conf': 'v2\n' },
     };
     const file = await buildPatch(out, patch, key);
-    const error = await failureOf(installPatch(file, { root }));
+    const error = await failureOf(installPatch(file, { root, runScriptsOnHost: true }));
     expect(error.code).toBe('CLP_E_CHECK_FAILED');
     expect(await snapshotRoot(root)).toEqual(before);
     expect((await engineStatus({ root })).failed.map((f) => f.name)).toEqual(['CLP1251204']);
-    const again = await failureOf(installPatch(file, { root }));
+    const again = await failureOf(installPatch(file, { root, runScriptsOnHost: true }));
     expect(again.code).toBe('CLP_E_PREVIOUSLY_FAILED');
     const explained = await explainPatch(file, { root });
     expect(explained.refusals.map((r) => r.rule)).toEqual(['failed-before']);
     // With --force it is tried again (and fails its check again, rolled back again).
-    expect((await failureOf(installPatch(file, { root, force: true }))).code).toBe('CLP_E_CHECK_FAILED');
+    expect((await failureOf(installPatch(file, { root, force: true, runScriptsOnHost: true }))).code).toBe(
+      'CLP_E_CHECK_FAILED',
+    );
   });
 
   it('a passing check lets the patch in; services under another root are recorded as skipped', async () => {
@@ -162,7 +166,7 @@ describe('scripts, services and checks', () => {
       },
       key,
     );
-    const result = await installPatch(file, { root });
+    const result = await installPatch(file, { root, runScriptsOnHost: true });
     expect(result.checks.map((c) => c.ok)).toEqual([true]);
     expect(result.skipped).toHaveLength(1);
     expect(result.skipped[0]).toMatch(
@@ -187,7 +191,7 @@ describe('scripts, services and checks', () => {
       },
       key,
     );
-    const error = await failureOf(installPatch(file, { root }));
+    const error = await failureOf(installPatch(file, { root, runScriptsOnHost: true }));
     expect(error.code).toBe('CLP_E_INTERPRETER_MISSING');
     expect(error.message).toMatch(/Install-Patch\.ps1 needs PowerShell \(pwsh\)/);
     expect(await snapshotRoot(root)).toEqual(before);
@@ -207,9 +211,9 @@ describe('scripts, services and checks', () => {
       },
       key,
     );
-    await installPatch(file, { root });
+    await installPatch(file, { root, runScriptsOnHost: true });
     expect(await readFile(join(root, 'etc/marker'), 'utf8')).toBe('installed\n');
-    const result = await uninstallPatch('CLP1251206', { root });
+    const result = await uninstallPatch('CLP1251206', { root, runScriptsOnHost: true });
     expect(result.steps.map((s) => s.description)).toEqual(['run Remove-Script.ps1']);
     await expect(readFile(join(root, 'etc/marker'))).rejects.toThrow(/ENOENT/);
   });

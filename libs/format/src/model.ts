@@ -53,9 +53,14 @@ export const PackageAction = z.object({
   version: z.string().regex(/^[A-Za-z0-9.:~_+-]+$/, 'must be a package version'),
   /** A package file inside the patch. */
   source: entryPath.optional(),
-  /** A URL the package file may be fetched from (verified by sha256). */
+  /** A URL the package file may be fetched from: https:// (verified by sha256, which a URL requires). */
   url: z.string().url().optional(),
   sha256: sha256Hex.optional(),
+  /**
+   * The package file's size in bytes, signed with the rest: a download from `url` that grows past
+   * it is cut off and refused. Without it, the installing machine's cap applies.
+   */
+  size: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type PackageAction = z.infer<typeof PackageAction>;
 

@@ -220,6 +220,11 @@ function actionFromAttributes(
       case 'timeout':
         action.timeoutMs = parseDuration(value, `${where}/@timeout`);
         break;
+      case 'size':
+        if (!/^[1-9][0-9]{0,14}$/.test(value))
+          invalid(`${where}/@size: must be a size in bytes such as "438"`);
+        action.size = Number(value);
+        break;
       case 'within':
         action.withinMs = parseDuration(value, `${where}/@within`);
         break;

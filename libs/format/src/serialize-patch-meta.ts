@@ -34,6 +34,7 @@ function actionXml(a: Action): string {
         ['source', a.source],
         ['url', a.url],
         ['sha256', a.sha256],
+        ['size', a.size],
       ])}/>`;
     case 'service':
       return `<Service${attrs([

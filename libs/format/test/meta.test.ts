@@ -1,7 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { comparePatchNames, isClpError, parsePatchName } from '../src/index.ts';
+import { comparePatchNames, isClpError, parsePatchName, serializePatchMeta } from '../src/index.ts';
 import { readPatchMeta } from '../src/read-patch-meta.ts';
 
 const EXAMPLES = join(import.meta.dirname, '../../../examples');
@@ -73,7 +73,7 @@ describe('PKGINFO.meta, XML dialect', () => {
        <File action="add" path="/etc/new.conf" source="payload/new.conf" expect-sha256="absent"/>
        <File action="remove" path="/etc/obsolete.conf" expect-sha256="${SHA_A}"/>
        <Package action="set-version" name="nvidia-utils" version="550.78-1" source="payload/nvidia.pkg.tar.zst" sha256="${SHA_B}"/>
-       <Package action="set-version" name="openssl" version="3:3.0.11-1" url="https://mirror.example/openssl.deb" sha256="${SHA_A}"/>
+       <Package action="set-version" name="openssl" version="3:3.0.11-1" url="https://mirror.example/openssl.deb" sha256="${SHA_A}" size="438"/>
        <Service action="reload" unit="sshd.service"/>
        <Service action="restart" unit="getty@tty1.service"/>
        <Script when="pre" path="scripts/pre.sh" timeout="5m"/>
@@ -134,6 +134,7 @@ describe('PKGINFO.meta, XML dialect', () => {
       type: 'package',
       version: '3:3.0.11-1',
       url: 'https://mirror.example/openssl.deb',
+      size: 438,
     });
     expect(meta.actions[5]).toEqual({ type: 'service', action: 'reload', unit: 'sshd.service' });
     expect(meta.actions[6]).toEqual({ type: 'service', action: 'restart', unit: 'getty@tty1.service' });
@@ -169,6 +170,15 @@ describe('PKGINFO.meta, XML dialect', () => {
     const meta = readPatchMeta(xml(''), ['PKGINFO.meta', 'Install-Script.ps1', 'Remove-Script.ps1']);
     expect(meta.installScript).toBe('Install-Script.ps1');
     expect(meta.removeScript).toBe('Remove-Script.ps1');
+  });
+
+  it("writes a package action's signed size back as it read it", () => {
+    const text = xml(
+      `<Package action="set-version" name="openssl" version="3.0.11-1" url="https://mirror.example/openssl.deb" sha256="${SHA_A}" size="438"/>`,
+    );
+    const meta = readPatchMeta(text, ['PKGINFO.meta']);
+    expect(serializePatchMeta(meta)).toContain('size="438"');
+    expect(readPatchMeta(serializePatchMeta(meta), ['PKGINFO.meta']).actions).toEqual(meta.actions);
   });
 
   it.each([
@@ -214,6 +224,13 @@ describe('PKGINFO.meta, XML dialect', () => {
     ['a bad unit name', xml('<Service action="reload" unit="a b"/>'), 'Actions/Service[1]/@unit'],
     ['a check with no window', xml('<Check command="true"/>'), 'Actions/Check[1]/@within'],
     ['a bad duration', xml('<Check command="true" within="soon"/>'), 'Actions/Check[1]/@within'],
+    [
+      'a package size that is not a number of bytes',
+      xml(
+        `<Package action="set-version" name="a" version="1" url="https://x.example/a" sha256="${SHA_A}" size="12k"/>`,
+      ),
+      'Actions/Package[1]/@size',
+    ],
     [
       'a repeated element',
       xml(

@@ -15,6 +15,7 @@ export const uninstall: RegisterCommand = (program, globals) =>
       const result = await uninstallPatch(name, {
         root: g.root,
         force: flags.force,
+        runScriptsOnHost: g.runScriptsOnHost,
         ...(logFor(g) ? { log: logFor(g) } : {}),
         ...(progressFor(g) ? { progress: progressFor(g) } : {}),
       });

@@ -1,4 +1,4 @@
-import { localEngine } from '../fleet/engine-adapter.ts';
+import { localEngineWith } from '../fleet/engine-adapter.ts';
 import { downloadBar } from '../fleet/progress-bar.ts';
 import type { UpdateResult } from '../fleet/update.ts';
 import { note, printResult } from '../output.ts';
@@ -53,7 +53,7 @@ export const update: RegisterCommand = (program, globals) =>
       const result = await runUpdate({
         signal: stop.signal,
         root: g.root,
-        engine: localEngine,
+        engine: localEngineWith({ runScriptsOnHost: g.runScriptsOnHost }),
         retryFailed: options.retryFailed,
         ignoreWindow: options.outsideWindow,
         log: g.verbose ? note : () => {},

@@ -17,6 +17,10 @@ export const PACKAGE_ERROR_CODES = [
   'CLP_E_PACKAGE_HASH_MISMATCH',
   /** The package file could not be downloaded from the action's URL. */
   'CLP_E_PACKAGE_DOWNLOAD_FAILED',
+  /** The action's URL (or a redirect) is not https:// (plain http:// only when allowed). */
+  'CLP_E_PACKAGE_URL_REFUSED',
+  /** The download is larger than the action's signed size or the configured cap; nothing of it was kept. */
+  'CLP_E_PACKAGE_TOO_LARGE',
 ] as const;
 
 export type PackageErrorCode = (typeof PACKAGE_ERROR_CODES)[number];

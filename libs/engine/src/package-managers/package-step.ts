@@ -19,7 +19,7 @@ import { pipeline } from 'node:stream/promises';
 import type { PackageAction } from '@clp/format';
 import type { PreparedStep, StepContext, StepRecord } from '../step.ts';
 import { createPackageManager, PACKAGE_MANAGER_KINDS, type PackageManagerKind } from './detect.ts';
-import { download } from './download.ts';
+import { DEFAULT_DOWNLOAD_LIMIT, type DownloadRules, download } from './download.ts';
 import { PackageError } from './errors.ts';
 import { fsyncFileAndDir, keepCopy } from './keep-file.ts';
 import type { PackageManager, RestorePlan } from './package-manager.ts';
@@ -34,6 +34,10 @@ export interface PackageStepContext extends StepContext {
   index?: number;
   /** A package file to use instead of the patch, cache or URL (clpctl pkg revert --file). */
   packageFile?: string;
+  /** Let an action's plain http:// URL through (the sha256 still decides); default: https only. */
+  allowHttp?: boolean;
+  /** The cap on a download whose action names no size (default DEFAULT_DOWNLOAD_LIMIT). */
+  maxDownloadBytes?: number;
 }
 
 /** How a package step is undone: reinstall the kept file, remove the package, nothing, or impossible. */
@@ -123,8 +127,16 @@ async function locate(
         },
       );
     }
+    const rules: DownloadRules =
+      action.size !== undefined
+        ? { maxBytes: action.size, limitFrom: 'size', allowHttp: ctx.allowHttp ?? false }
+        : {
+            maxBytes: ctx.maxDownloadBytes ?? DEFAULT_DOWNLOAD_LIMIT,
+            limitFrom: 'cap',
+            allowHttp: ctx.allowHttp ?? false,
+          };
     return {
-      file: await download(action.url, action.sha256, join(ctx.txDir, 'packages', 'new')),
+      file: await download(action.url, action.sha256, join(ctx.txDir, 'packages', 'new'), rules),
       origin: 'url',
     };
   }
