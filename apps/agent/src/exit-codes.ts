@@ -26,9 +26,11 @@ export const EXIT_CODE_HELP = `Exit codes:
   0   success
   1   internal error (a bug: please report it with the log)
   2   usage error (unknown command or option, missing argument, a --root that is not a folder)
-  3   the patch archive is malformed or hostile (nothing was written)
+  3   the patch archive is malformed or hostile (nothing was written), or a package download
+      passed its signed size or the download cap
   4   signature missing, invalid, or by an untrusted or revoked key
-  5   the patch does not apply here (architecture, OS, precondition, downgrade)
+  5   the patch does not apply here (architecture, OS, precondition, downgrade; scripts under
+      --root without --run-scripts-on-host; a plain-http package URL without --allow-http)
   6   applying failed and was rolled back; the system is as before
   7   a rollback or recovery could not finish; see the log and run 'clpctl recover'
   8   the server could not be reached or answered with an error
