@@ -113,6 +113,8 @@ export function consoleRoutes(): Route[] {
     }),
     route({
       id: 'changeOwnPassword',
+      // Public, but it checks the current password as a sign-in does.
+      statuses: [401, 429, 503],
       method: 'POST',
       path: '/v1/users/password',
       summary:
