@@ -20,9 +20,10 @@ const port = process.env.PORT || '8080';
 const url = `http://127.0.0.1:${port}`;
 const clpctlBin = join(repo, 'apps/agent/bin/clpctl.mjs');
 const serverBin = join(repo, 'apps/server/dist/server.mjs');
+/** A path as the reader would type it from here: ./data/… inside this folder, absolute outside it. */
 const show = (p) => {
   const r = relative(process.cwd(), p);
-  return r === '' ? '.' : r.startsWith('..') ? p : r;
+  return r === '' ? '.' : r.startsWith('..') ? p : `./${r}`;
 };
 /** Indents every line that has text: a trailing newline must not indent what is printed next. */
 const indent = (text, by = '  ') => text.replace(/^(?=.)/gm, by);

@@ -338,7 +338,7 @@ function printCreated(
     },
     () =>
       [
-        `created ${result.file} (${result.meta.name}, ${result.entries} entries${extra.actions === undefined ? '' : `, ${extra.actions} actions from the differences`}, ${result.keyId ? `signed with key ${result.keyId}` : 'unsigned'})`,
+        `created ${result.file} (${result.meta.name}, ${result.entries} entries${extra.actions === undefined ? '' : `, ${extra.actions} action${extra.actions === 1 ? '' : 's'} from the differences`}, ${result.keyId ? `signed with key ${result.keyId}` : 'unsigned'})`,
         ...(result.filled.length > 0 ? ['filled in:'] : []),
         ...result.filled.map((f) => `  ${f.action} ${f.attribute}=${f.value} (from ${f.from})`),
         ...(extra.folder ? [`the patch folder is kept in ${extra.folder}`] : []),

@@ -25,7 +25,7 @@ interface InspectReport {
 function describeAction(a: PatchMeta['actions'][number]): string {
   switch (a.type) {
     case 'file':
-      return `file ${a.action} ${a.path}${a.source ? ` from ${a.source}` : ''}${a.mode !== undefined ? ` mode ${a.mode.toString(8).padStart(4, '0')}` : ''}`;
+      return `file ${a.action} ${a.path}${a.source ? ` from ${a.source}` : ''}${a.mode !== undefined ? ` mode ${a.mode.toString(8).padStart(4, '0')}` : ''}${a.expectSha256 === undefined ? '' : a.expectSha256 === 'absent' ? ', only where it is absent' : `, only over sha256 ${a.expectSha256.slice(0, 12)}…`}`;
     case 'package':
       return `package ${a.name} → ${a.version}${a.source ? ` from ${a.source}` : a.url ? ` from ${a.url}` : ''}`;
     case 'service':
