@@ -4,7 +4,7 @@ import { buildOpenApi, ROUTES } from '../src/index.ts';
 import { drivers, FACTS, type Running, start } from './harness.ts';
 
 /**
- * GOALS R10: requests generated from /openapi.json itself, as an API fuzzer would (valid shapes,
+ * Bar R10: requests generated from /openapi.json itself, as an API fuzzer would (valid shapes,
  * wrong types, out-of-range numbers, hostile text: NUL, escapes, lone surrogates, bad
  * percent-encoding), against every route with a credential it accepts. No answer may be a 5xx,
  * and every answer must conform to the document (the harness checks each one).
