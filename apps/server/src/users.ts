@@ -88,7 +88,10 @@ export async function editUser(
     .where(or(eq(users.id, id), eq(users.username, id)))
     .returning();
   if (!row)
-    throw new ServerError('CLP_E_NOT_FOUND', `no user with id or name ${id}; list them with GET /v1/users`);
+    throw new ServerError(
+      'CLP_E_NOT_FOUND',
+      `no user with id or name ${id}; list them with 'clpctl admin users'`,
+    );
   if (body.password !== undefined || body.disabled) await endSessionsOfUser(ctx, row.id);
   ctx.log.info(
     {
