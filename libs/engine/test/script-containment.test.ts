@@ -170,8 +170,21 @@ describe('scripts are contained', () => {
       'the script to run',
       async () => (await stat(join(root, 'etc/ticks')).catch(() => null)) !== null,
     );
-    const journal = (await readFile(join(root, 'var/lib/clp/journal'), 'utf8')).split('\n').filter(Boolean);
-    const group = journal.map((l) => JSON.parse(l)).find((e) => e.t === 'group');
+    // The group is journaled just after the script starts, so the script may tick first.
+    const journaledGroup = async () =>
+      (await readFile(join(root, 'var/lib/clp/journal'), 'utf8'))
+        .split('\n')
+        .filter(Boolean)
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l)];
+          } catch {
+            return []; // a line still being written
+          }
+        })
+        .find((e) => e.t === 'group');
+    await until('the script\'s group to be journaled', async () => (await journaledGroup()) !== undefined);
+    const group = await journaledGroup();
     expect(group).toMatchObject({ t: 'group', step: 1, pgid: expect.any(Number) });
     leftovers.push(group.pgid);
     child.kill('SIGKILL');
