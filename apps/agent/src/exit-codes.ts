@@ -30,7 +30,8 @@ export const EXIT_CODE_HELP = `Exit codes:
       passed its signed size or the download cap
   4   signature missing, invalid, or by an untrusted or revoked key
   5   the patch does not apply here (architecture, OS, precondition, downgrade; scripts under
-      --root without --run-scripts-on-host; a plain-http package URL without --allow-http)
+      --root without --run-scripts-on-host; a plain-http package URL without --allow-http), or a
+      program clp needs is missing (flock of util-linux)
   6   applying failed and was rolled back; the system is as before
   7   a rollback or recovery could not finish; see the log and run 'clpctl recover'
   8   the server could not be reached or answered with an error
@@ -70,6 +71,7 @@ const TABLE: Record<KnownCode, ExitCode> = {
   CLP_E_ALREADY_INSTALLED: EXIT.notApplicable,
   CLP_E_PREVIOUSLY_FAILED: EXIT.notApplicable,
   CLP_E_INTERPRETER_MISSING: EXIT.notApplicable,
+  CLP_E_TOOL_MISSING: EXIT.notApplicable,
   CLP_E_SCRIPT_ON_HOST: EXIT.notApplicable,
   CLP_E_PATH_ESCAPE: EXIT.unsafePath,
   CLP_E_TARGET_NOT_FILE: EXIT.unsafePath,

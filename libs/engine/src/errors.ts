@@ -22,6 +22,8 @@ export const ENGINE_ERROR_CODES = [
   'CLP_E_ALREADY_INSTALLED',
   'CLP_E_PREVIOUSLY_FAILED',
   'CLP_E_INTERPRETER_MISSING',
+  /** A program the engine itself needs on this machine (flock of util-linux, for its lock) is not installed. */
+  'CLP_E_TOOL_MISSING',
   /**
    * The patch runs scripts, and under --root they would run on this host, not in the root:
    * refused unless allowed (--run-scripts-on-host).

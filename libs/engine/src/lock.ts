@@ -77,8 +77,8 @@ export async function lockFile(
     }
     if (result.missing) {
       throw new EngineError(
-        'CLP_E_INTERPRETER_MISSING',
-        `cannot take the lock ${path}: the program flock (util-linux) is not installed; install util-linux and try again`,
+        'CLP_E_TOOL_MISSING',
+        `cannot take the lock ${path}: the program flock (util-linux), which clp needs for its lock, is not installed or not on PATH; nothing was done: install util-linux and try again`,
         { details: { lock: path, program: 'flock' } },
       );
     }

@@ -16,6 +16,7 @@ import {
   trustedKey,
 } from './engine-fixtures.ts';
 import { hasTool, makeDeb, makePacmanPackage } from './package-fixtures.ts';
+import { clpctl, ensureBundle } from './run-clpctl.ts';
 
 interface Failure extends Error {
   code: string;
@@ -222,6 +223,21 @@ describe('state lock and journal', () => {
     }
     await new Promise((r) => holder.once('exit', r));
     expect(await listInstalled({ root })).toEqual([]);
+  });
+
+  it('without flock(1) on PATH, a command says that flock is missing (CLP_E_TOOL_MISSING, exit 5) and does nothing', async () => {
+    ensureBundle();
+    const root = await makeRoot();
+    const bare = await tempDir('no-flock-path');
+    const before = await snapshotRoot(root, ['var/lib/clp/lock']);
+    for (const command of [['status'], ['recover']]) {
+      const r = clpctl(['--root', root, ...command], { PATH: bare });
+      expect(r.stderr).toMatch(/^error CLP_E_TOOL_MISSING: .*flock \(util-linux\).*install util-linux/m);
+      expect(r.stderr).toContain(join(root, 'var/lib/clp/lock'));
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(r.status).toBe(5);
+    }
+    expect(await snapshotRoot(root, ['var/lib/clp/lock'])).toEqual(before);
   });
 
   it('a journal damaged in the middle is reported, not guessed at; a torn last line is ignored', async () => {
