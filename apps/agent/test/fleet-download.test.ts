@@ -60,7 +60,7 @@ describe('release downloads against the real server', () => {
     const dir = join(work, 'resume');
     proxy.seen.length = 0;
     proxy.fault = (_req, index) => (index === 0 ? { cutAfter: 80_000 } : 'pass');
-    const result = await downloadRelease({ client: client([proxy.url]), release, dir });
+    const result = await downloadRelease({ client: client([proxy.url]), release, dir, root: work });
     expect(result.resumedFrom).toBeGreaterThanOrEqual(80_000);
     expect(result.requests).toBe(2);
     expect(proxy.seen[1]?.range).toBe(`bytes=${result.resumedFrom}-`);
@@ -72,7 +72,9 @@ describe('release downloads against the real server', () => {
     const dir = join(work, 'next-run');
     proxy.seen.length = 0;
     proxy.fault = (_req, index) => (index === 0 ? { cutAfter: 50_000 } : 'refuse');
-    await expect(downloadRelease({ client: client([proxy.url]), release, dir })).rejects.toMatchObject({
+    await expect(
+      downloadRelease({ client: client([proxy.url]), release, dir, root: work }),
+    ).rejects.toMatchObject({
       code: 'CLP_E_DOWNLOAD_FAILED',
     });
     const part = (await stat(join(dir, `${release.sha256}.clp.part`))).size;
@@ -80,7 +82,7 @@ describe('release downloads against the real server', () => {
     expect(part).toBeLessThan(release.size);
     proxy.seen.length = 0;
     proxy.fault = () => 'pass';
-    const result = await downloadRelease({ client: client([proxy.url]), release, dir });
+    const result = await downloadRelease({ client: client([proxy.url]), release, dir, root: work });
     expect(proxy.seen).toHaveLength(1);
     expect(proxy.seen[0]?.range).toBe(`bytes=${part}-`);
     expect(result.resumedFrom).toBe(part);
@@ -90,7 +92,7 @@ describe('release downloads against the real server', () => {
   it('corrupted bytes are rejected by sha256 and nothing is kept', async () => {
     const dir = join(work, 'corrupt');
     proxy.fault = () => 'corrupt';
-    const error = await downloadRelease({ client: client([proxy.url]), release, dir }).catch(
+    const error = await downloadRelease({ client: client([proxy.url]), release, dir, root: work }).catch(
       (e: unknown) => e,
     );
     expect(error).toMatchObject({ code: 'CLP_E_DOWNLOAD_CORRUPT' });
@@ -102,7 +104,7 @@ describe('release downloads against the real server', () => {
     const dir = join(work, 'corrupt-resume');
     proxy.seen.length = 0;
     proxy.fault = (_req, index) => (index === 0 ? { cutAfter: 60_000 } : index === 1 ? 'corrupt' : 'pass');
-    const result = await downloadRelease({ client: client([proxy.url]), release, dir });
+    const result = await downloadRelease({ client: client([proxy.url]), release, dir, root: work });
     expect(proxy.seen.map((r) => r.range)).toEqual([undefined, 'bytes=60000-', undefined]);
     expect(sha256(await readFile(result.file))).toBe(release.sha256);
   });
@@ -111,7 +113,12 @@ describe('release downloads against the real server', () => {
     const dir = join(work, 'fallback');
     proxy.seen.length = 0;
     proxy.fault = (_req, index) => (index < 2 ? { status: 503 } : 'pass');
-    const result = await downloadRelease({ client: client([await deadUrl(), proxy.url]), release, dir });
+    const result = await downloadRelease({
+      client: client([await deadUrl(), proxy.url]),
+      release,
+      dir,
+      root: work,
+    });
     expect(proxy.seen).toHaveLength(3);
     expect(sha256(await readFile(result.file))).toBe(release.sha256);
   });
@@ -119,7 +126,7 @@ describe('release downloads against the real server', () => {
   it('a file already downloaded and intact is not fetched again', async () => {
     const dir = join(work, 'resume');
     proxy.seen.length = 0;
-    const result = await downloadRelease({ client: client([proxy.url]), release, dir });
+    const result = await downloadRelease({ client: client([proxy.url]), release, dir, root: work });
     expect(result.cached).toBe(true);
     expect(proxy.seen).toHaveLength(0);
   });
@@ -132,6 +139,7 @@ describe('release downloads against the real server', () => {
       client: client([proxy.url]),
       release,
       dir,
+      root: work,
       onProgress: (p) => {
         expect(p.total).toBe(release.size);
         seen.push(p.received);

@@ -16,33 +16,33 @@ describe('one update at a time', () => {
 
   it('a second update on the same root, also in the same process, is refused with CLP_E_UPDATE_BUSY until the first ends', async () => {
     const file = join(dir, 'a/update.lock');
-    const release = await acquireUpdateLock(file);
+    const release = await acquireUpdateLock(dir, file);
     expect((await readFile(file, 'utf8')).trim()).toBe(String(process.pid));
-    const error = await acquireUpdateLock(file).catch((e: unknown) => e);
+    const error = await acquireUpdateLock(dir, file).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'CLP_E_UPDATE_BUSY' });
     expect((error as Error).message).toContain(`pid ${process.pid}`);
     await release();
-    const again = await acquireUpdateLock(file);
+    const again = await acquireUpdateLock(dir, file);
     await again();
   });
 
   it('only a live holder of the kernel lock counts: a pid in the file means nothing, and the lock dies with its holder', async () => {
     const file = join(dir, 'b/update.lock');
-    await acquireUpdateLock(file).then((r) => r());
+    await acquireUpdateLock(dir, file).then((r) => r());
     // pid 1 is alive on every system, but holds no lock on this file.
     await writeFile(file, '1\n');
-    await acquireUpdateLock(file).then((r) => r());
+    await acquireUpdateLock(dir, file).then((r) => r());
     const holder = spawn('flock', ['-o', file, '-c', 'echo held; exec sleep 30'], {
       stdio: ['ignore', 'pipe', 'ignore'],
       detached: true,
     });
     try {
       await new Promise<void>((resolve) => holder.stdout?.once('data', () => resolve()));
-      await expect(acquireUpdateLock(file)).rejects.toMatchObject({ code: 'CLP_E_UPDATE_BUSY' });
+      await expect(acquireUpdateLock(dir, file)).rejects.toMatchObject({ code: 'CLP_E_UPDATE_BUSY' });
     } finally {
       process.kill(-(holder.pid as number), 'SIGKILL');
     }
     await new Promise((r) => holder.once('exit', r));
-    await acquireUpdateLock(file).then((r) => r());
+    await acquireUpdateLock(dir, file).then((r) => r());
   });
 });

@@ -139,7 +139,7 @@ describe('the fleet loop against the real server', () => {
   it('spooled reports survive the server being down and arrive exactly once afterwards', async () => {
     const root = await machine();
     const config = await loadConfig(root);
-    const spool = new ReportSpool(join(root, config.spoolDir));
+    const spool = new ReportSpool(root, join(root, config.spoolDir));
     const sent = await Promise.all(
       ['applied', 'failed', 'reverted'].map((status) =>
         spool.add({
@@ -176,7 +176,7 @@ describe('the fleet loop against the real server', () => {
   it('a spool larger than one batch is sent in several requests, and a damaged file is set aside', async () => {
     const root = await machine();
     const config = await loadConfig(root);
-    const spool = new ReportSpool(join(root, config.spoolDir));
+    const spool = new ReportSpool(root, join(root, config.spoolDir));
     for (let i = 0; i < 520; i++) await spool.add({ name: 'CLP1260301', status: 'skipped' });
     await writeFile(join(spool.dir, '000000000000000-damaged.json'), '{"id": "not a report"');
     proxy.seen.length = 0;
@@ -416,7 +416,7 @@ describe('the fleet loop against the real server', () => {
   it('with every server down, update exits 8 and keeps its reports for the next run', async () => {
     const root = await machine({ tier: 'apply-tier' });
     const config = await loadConfig(root);
-    await new ReportSpool(join(root, config.spoolDir)).add({ name: 'CLP1260305', status: 'skipped' });
+    await new ReportSpool(root, join(root, config.spoolDir)).add({ name: 'CLP1260305', status: 'skipped' });
     await saveConfig(root, { ...config, servers: [await deadUrl(), await deadUrl()] });
     const result = await update(root);
     expect(result.exitCode).toBe(8);
@@ -433,7 +433,7 @@ describe('the fleet loop against the real server', () => {
   it('the daemon flushes the spool on start, runs updates on its schedule, and stops cleanly', async () => {
     const root = await machine({ tier: 'daemon-tier' });
     const config = await loadConfig(root);
-    const early = await new ReportSpool(join(root, config.spoolDir)).add({
+    const early = await new ReportSpool(root, join(root, config.spoolDir)).add({
       name: 'CLP1260305',
       status: 'skipped',
     });

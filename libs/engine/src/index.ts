@@ -4,6 +4,7 @@ export { hostArchitecture } from './host.ts';
 export { type InstallOptions, type InstallResult, installPatch, type Progress } from './install.ts';
 export { type Lock, lockFile } from './lock.ts';
 export { appendLog } from './log.ts';
+export { checkOwnPath, lstatOwn, openOwn, readOwnFile } from './own-files.ts';
 export { PACKAGE_ERROR_CODES, PackageError, type PackageErrorCode } from './package-managers/index.ts';
 export { keysDirOf, logFileOf, stateDirOf } from './paths.ts';
 export { type RevertOptions, type RevertResult, revertPackage } from './pkg-revert.ts';

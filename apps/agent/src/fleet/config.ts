@@ -1,13 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from './atomic-write.ts';
 import { FleetError } from './errors.ts';
+import { readStateFile, writeStateFile } from './own-state.ts';
 
 /** Where the agent's configuration lives, relative to the system root. */
 export const CONFIG_PATH = '/etc/clp/agent.json';
 export const DEFAULT_SPOOL_DIR = '/var/lib/clp/spool';
 export const DOWNLOAD_DIR = '/var/lib/clp/downloads';
+const CONFIG_WHAT = "clp's agent configuration";
 
 const isoDate = z
   .string()
@@ -114,7 +114,7 @@ export async function loadConfig(root: string): Promise<AgentConfig> {
   const file = configFile(root);
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = await readStateFile(root, file, CONFIG_WHAT);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return defaultConfig();
     throw error;
@@ -142,7 +142,7 @@ export async function saveConfig(root: string, config: AgentConfig): Promise<voi
   const file = configFile(root);
   const parsed = AgentConfig.safeParse(config);
   if (!parsed.success) throw configError(file, parsed.error);
-  await writeFileAtomic(file, `${JSON.stringify(parsed.data, null, 2)}\n`, 0o600);
+  await writeStateFile(root, file, `${JSON.stringify(parsed.data, null, 2)}\n`, CONFIG_WHAT, 0o600);
 }
 
 /** The configuration of an enrolled machine: servers and a credential. */

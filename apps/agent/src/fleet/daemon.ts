@@ -49,7 +49,7 @@ export class UpdateDaemon {
       log,
       transport: transportFor(root, config),
     });
-    const flushed = await new ReportSpool(underRoot(root, config.spoolDir)).flush(client);
+    const flushed = await new ReportSpool(root, underRoot(root, config.spoolDir)).flush(client);
     if (flushed.accepted + flushed.duplicates > 0)
       log(`sent ${flushed.accepted + flushed.duplicates} spooled report(s)`);
     if (flushed.error) log(`${flushed.left} report(s) stay spooled: ${flushed.error.message}`);

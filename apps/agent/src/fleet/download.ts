@@ -1,14 +1,21 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { type FileHandle, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReleaseToApply } from '@clp/protocol';
 import { HTTPError } from 'got';
-import { writeFileAtomic } from './atomic-write.ts';
 import { FleetError } from './errors.ts';
 import { type AgentHttpClient, describeNetworkError, isTransient, joinUrl } from './http-client.ts';
+import {
+  ensureStateDir,
+  listStateDir,
+  openStateFile,
+  readStateFile,
+  stateFileSize,
+  writeStateFile,
+} from './own-state.ts';
 import { RETRY_STATUS_CODES, retryDelay } from './retry-delay.ts';
 
 export interface DownloadProgress {
@@ -19,7 +26,9 @@ export interface DownloadProgress {
 export interface DownloadOptions {
   client: AgentHttpClient;
   release: Pick<ReleaseToApply, 'name' | 'sha256' | 'size' | 'url'>;
-  /** Folder for partial and finished downloads (ROOT/var/lib/clp/downloads). */
+  /** The root the download folder belongs to: nothing is reached through a link that leaves it. */
+  root: string;
+  /** Folder for partial and finished downloads (under ROOT/var/lib/clp). */
   dir: string;
   /** Servers to try, in order (the one that answered the poll first). */
   servers?: readonly string[];
@@ -44,26 +53,42 @@ interface PartMeta {
   url: string;
 }
 
-export async function sha256File(path: string): Promise<string> {
+const DOWNLOADS_WHAT = "clp's download folder";
+const DOWNLOAD_WHAT = 'the downloaded release';
+
+async function sha256File(root: string, path: string): Promise<string> {
+  const handle = await openStateFile(root, path, constants.O_RDONLY, DOWNLOAD_WHAT);
   const hash = createHash('sha256');
-  await pipeline(createReadStream(path), hash);
+  // The stream closes the handle when it ends or fails.
+  await pipeline(handle.createReadStream(), hash);
   return hash.digest('hex');
 }
 
-async function sizeOf(path: string): Promise<number> {
+async function readMeta(root: string, path: string): Promise<PartMeta | null> {
   try {
-    return (await stat(path)).size;
+    return JSON.parse(await readStateFile(root, path, DOWNLOAD_WHAT)) as PartMeta;
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw error;
+    if ((error as { code?: unknown }).code === 'CLP_E_LINK_REFUSED') throw error;
+    return null;
   }
 }
 
-async function readMeta(path: string): Promise<PartMeta | null> {
-  try {
-    return JSON.parse(await readFile(path, 'utf8')) as PartMeta;
-  } catch {
-    return null;
+/**
+ * Deletes downloads (finished or partial) of releases the server no longer offers, so that a
+ * yanked or superseded release does not hold disk space forever. The folder is read only when no
+ * link leads it out of the root; rm removes a link itself, never what it points at.
+ */
+export async function pruneDownloads(
+  root: string,
+  dir: string,
+  offered: ReadonlySet<string>,
+  log: (line: string) => void,
+): Promise<void> {
+  for (const name of await listStateDir(root, dir, DOWNLOADS_WHAT)) {
+    const sha = name.slice(0, 64);
+    if (offered.has(sha)) continue;
+    await rm(join(dir, name), { force: true, recursive: true });
+    log(`removed ${name} from the download folder: the server no longer offers it`);
   }
 }
 
@@ -80,15 +105,16 @@ export function contentRangeStart(header: string | undefined): number | null {
  * A file whose hash does not match is deleted and never returned.
  */
 export async function downloadRelease(options: DownloadOptions): Promise<DownloadResult> {
-  const { client, release, dir } = options;
+  const { client, release, dir, root } = options;
   const servers = options.servers ?? client.servers;
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await ensureStateDir(root, dir, DOWNLOADS_WHAT);
+  const sizeOf = (path: string) => stateFileSize(root, path, DOWNLOAD_WHAT);
   const final = join(dir, `${release.sha256}.clp`);
   const part = `${final}.part`;
   const metaFile = `${part}.json`;
 
   if ((await sizeOf(final)) > 0) {
-    if ((await sha256File(final)) === release.sha256)
+    if ((await sha256File(root, final)) === release.sha256)
       return { file: final, resumedFrom: 0, requests: 0, cached: true };
     await rm(final, { force: true });
   }
@@ -104,7 +130,7 @@ export async function downloadRelease(options: DownloadOptions): Promise<Downloa
     for (let attempt = 0; attempt <= client.http.retries; attempt++) {
       if (attempt > 0) await sleep(retryDelay(attempt, client.http));
       let offset = await sizeOf(part);
-      const meta = offset > 0 ? await readMeta(metaFile) : null;
+      const meta = offset > 0 ? await readMeta(root, metaFile) : null;
       if (offset > release.size) {
         await rm(part, { force: true });
         offset = 0;
@@ -113,6 +139,7 @@ export async function downloadRelease(options: DownloadOptions): Promise<Downloa
         if (offset < release.size || release.size === 0) {
           requests++;
           const got = await fetchInto(
+            root,
             client,
             url,
             part,
@@ -138,7 +165,7 @@ export async function downloadRelease(options: DownloadOptions): Promise<Downloa
           break;
         continue;
       }
-      const digest = await sha256File(part);
+      const digest = await sha256File(root, part);
       if (digest === release.sha256) {
         await rename(part, final);
         await rm(metaFile, { force: true });
@@ -239,6 +266,7 @@ function writeBody(
 }
 
 async function fetchInto(
+  root: string,
   client: AgentHttpClient,
   url: string,
   part: string,
@@ -253,7 +281,13 @@ async function fetchInto(
     headers.range = `bytes=${offset}-`;
     if (meta?.etag && meta.url === url) headers['if-range'] = meta.etag;
   }
-  const handle = await open(part, 'a', 0o600);
+  const handle = await openStateFile(
+    root,
+    part,
+    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT,
+    DOWNLOAD_WHAT,
+    0o600,
+  );
   try {
     const stream = client.streamGot.stream(url, { headers });
     const response = await new Promise<{
@@ -283,9 +317,11 @@ async function fetchInto(
     const etag = response.headers.etag;
     const first = Promise.all([
       start === 0 ? handle.truncate(0) : undefined,
-      writeFileAtomic(
+      writeStateFile(
+        root,
         metaFile,
         JSON.stringify({ url, ...(typeof etag === 'string' ? { etag } : {}) }),
+        DOWNLOAD_WHAT,
         0o600,
       ),
     ]);

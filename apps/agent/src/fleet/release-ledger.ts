@@ -1,10 +1,10 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from './atomic-write.ts';
 import { underRoot } from './config.ts';
+import { readStateFile, writeStateFile } from './own-state.ts';
 
 /** Folder of the fleet loop's own state, beside the engine's. */
 export const FLEET_STATE_DIR = '/var/lib/clp/fleet';
+const LEDGER_WHAT = "clp's release ledger";
 
 /** What the agent remembers of a release it got from a server. */
 export interface LedgerEntry {
@@ -31,17 +31,19 @@ interface LedgerFile {
  * poll must name both.
  */
 export class ReleaseLedger {
+  readonly root: string;
   readonly file: string;
   #entries: LedgerEntry[] = [];
 
-  private constructor(file: string) {
+  private constructor(root: string, file: string) {
+    this.root = root;
     this.file = file;
   }
 
   static async load(root: string): Promise<ReleaseLedger> {
-    const ledger = new ReleaseLedger(join(underRoot(root, FLEET_STATE_DIR), 'releases.json'));
+    const ledger = new ReleaseLedger(root, join(underRoot(root, FLEET_STATE_DIR), 'releases.json'));
     try {
-      const parsed = JSON.parse(await readFile(ledger.file, 'utf8')) as Partial<LedgerFile>;
+      const parsed = JSON.parse(await readStateFile(root, ledger.file, LEDGER_WHAT)) as Partial<LedgerFile>;
       ledger.#entries = Array.isArray(parsed.releases) ? parsed.releases : [];
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
@@ -81,6 +83,6 @@ export class ReleaseLedger {
 
   async #save(): Promise<void> {
     const data: LedgerFile = { version: 1, releases: this.#entries };
-    await writeFileAtomic(this.file, `${JSON.stringify(data, null, 1)}\n`, 0o600);
+    await writeStateFile(this.root, this.file, `${JSON.stringify(data, null, 1)}\n`, LEDGER_WHAT, 0o600);
   }
 }

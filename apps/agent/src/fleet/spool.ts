@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_PATHS, AgentReport, ReportBatchResponse } from '@clp/protocol';
-import { writeFileAtomic } from './atomic-write.ts';
 import { FleetError } from './errors.ts';
 import type { AgentHttpClient } from './http-client.ts';
+import { ensureStateDir, listStateDir, readStateFile, writeStateFile } from './own-state.ts';
 
 /** The server takes at most this many reports per request (ReportBatch). */
 export const REPORT_BATCH_SIZE = 500;
 /** Spooled files the server refused as malformed are moved here, so they do not block the rest. */
 export const REJECTED_DIR = 'rejected';
+const SPOOL_WHAT = "clp's report spool folder";
+const REPORT_WHAT = 'the spooled report';
 
 export type NewReport = Omit<AgentReport, 'id' | 'at'> & { at?: string };
 
@@ -28,12 +30,15 @@ export interface FlushResult {
  * Reports waiting for the server, one JSON file per report, written atomically before anything
  * is sent. A file is deleted only after the server has answered that it stored (or already had)
  * that report id, so none is lost when the server is down and the server's dedup by id makes a
- * resend harmless.
+ * resend harmless. The folder and its files are under `root` and reached through no link (see
+ * own-state.ts): a link there would send files from outside the root to the server.
  */
 export class ReportSpool {
+  readonly root: string;
   readonly dir: string;
 
-  constructor(dir: string) {
+  constructor(root: string, dir: string) {
+    this.root = root;
     this.dir = dir;
   }
 
@@ -44,21 +49,21 @@ export class ReportSpool {
       id: randomUUID(),
       at: report.at ?? new Date().toISOString(),
     });
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await ensureStateDir(this.root, this.dir, SPOOL_WHAT);
     // The time prefix keeps reports in the order they happened when the folder is read back.
     const stamp = String(Date.now()).padStart(15, '0');
-    await writeFileAtomic(join(this.dir, `${stamp}-${full.id}.json`), `${JSON.stringify(full)}\n`, 0o600);
+    await writeStateFile(
+      this.root,
+      join(this.dir, `${stamp}-${full.id}.json`),
+      `${JSON.stringify(full)}\n`,
+      REPORT_WHAT,
+      0o600,
+    );
     return full;
   }
 
   async #files(): Promise<string[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
-    }
+    const names = await listStateDir(this.root, this.dir, SPOOL_WHAT);
     return names.filter((name) => name.endsWith('.json') && !name.startsWith('.')).sort();
   }
 
@@ -71,9 +76,10 @@ export class ReportSpool {
       const file = join(this.dir, name);
       let raw: unknown;
       try {
-        raw = JSON.parse(await readFile(file, 'utf8'));
+        raw = JSON.parse(await readStateFile(this.root, file, REPORT_WHAT));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        if ((error as { code?: unknown }).code === 'CLP_E_LINK_REFUSED') throw error;
         raw = undefined;
       }
       const parsed = AgentReport.safeParse(raw);
@@ -92,7 +98,7 @@ export class ReportSpool {
 
   async #setAside(file: string, log: (line: string) => void, why: string): Promise<void> {
     const dest = join(this.dir, REJECTED_DIR);
-    await mkdir(dest, { recursive: true, mode: 0o700 });
+    await ensureStateDir(this.root, dest, "clp's folder of refused reports");
     await rename(file, join(dest, file.slice(this.dir.length + 1)));
     log(`spool: ${file} ${why}; moved to ${dest}`);
   }

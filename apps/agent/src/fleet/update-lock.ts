@@ -1,7 +1,7 @@
-import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { lockFile } from '@clp/engine';
+import { checkOwnPath, lockFile } from '@clp/engine';
 import { FleetError } from './errors.ts';
+import { ensureStateDir } from './own-state.ts';
 
 /**
  * One update at a time per root (the timer and the daemon could overlap, also in one process): an
@@ -9,8 +9,9 @@ import { FleetError } from './errors.ts';
  * It dies with its process, so a crashed update never blocks the next one, and the pid written in
  * the file is only for the refusal's message.
  */
-export async function acquireUpdateLock(file: string): Promise<() => Promise<void>> {
-  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+export async function acquireUpdateLock(root: string, file: string): Promise<() => Promise<void>> {
+  await ensureStateDir(root, dirname(file), "clp's fleet folder");
+  await checkOwnPath(root, file, "clp's update lock");
   const lock = await lockFile(
     file,
     (pid) =>

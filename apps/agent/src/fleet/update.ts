@@ -1,4 +1,4 @@
-import { readdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isClpError } from '@clp/format';
 import {
@@ -15,7 +15,7 @@ import {
 import { EXIT, type ExitCode } from '../exit-codes.ts';
 import { type AgentConfig, type EnrolledConfig, loadConfig, requireEnrolled, underRoot } from './config.ts';
 import { cutoffReason } from './cutoff.ts';
-import { type DownloadProgress, downloadRelease } from './download.ts';
+import { type DownloadProgress, downloadRelease, pruneDownloads } from './download.ts';
 import type { PatchEngine } from './engine-port.ts';
 import { FleetError } from './errors.ts';
 import { fleetLog } from './fleet-log.ts';
@@ -187,7 +187,7 @@ async function updateWithLog(
     };
   }
   const enrolled = requireEnrolled(root, config);
-  const release = await acquireUpdateLock(underRoot(root, join(FLEET_STATE_DIR, 'update.lock')));
+  const release = await acquireUpdateLock(root, underRoot(root, join(FLEET_STATE_DIR, 'update.lock')));
   try {
     return await updateLocked(options, enrolled, now, log, echo);
   } finally {
@@ -210,7 +210,7 @@ async function updateLocked(
     log,
     transport: transportFor(root, config),
   });
-  const spool = new ReportSpool(underRoot(root, config.spoolDir));
+  const spool = new ReportSpool(root, underRoot(root, config.spoolDir));
   const downloads = join(spool.dir, 'downloads');
   const ledger = await ReleaseLedger.load(root);
   if (options.retryFailed) {
@@ -281,37 +281,13 @@ async function updateLocked(
     );
   }
 
-  await pruneDownloads(downloads, new Set(poll.apply.map((a) => a.sha256)), log);
+  await pruneDownloads(root, downloads, new Set(poll.apply.map((a) => a.sha256)), log);
   const late = await spool.flush(client, servers);
   totals.accepted += late.accepted;
   totals.duplicates += late.duplicates;
   totals.left = late.left;
   if (late.error) log(`${late.left} report(s) stay spooled for the next run: ${late.error.message}`);
   return { mode: config.mode, server, actions, reports: totals, exitCode: exitCodeOf(actions, false) };
-}
-
-/**
- * Deletes downloads (finished or partial) of releases the server no longer offers, so that a
- * yanked or superseded release does not hold disk space forever.
- */
-async function pruneDownloads(
-  dir: string,
-  offered: ReadonlySet<string>,
-  log: (line: string) => void,
-): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw error;
-  }
-  for (const name of names) {
-    const sha = name.slice(0, 64);
-    if (offered.has(sha)) continue;
-    await rm(join(dir, name), { force: true, recursive: true });
-    log(`removed ${name} from the download folder: the server no longer offers it`);
-  }
 }
 
 /**
@@ -431,6 +407,7 @@ async function applyOne(offer: ReleaseToApply, ctx: ApplyContext): Promise<Updat
     const result = await downloadRelease({
       client: ctx.client,
       release: offer,
+      root: ctx.root,
       dir: ctx.downloads,
       servers: ctx.servers,
       onProgress: ctx.onProgress ? (p) => ctx.onProgress?.(offer.name, p) : undefined,
