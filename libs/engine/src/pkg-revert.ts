@@ -19,6 +19,7 @@ import {
   type PackageUndo,
   preparePackageStep,
 } from './package-managers/index.ts';
+import { packageFileAt } from './package-managers/keep-file.ts';
 import type { RecoverResult } from './recover.ts';
 import { withSession } from './session.ts';
 import { appendHistory, PACKAGES_DIR, PATCHES_DIR, revertDirOf } from './state.ts';
@@ -69,6 +70,7 @@ async function keptFilesOf(
   for (const dir of dirs) {
     for (const entry of await readdir(dir).catch(() => [] as string[])) {
       const file = join(dir, entry);
+      if (!(await packageFileAt(pm.root, file, 'the package file clp kept'))) continue;
       const info = await pm.inspectFile(file).catch(() => null);
       if (info?.name === name) found.push({ file, version: info.version });
     }

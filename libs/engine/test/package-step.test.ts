@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -197,6 +197,58 @@ for (const driver of drivers) {
       expect(await read('etc/demo.conf')).toBe('conf v1\n');
       await undoPackageStep(step.record, ctx());
       expect(await pm.installedVersion('demo')).toBe('2.0-1');
+    });
+
+    describe('package files reached through a link', () => {
+      /** A link in the cache named as v1's file, pointing at v1 outside the root. */
+      const linkInCache = async (file: string) => {
+        await mkdir(driver.cacheDir(root), { recursive: true });
+        const at = join(driver.cacheDir(root), file.split('/').pop() as string);
+        await symlink(file, at);
+        return at;
+      };
+      const expectRefused = async (p: Promise<unknown>, path: string) => {
+        const error = (await p.then(
+          () => null,
+          (e: unknown) => e,
+        )) as { code?: string; message?: string } | null;
+        expect(error?.code, error?.message).toBe('CLP_E_LINK_REFUSED');
+        expect(error?.message).toContain(path);
+      };
+
+      it('a cached package file that is a link to a file outside the root is refused, never copied or installed', async () => {
+        await pm.installFile(v2);
+        const before = await snapshot(root, ['etc', 'usr']);
+        const link = await linkInCache(v1);
+        const outside = await readFile(v1);
+        await expectRefused(preparePackageStep(action('1.0-1'), ctx()), link);
+        await expectRefused(pm.cachedVersions('demo'), link);
+        expect(await pm.installedVersion('demo')).toBe('2.0-1');
+        expect(await snapshot(root, ['etc', 'usr'])).toEqual(before);
+        expect(await readFile(v1)).toEqual(outside);
+      });
+
+      it('the installed version is not kept from a cached file that is a link', async () => {
+        await pm.installFile(v1);
+        const link = await linkInCache(v1);
+        await copyFile(v2, join(patchDir, 'payload/demo.pkg'));
+        await expectRefused(preparePackageStep(action('2.0-1', { source: 'payload/demo.pkg' }), ctx()), link);
+        expect(await pm.installedVersion('demo')).toBe('1.0-1');
+      });
+
+      it('undo refuses a kept package file that was replaced by a link since, and installs nothing through it', async () => {
+        await pm.installFile(v1);
+        await toCache(v1);
+        await copyFile(v2, join(patchDir, 'payload/demo.pkg'));
+        const step = await preparePackageStep(action('2.0-1', { source: 'payload/demo.pkg' }), ctx());
+        await step.run();
+        const kept = (step.record.undo as unknown as PackageUndo).keptFile as string;
+        expect(kept.startsWith(join(root, 'var/lib/clp/tx/1/'))).toBe(true);
+        await rm(kept);
+        await symlink(v1, kept);
+        await expectRefused(undoPackageStep(step.record, ctx()), kept);
+        expect(await pm.installedVersion('demo')).toBe('2.0-1');
+      });
     });
 
     it('a package that was not installed is removed again by undo', async () => {

@@ -1,13 +1,17 @@
-import { copyFile, mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { copyPackageFile, packageFileAt } from './keep-file.ts';
 import type { PackageManager } from './package-manager.ts';
+
+const CACHED = 'the cached package file';
 
 /**
  * The file for name@version in `pm`'s cache, or null. File names only shortlist candidates (they
- * are ambiguous when names contain '-'); each candidate's own metadata decides.
+ * are ambiguous when names contain '-'); each candidate's own metadata decides. A candidate that
+ * is a link, or reached through one that leaves the root, is refused (CLP_E_LINK_REFUSED).
  */
 export async function findCachedPackage(
-  pm: Pick<PackageManager, 'cacheDir' | 'inspectFile'>,
+  pm: Pick<PackageManager, 'root' | 'cacheDir' | 'inspectFile'>,
   name: string,
   version: string,
   isCandidate: (fileName: string) => boolean,
@@ -20,6 +24,7 @@ export async function findCachedPackage(
   }
   for (const entry of entries.filter(isCandidate).sort()) {
     const file = join(pm.cacheDir, entry);
+    if (!(await packageFileAt(pm.root, file, CACHED))) continue;
     const info = await pm.inspectFile(file).catch(() => null);
     if (info && info.name === name && info.version === version) return file;
   }
@@ -28,14 +33,16 @@ export async function findCachedPackage(
 
 /** The versions of `name` that package files in `pm`'s cache have (each file's own metadata decides). */
 export async function cachedVersionsOf(
-  pm: Pick<PackageManager, 'cacheDir' | 'inspectFile'>,
+  pm: Pick<PackageManager, 'root' | 'cacheDir' | 'inspectFile'>,
   name: string,
   isCandidate: (fileName: string) => boolean,
 ): Promise<string[]> {
   const entries = await readdir(pm.cacheDir).catch(() => [] as string[]);
   const versions = new Set<string>();
   for (const entry of entries.filter(isCandidate)) {
-    const info = await pm.inspectFile(join(pm.cacheDir, entry)).catch(() => null);
+    const file = join(pm.cacheDir, entry);
+    if (!(await packageFileAt(pm.root, file, CACHED))) continue;
+    const info = await pm.inspectFile(file).catch(() => null);
     if (info?.name === name) versions.add(info.version);
   }
   return [...versions].sort();
@@ -57,6 +64,6 @@ export async function keepInstalledPackage(
   const cached = await pm.findInCache(name, version);
   if (cached === null) return repack(name, version, destDir);
   const kept = join(destDir, basename(cached));
-  await copyFile(cached, kept);
+  await copyPackageFile(cached, kept, true);
   return kept;
 }

@@ -23,6 +23,8 @@ export interface RestorePlan {
 
 export interface PackageManager {
   readonly kind: 'pacman' | 'dpkg';
+  /** The root whose packages this manages (cache and kept files are read only from inside it). */
+  readonly root: string;
   /** The local package cache (pacman's pkg folder, apt's archives). */
   readonly cacheDir: string;
   /** The installed version of a package, or null when it is not installed. */

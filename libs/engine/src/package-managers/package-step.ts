@@ -21,7 +21,7 @@ import type { PreparedStep, StepContext, StepRecord } from '../step.ts';
 import { createPackageManager, PACKAGE_MANAGER_KINDS, type PackageManagerKind } from './detect.ts';
 import { DEFAULT_DOWNLOAD_LIMIT, type DownloadRules, download } from './download.ts';
 import { PackageError } from './errors.ts';
-import { fsyncFileAndDir, keepCopy } from './keep-file.ts';
+import { fsyncFileAndDir, keepCopy, packageFileAt } from './keep-file.ts';
 import type { PackageManager, RestorePlan } from './package-manager.ts';
 
 export interface PackageStepContext extends StepContext {
@@ -69,6 +69,8 @@ async function sha256File(file: string): Promise<string> {
   await pipeline(createReadStream(file), hash);
   return hash.digest('hex');
 }
+
+const KEPT = 'the package file clp kept';
 
 async function exists(file: string): Promise<boolean> {
   return (await stat(file).catch(() => null))?.isFile() ?? false;
@@ -220,7 +222,7 @@ export async function preparePackageStep(
   const packageFile =
     undoAction === 'none' || located.origin === 'patch' || located.origin === 'url'
       ? located.file
-      : await keepCopy(located.file, join(ctx.txDir, 'packages', 'new'));
+      : await keepCopy(located.file, join(ctx.txDir, 'packages', 'new'), located.origin === 'cache');
 
   const undo: PackageUndo = {
     packageManager: pm.kind,
@@ -268,7 +270,7 @@ export async function prepareReversePackageStep(
   const preparedAt = Date.now();
   await pm.ensureIdle();
   const target = was.fromVersion;
-  if (target !== null && (was.keptFile === null || !(await exists(was.keptFile)))) {
+  if (target !== null && (was.keptFile === null || !(await packageFileAt(ctx.root, was.keptFile, KEPT)))) {
     throw new PackageError(
       'CLP_E_PACKAGE_NOT_FOUND',
       `cannot put ${was.name} ${target} back: the package file the install kept (${was.keptFile}) is gone`,
@@ -276,7 +278,10 @@ export async function prepareReversePackageStep(
     );
   }
   // Installs made before clp kept the installed file may point into a cache that was cleaned since.
-  const installed = was.packageFile !== null && (await exists(was.packageFile)) ? was.packageFile : null;
+  const installed =
+    was.packageFile !== null && (await packageFileAt(ctx.root, was.packageFile, KEPT))
+      ? was.packageFile
+      : null;
   if (installed === null)
     ctx.log(
       `uninstall: ${was.name} ${was.toVersion}'s package file ${was.packageFile} is gone; if this uninstall fails, it cannot be put back`,
@@ -363,7 +368,10 @@ export async function undoPackageStep(
       { details: { name: undo.name, fromVersion: undo.fromVersion, problems: wrong } },
     );
   }
-  if (undo.action === 'install' && (undo.keptFile === null || !(await exists(undo.keptFile)))) {
+  if (
+    undo.action === 'install' &&
+    (undo.keptFile === null || !(await packageFileAt(ctx.root, undo.keptFile, KEPT)))
+  ) {
     throw new PackageError(
       'CLP_E_PACKAGE_NOT_FOUND',
       `cannot restore ${undo.name} ${undo.fromVersion}: its kept package file ${undo.keptFile} is gone`,
