@@ -22,7 +22,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   buildPatch,
@@ -537,6 +537,23 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
         expectRefusal(run(['--root', missing, ...command]), 2, 'CLP_E_BAD_ROOT', missing);
       }
       await expect(lstat(missing)).rejects.toMatchObject({ code: 'ENOENT' });
+    });
+
+    it('a relative root is taken from the working folder: a mistyped one is refused by its full path and nothing is created', async () => {
+      const missing = join(work, 'no-such-relative-root');
+      for (const command of [['status'], ['recover'], ['install', '/nonexistent.clp']]) {
+        expectRefusal(
+          run(['--root', relative(process.cwd(), missing), ...command]),
+          2,
+          'CLP_E_BAD_ROOT',
+          missing,
+        );
+      }
+      await expect(lstat(missing)).rejects.toMatchObject({ code: 'ENOENT' });
+      const root = await makeRoot();
+      const r = run(['--root', relative(process.cwd(), root), '--json', 'status']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ root, stateDir: join(root, 'var/lib/clp') });
     });
 
     it('a root that is a file is a usage error naming it, and the file is untouched', async () => {
