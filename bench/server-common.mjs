@@ -18,11 +18,13 @@ export const ADMIN_TOKEN = `clp_adm_bench_${randomBytes(32).toString('hex')}`;
 
 /** The PostgreSQL server to use; the benchmark makes and drops the database `clp_bench` on it. */
 export const ADMIN_URL = process.env.BENCH_POSTGRES_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-export const BENCH_URL = (() => {
+/** The URL of database `name` on the benchmarks' PostgreSQL server. */
+export function databaseUrl(name) {
   const u = new URL(ADMIN_URL);
-  u.pathname = '/clp_bench';
+  u.pathname = `/${name}`;
   return u.toString();
-})();
+}
+export const BENCH_URL = databaseUrl('clp_bench');
 
 export function log(line) {
   process.stderr.write(`[bench] ${line}\n`);
@@ -55,12 +57,12 @@ export function freePort() {
   });
 }
 
-/** Drops and creates the `clp_bench` database. */
-export async function freshDatabase() {
+/** Drops and creates the `clp_bench` database (or `name`, for a benchmark that keeps its own). */
+export async function freshDatabase(name = 'clp_bench') {
   const admin = sql(ADMIN_URL, 1);
   try {
-    await admin.query('drop database if exists clp_bench with (force)');
-    await admin.query('create database clp_bench');
+    await admin.query(`drop database if exists ${name} with (force)`);
+    await admin.query(`create database ${name}`);
   } finally {
     await admin.end();
   }
@@ -92,13 +94,13 @@ async function waitFor(url, ms, proc, anyStatus = false) {
 }
 
 /** Starts the built server (its own Node process) on PostgreSQL `clp_bench`; migrations run at start. */
-export async function startServer({ dataDir }) {
+export async function startServer({ dataDir, url: dbUrl = BENCH_URL }) {
   const port = await freePort();
   const proc = spawn(process.execPath, [SERVER], {
     env: {
       ...process.env,
       PORT: String(port),
-      DATABASE_URL: BENCH_URL,
+      DATABASE_URL: dbUrl,
       CLP_DATA_DIR: dataDir,
       CLP_BOOTSTRAP_TOKEN: ADMIN_TOKEN,
       CLP_LOG_LEVEL: 'warn',
@@ -187,8 +189,8 @@ export const FACTS = {
  * 100,000 HTTP enrollments), spread over the three default tiers and ten site tags, plus
  * `releases` releases; then creates `rollouts` active rollouts through the API, like an operator.
  */
-export async function seedFleet(server, { machines, rollouts }) {
-  const db = sql();
+export async function seedFleet(server, { machines, rollouts, url = BENCH_URL }) {
+  const db = sql(url);
   const started = performance.now();
   try {
     await db.query(
