@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { sql } from 'drizzle-orm';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/node-postgres';
 import { migrate as migratePostgres } from 'drizzle-orm/node-postgres/migrator';
@@ -79,13 +80,15 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   }
   let client: PGlite;
   let location: string;
+  // The machines list's search uses trigram indexes (migration 0012), as on PostgreSQL.
+  const extensions = { pg_trgm };
   if (options.dataDir === ':memory:') {
-    client = new PGlite();
+    client = new PGlite({ extensions });
     location = 'memory';
   } else {
     location = resolve(options.dataDir, 'pglite');
     await mkdir(location, { recursive: true });
-    client = new PGlite(location);
+    client = new PGlite(location, { extensions });
   }
   await client.waitReady;
   const db = drizzlePglite(client, { schema }) as unknown as Database;

@@ -206,6 +206,22 @@ export const rolloutMachines = pgTable(
     primaryKey({ columns: [t.rolloutId, t.machineId] }),
     // The machines still owing an answer: what the silence check reads on every tick.
     index('rollout_machines_unanswered_idx').on(t.rolloutId, t.offeredAt).where(sql`apply_outcome is null`),
+    // Each reload of the rollout cache counts the silent machines and finds those retried (bar P9).
+    index('rollout_machines_silent_idx')
+      .on(t.rolloutId)
+      .where(sql`apply_outcome is null and silent_at is not null`),
+    index('rollout_machines_retry_idx')
+      .on(t.rolloutId)
+      .where(sql`apply_outcome is null and retry_at is not null`),
+    // Where each machine of a rollout stands, read from the index alone (a rollout's page counts them).
+    index('rollout_machines_outcome_idx').on(
+      t.rolloutId,
+      t.machineId,
+      t.applyOutcome,
+      t.silentAt,
+      t.waitingUntil,
+      t.retryAt,
+    ),
   ],
 );
 
@@ -302,7 +318,17 @@ export const machines = pgTable(
      */
     rekeyUntil: ts('rekey_until'),
   },
-  (t) => [index('machines_tier_idx').on(t.tier), index('machines_hostname_idx').on(t.hostname)],
+  (t) => [
+    // The machines list: a tier's machines by host name, paged without sorting the tier.
+    index('machines_tier_hostname_idx').on(t.tier, t.hostname, t.id),
+    index('machines_hostname_idx').on(t.hostname),
+    // The list's search is a substring of the host name or id (ilike '%q%'): trigrams find it without a scan.
+    index('machines_hostname_trgm_idx').using('gin', t.hostname.op('gin_trgm_ops')),
+    index('machines_id_trgm_idx').using('gin', t.id.op('gin_trgm_ops')),
+    // A rollout's targeted machines (rollout-evidence.ts) from the index alone, without the wide
+    // rows; the columns after the unique id only carry what the count reads (Drizzle has no INCLUDE).
+    index('machines_tier_cohort_idx').on(t.tier, t.id, t.revokedAt, t.arch, t.osId, t.tags),
+  ],
 );
 
 /** Agent reports. The id is the agent's UUID, so a report sent twice is stored once. */

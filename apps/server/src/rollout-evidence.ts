@@ -31,6 +31,8 @@ export interface MachineCounts {
  * where each stands: answered (reported applied or failed, or had the release, installed or
  * failed, before any offer), applied, failed, silent, waiting for its maintenance window.
  * Machines enrolled while the rollout runs are counted like the others: they join their cohort.
+ * The targeted set and the outcomes come from narrow indexes (machines_tier_cohort_idx,
+ * rollout_machines_outcome_idx); a machine's wide row is read only when it has no outcome yet.
  */
 export async function countMachines(db: Executor, q: EvidenceQuery, now: Date): Promise<MachineCounts> {
   const tags = JSON.stringify(q.selector.tags ?? []);
@@ -41,7 +43,7 @@ export async function countMachines(db: Executor, q: EvidenceQuery, now: Date): 
   const [row] = rowsOf<Record<string, string | number>>(
     await db.execute(sql`
       with targeted as (
-        select m.id, m.installed from machines m
+        select m.id from machines m
         where m.tier = ${q.tier} and m.revoked_at is null
           and m.tags @> ${tags}::jsonb
           and (${arch}::jsonb = '[]'::jsonb or jsonb_exists(${arch}::jsonb, m.arch))
@@ -57,7 +59,8 @@ export async function countMachines(db: Executor, q: EvidenceQuery, now: Date): 
         count(*) filter (where rm.apply_outcome is null and rm.silent_at is null
                            and rm.waiting_until > ${now.toISOString()}::timestamptz)::int as waiting,
         count(*) filter (where rm.apply_outcome is not null
-                           or (rm.retry_at is null and t.installed @> ${has}::jsonb))::int as answered
+                           or (rm.retry_at is null and exists (
+                             select 1 from machines i where i.id = t.id and i.installed @> ${has}::jsonb)))::int as answered
       from targeted t
       left join rollout_machines rm on rm.rollout_id = ${q.rolloutId} and rm.machine_id = t.id`),
   );

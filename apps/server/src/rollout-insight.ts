@@ -7,7 +7,7 @@ import type { AppContext } from './context.ts';
 import { ServerError } from './errors.ts';
 import { findRelease } from './releases.ts';
 import { failureRate } from './rollout-stage.ts';
-import { showRollout } from './rollouts.ts';
+import { findRollout } from './rollouts.ts';
 import { rowsOf } from './sql-rows.ts';
 import { requireTier } from './tiers.ts';
 
@@ -31,8 +31,8 @@ export async function rolloutTimeline(
   id: string,
   maxBuckets: number,
 ): Promise<RolloutTimeline> {
-  const rollout = await showRollout(ctx, id);
-  const from = new Date(rollout.createdAt);
+  const rollout = await findRollout(ctx, id);
+  const from = rollout.createdAt;
   const to = ctx.clock.now();
   const span = Math.max(60, (to.getTime() - from.getTime()) / 1000);
   const width = bucketWidth(span, maxBuckets);
@@ -79,8 +79,8 @@ export async function rolloutTimeline(
     from: origin,
     to: to.toISOString(),
     bucketSeconds: width,
-    maxFailureRate: rollout.failureThreshold.maxFailureRate,
-    minReports: rollout.failureThreshold.minReports,
+    maxFailureRate: rollout.maxFailureRate,
+    minReports: rollout.minReports,
     points,
   };
 }

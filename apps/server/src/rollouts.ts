@@ -224,6 +224,23 @@ export async function createRollout(
   return showRollout(ctx, id);
 }
 
+/**
+ * A rollout's row, its stage transitions brought up to date, without the per-machine counts of
+ * showRollout (a scan of its tier): for the timeline and the audit log, which a rollout's page
+ * asks for beside the rollout itself.
+ */
+export async function findRollout(ctx: AppContext, id: string): Promise<RolloutRow> {
+  ctx.rollouts.invalidate();
+  await ctx.rollouts.refresh();
+  const [row] = await ctx.db.select().from(rollouts).where(eq(rollouts.id, id));
+  if (!row)
+    throw new ServerError(
+      'CLP_E_NOT_FOUND',
+      `no rollout with id ${id}; list them with 'clpctl admin rollout list'`,
+    );
+  return row;
+}
+
 export async function showRollout(ctx: AppContext, id: string): Promise<RolloutOut> {
   // Brings stage transitions up to date before answering.
   ctx.rollouts.invalidate();
@@ -346,7 +363,7 @@ export async function actOnRollout(
 }
 
 export async function rolloutAuditLog(ctx: AppContext, id: string): Promise<z.infer<typeof AuditEntry>[]> {
-  await showRollout(ctx, id);
+  await findRollout(ctx, id);
   const rows = await ctx.db
     .select()
     .from(rolloutAudit)
