@@ -56,6 +56,8 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
   let signed: string;
   let unsigned: string;
   const machines: Array<{ id: string; credential: string }> = [];
+  /** The machines that have reported an outcome (fleetRound). */
+  const answered = new Set<string>();
 
   async function api(method: string, path: string, json?: unknown, token = admin) {
     const res = await fetch(server.url + path, {
@@ -137,9 +139,44 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
           m.credential,
         );
         reported++;
+        answered.add(m.id);
       }
     }
     return reported;
+  }
+
+  /** The first machine offered the release that has sent no outcome says it waits for its window. */
+  async function reportScheduled(): Promise<boolean> {
+    for (const m of machines) {
+      if (answered.has(m.id)) continue;
+      const i = machines.indexOf(m);
+      const poll = await api('POST', '/v1/agent/poll', { facts: FACTS(i), installed: [] }, m.credential);
+      const offer = poll.apply[0] as
+        | { releaseId: string; rolloutId: string; name: string; sha256: string }
+        | undefined;
+      if (!offer) continue;
+      await api(
+        'POST',
+        '/v1/agent/reports',
+        {
+          reports: [
+            {
+              id: randomUUID(),
+              releaseId: offer.releaseId,
+              rolloutId: offer.rolloutId,
+              name: offer.name,
+              sha256: offer.sha256,
+              status: 'scheduled',
+              scheduledFor: new Date(clock.now().getTime() + 2 * 3600_000).toISOString(),
+              at: clock.now().toISOString(),
+            },
+          ],
+        },
+        m.credential,
+      );
+      return true;
+    }
+    return false;
   }
 
   beforeAll(async () => {
@@ -263,6 +300,27 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
       .getByText('stage 3 of 3', { exact: false })
       .waitFor({ timeout: 20_000 });
 
+    // In its last stage the rollout completes only when every targeted machine has answered.
+    await page
+      .getByTestId('completion')
+      .getByText(/It completes once the other \d+ machines? answer/)
+      .waitFor({ timeout: 20_000 });
+    // A machine that waits for its maintenance window shows, with the window that holds it.
+    await api('PUT', '/v1/maintenance-windows', {
+      kind: 'tier',
+      name: 'stable',
+      window: 'Sat 02:00-04:00 Europe/Paris',
+    });
+    expect(await reportScheduled()).toBe(true);
+    await page
+      .getByTestId('waiting-for-window')
+      .getByText('1 machine waits for its maintenance window')
+      .waitFor({ timeout: 20_000 });
+    await page
+      .getByTestId('maintenance-windows')
+      .getByText('Sat 02:00-04:00 Europe/Paris')
+      .waitFor({ timeout: 20_000 });
+
     // The rest of the fleet fails: the rollout halts by itself, and the page says why.
     await fleetRound('failed');
     await page.getByTestId('halt-reason').waitFor({ timeout: 20_000 });
@@ -270,6 +328,17 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
       /failure rate .* reached the threshold of 30.0 %/,
     );
     await page.getByTestId('failed-machines').getByText('CLP_E_PRECONDITION').first().waitFor();
+    // Answered and not answered of the targeted machines, as the API counts them; the halt in the audit log.
+    const halted = (await api('GET', `/v1/rollouts/${rolloutId}`)).machines;
+    expect(halted.targeted).toBe(40);
+    expect(halted.notAnswered).toBeGreaterThan(0);
+    await expect
+      .poll(() => page.getByTestId('rollout-machines').textContent())
+      .toContain(
+        `${halted.answered} of 40 targeted machines answered, ${halted.notAnswered} not answered yet — applied ${halted.applied}, failed ${halted.failed}`,
+      );
+    await page.getByTestId('audit').getByText('halt', { exact: true }).waitFor();
+    await page.getByTestId('audit').getByText('advance', { exact: true }).first().waitFor();
     await page.getByRole('button', { name: 'Show log' }).first().click();
     await page
       .getByText(/expected sha256 aaaa/)
@@ -289,6 +358,7 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
       .waitFor();
     const after = await api('GET', `/v1/rollouts/${rolloutId}`);
     expect(after.state).toBe('reverted');
+    await api('DELETE', '/v1/maintenance-windows/tier/stable');
     await signOut();
   });
 

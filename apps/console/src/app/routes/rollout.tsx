@@ -9,9 +9,11 @@ import {
   getRollout,
   getRolloutAudit,
   getRolloutTimeline,
+  listMaintenanceWindows,
   listReports,
   type RolloutAction,
 } from '../../features/rollouts/api.ts';
+import { RolloutMachines } from '../../features/rollouts/rollout-machines.tsx';
 import { StageTimeline } from '../../features/rollouts/stage-timeline.tsx';
 import { can } from '../../lib/authorization.ts';
 import { useSession } from '../../lib/session.ts';
@@ -87,6 +89,7 @@ export function RolloutPage() {
   const refresh = moving ? 5000 : 60_000;
   const timeline = useQuery(`timeline:${id}`, () => getRolloutTimeline({ params: { id } }), refresh);
   const audit = useQuery(`audit:${id}`, () => getRolloutAudit({ params: { id } }), refresh);
+  const windows = useQuery('maintenance-windows', () => listMaintenanceWindows(), refresh);
   const [failedOffset, setFailedOffset] = useState(0);
   const failed = useQuery(
     `failed:${id}:${failedOffset}`,
@@ -177,6 +180,7 @@ export function RolloutPage() {
           <Time iso={r.createdAt} /> by {r.createdBy}
         </dd>
       </dl>
+      <RolloutMachines rollout={r} windows={windows.data?.windows} />
       <div class="columns">
         <section class="card">
           <h2>Applied and failed over time</h2>

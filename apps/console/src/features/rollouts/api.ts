@@ -1,6 +1,7 @@
 import type {
   AuditList,
   CreateRolloutBody,
+  MaintenanceWindowList,
   ReportList,
   RolloutList,
   RolloutPreview,
@@ -67,3 +68,9 @@ export function actOnRollout(
 ): Promise<RolloutProgressView> {
   return actions[action]({ params: { id }, body: reason ? { reason } : {} });
 }
+
+export const listMaintenanceWindows = endpoint<MaintenanceWindowList>(
+  'listMaintenanceWindows',
+  'GET',
+  '/v1/maintenance-windows',
+);
