@@ -10,6 +10,7 @@ import {
   symlink,
   unlink,
 } from 'node:fs/promises';
+import { join } from 'node:path';
 import { EngineError } from './errors.ts';
 import { kindOf } from './own-files.ts';
 import type { PinnedDir } from './pinned-dir.ts';
@@ -209,6 +210,9 @@ export async function restoreBackup(
     }
     return;
   }
+  // rename() puts a file over a FIFO, socket or device without opening it, but not over a folder.
+  if (t?.isDirectory())
+    throw notRegular(join(dir.path, name), t, 'clp puts a file back only where a file (or nothing) is');
   await unlinkIfThere(dir.at(tmp));
   await placeFile(backupPath, dir, tmp, identity, true);
   await rename(dir.at(tmp), dir.at(name));

@@ -523,6 +523,54 @@ describe.skipIf(!asRoot)('a crafted root never leads clpctl outside it', () => {
     }
   });
 
+  describe('odd file types at a patched path after a crash', () => {
+    for (const kind of ['fifo', 'device', 'dir'] as const) {
+      it(`a ${kind} put at a patched path after a kill: recover does not hang: the backup goes back over a FIFO or device, and a folder is named until it is moved away`, async () => {
+        await withSentinel();
+        const root = await makeRoot({ 'etc/app.conf': 'config v1\n' });
+        const key = await trustedKey(root);
+        const name = `CLP${5 + ['fifo', 'device', 'dir'].indexOf(kind)}251201`;
+        const patch = await buildPatch(
+          join(work, `${name}-crash`),
+          {
+            name,
+            actions: [
+              fileAction('replace', '/etc/app.conf', 'payload/app.conf', 'config v2\n'),
+              { type: 'script', when: 'post', path: 'post.sh' },
+            ],
+            entries: { 'payload/app.conf': 'config v2\n', 'post.sh': '#!/bin/sh\n' },
+          },
+          key,
+        );
+        expect(
+          run(['--root', root, '--run-scripts-on-host', 'install', patch], { CLP_TEST_KILL_AT_STEP: '3' })
+            .signal,
+        ).toBe('SIGKILL');
+        const target = join(root, 'etc/app.conf');
+        await rm(target);
+        if (kind === 'fifo') expect(spawnSync('mkfifo', [target]).status).toBe(0);
+        if (kind === 'device') expect(spawnSync('mknod', [target, 'c', '1', '3']).status).toBe(0);
+        if (kind === 'dir') await mkdir(target);
+        if (kind === 'dir') {
+          // A file cannot be renamed over a folder: recover names it and keeps the journal.
+          const r = run(['--root', root, 'recover'], {}, 20_000);
+          expectRefusal(r, 7, 'CLP_E_RECOVERY_FAILED', target);
+          expect(r.stderr).toContain('is a folder now');
+          expect(await readFile(join(root, 'var/lib/clp/journal'), 'utf8')).toMatch(/"t":"begin"/);
+          await rm(target, { recursive: true });
+        }
+        // rename() replaces a FIFO or a device without opening it: the file is back, nothing hangs.
+        const r = run(['--root', root, '--json', 'recover'], {}, 20_000);
+        expect(r.signal, r.stderr).toBeNull();
+        expect(r.status, r.stderr).toBe(0);
+        expect(JSON.parse(r.stdout).action).toBe('rolled-back');
+        expect((await lstat(target)).isFile()).toBe(true);
+        expect(await readFile(target, 'utf8')).toBe('config v1\n');
+        await expectSentinelUntouched();
+      });
+    }
+  });
+
   describe('--root that names no folder', () => {
     it('a root that does not exist is a usage error naming it, and nothing is created', async () => {
       const missing = join(work, 'no-such-root');
