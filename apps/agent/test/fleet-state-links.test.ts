@@ -9,12 +9,14 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, readFile, rename, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, loadConfig, saveConfig } from '../src/fleet/config.ts';
 import { downloadRelease, pruneDownloads } from '../src/fleet/download.ts';
 import type { AgentHttpClient } from '../src/fleet/http-client.ts';
+import { readMachineFacts, readMachineId } from '../src/fleet/machine-facts.ts';
 import { ReleaseLedger } from '../src/fleet/release-ledger.ts';
 import { ReportSpool } from '../src/fleet/spool.ts';
 import { acquireUpdateLock } from '../src/fleet/update-lock.ts';
@@ -209,6 +211,35 @@ describe("links at the agent's own state never lead it outside the root", () => 
     await refused(downloadRelease({ client: offline, release, dir: real, root: other }), `${sha}.clp.part`);
     await rename(join(real, `${sha}.clp.part`), join(real, `${sha}.clp`));
     await refused(downloadRelease({ client: offline, release, dir: real, root: other }), `${sha}.clp`);
+    await untouched();
+  });
+
+  it('machine facts follow links the way a chroot would: a host file outside the root is never read and sent as the hostname', async () => {
+    await sentinel();
+    await writeFile(join(outside, 'host-secret'), 'root-only-secret-line\n');
+    await writeFile(join(outside, 'machine-id'), 'outsidemachine0001\n');
+    before = await state(outside);
+    const root = await newRoot();
+    await rm(join(root, 'etc/hostname'));
+    await symlink(join(outside, 'host-secret'), join(root, 'etc/hostname'));
+    await symlink(join(outside, 'machine-id'), join(root, 'etc/machine-id'));
+    // os-release as distributions ship it: a relative link into /usr/lib, and an absolute one.
+    await mkdir(join(root, 'usr/lib'), { recursive: true });
+    await rename(join(root, 'etc/os-release'), join(root, 'usr/lib/os-release'));
+    await symlink('../usr/lib/os-release', join(root, 'etc/os-release'));
+    const facts = await readMachineFacts(root);
+    expect(facts.hostname).toBe(hostname().slice(0, 253));
+    expect(JSON.stringify(facts)).not.toContain('secret');
+    expect(facts.os).toEqual({ id: 'vincent', version: '2025.11' });
+    expect(await readMachineId(root)).toMatchObject({ generated: true });
+    await rm(join(root, 'etc/os-release'));
+    await symlink('/usr/lib/os-release', join(root, 'etc/os-release'));
+    // The absolute link starts again at the root: the root's os-release, not this host's.
+    expect((await readMachineFacts(root)).os.id).toBe('vincent');
+    await rm(join(root, 'etc/hostname'));
+    await writeFile(join(root, 'etc/hostname.real'), 'inside-name\n');
+    await symlink('/etc/hostname.real', join(root, 'etc/hostname'));
+    expect((await readMachineFacts(root)).hostname).toBe('inside-name');
     await untouched();
   });
 });

@@ -6,7 +6,7 @@ export { type Lock, lockFile } from './lock.ts';
 export { appendLog } from './log.ts';
 export { checkOwnPath, lstatOwn, openOwn, readOwnFile } from './own-files.ts';
 export { PACKAGE_ERROR_CODES, PackageError, type PackageErrorCode } from './package-managers/index.ts';
-export { keysDirOf, logFileOf, stateDirOf } from './paths.ts';
+export { keysDirOf, logFileOf, resolveUnderRoot, stateDirOf } from './paths.ts';
 export { type RevertOptions, type RevertResult, revertPackage } from './pkg-revert.ts';
 export {
   type EngineStatus,
