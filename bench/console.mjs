@@ -2,20 +2,22 @@
 // each page makes (p95) and, in Chromium, the time from navigation to the page's main content.
 //   npm run build && npx node bench/console.mjs
 // Settings (environment): BENCH_MACHINES (100000), BENCH_ROLLOUTS (20), BENCH_RUNS (40 calls of
-// each request), BENCH_PAGE_RUNS (10 loads of each page), BENCH_POSTGRES_URL.
+// each request), BENCH_PAGE_RUNS (10 loads of each page), BENCH_POSTGRES_URL. `--pglite` measures
+// the server on its embedded PGlite instead (bench/results/console-pglite.*).
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import {
   ADMIN_TOKEN,
+  createRollouts,
   databaseUrl,
   freshDatabase,
   log,
   machineInfo,
   REPO,
   requireTools,
-  seedFleet,
+  seedMachines,
   sql,
   startServer,
   withTempDir,
@@ -29,6 +31,7 @@ const PAGE_RUNS = Number(process.env.BENCH_PAGE_RUNS || 10);
 const BAR = { apiP95Ms: 200, pageMs: 1000 };
 const DATABASE = 'clp_bench_console';
 const URL_ = databaseUrl(DATABASE);
+const PGLITE = process.argv.includes('--pglite');
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_FLAGS = [
   '--headless',
@@ -57,8 +60,7 @@ function summary(times) {
  * window), one report per outcome, the counters summed from the rows, each machine's installed
  * list, and the audit entries a rollout of two days collects.
  */
-async function seedOutcomes() {
-  const db = sql(URL_);
+async function seedOutcomes(db) {
   const started = performance.now();
   try {
     // Two days old, so that the timeline spans days and the first stage has ended.
@@ -189,17 +191,23 @@ async function measurePages(server, pages) {
       for (let i = 0; i <= PAGE_RUNS; i++) {
         const page = await context.newPage();
         await page.goto(server.url + p.path, { waitUntil: 'commit' });
-        const ms = await page.waitForFunction(
-          (ids) =>
-            ids.every((id) => {
-              const el = document.querySelector(`[data-testid="${id}"]`);
-              return el !== null && el.getClientRects().length > 0;
-            })
-              ? performance.now()
-              : false,
-          p.visible,
-          { polling: 'raf', timeout: 30_000 },
-        );
+        const ms = await page
+          .waitForFunction(
+            (ids) =>
+              ids.every((id) => {
+                const el = document.querySelector(`[data-testid="${id}"]`);
+                return el !== null && el.getClientRects().length > 0;
+              })
+                ? performance.now()
+                : false,
+            p.visible,
+            { polling: 'raf', timeout: 30_000 },
+          )
+          .catch((error) => {
+            throw new Error(
+              `${p.name} (${p.path}): ${p.visible.join(', ')} not all visible: ${error.message}`,
+            );
+          });
         const value = await ms.jsonValue();
         if (i > 0) times.push(value);
         await page.close();
@@ -217,18 +225,47 @@ if (!existsSync(CHROMIUM))
   throw new Error('needs chromium at /usr/bin/chromium (bash scripts/install-system-deps.sh)');
 if (!existsSync(join(REPO, 'apps/console/dist/index.html')))
   throw new Error("the console is not built; run 'npm run build'");
-await freshDatabase(DATABASE);
+/** PGlite's folder, opened by the benchmark while no server holds it, with pg's query/end. */
+async function openPglite(dataDir) {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { pg_trgm } = await import('@electric-sql/pglite/contrib/pg_trgm');
+  const client = new PGlite(join(dataDir, 'pglite'), { extensions: { pg_trgm } });
+  await client.waitReady;
+  return { query: (text, values) => client.query(text, values), end: () => client.close() };
+}
+
+/**
+ * Seeds the fleet and starts the server that is measured. PGlite lives in the server's process, so
+ * there the server runs in turns: once to migrate, once to create the rollouts, once measured.
+ */
+async function seededServer(dataDir) {
+  const fleet = { machines: MACHINES, rollouts: ROLLOUTS };
+  if (!PGLITE) {
+    await freshDatabase(DATABASE);
+    const server = await startServer({ dataDir, url: URL_ });
+    await seedMachines(sql(URL_), fleet);
+    const rolloutIds = await createRollouts(server, fleet);
+    return { server, rolloutIds, seeded: await seedOutcomes(sql(URL_)) };
+  }
+  await (await startServer({ dataDir, url: '' })).stop();
+  await seedMachines(await openPglite(dataDir), fleet);
+  let server = await startServer({ dataDir, url: '' });
+  const rolloutIds = await createRollouts(server, fleet);
+  await server.stop();
+  const seeded = await seedOutcomes(await openPglite(dataDir));
+  server = await startServer({ dataDir, url: '' });
+  return { server, rolloutIds, seeded };
+}
+
 await withTempDir('clp-bench-console-', async (dir) => {
-  const server = await startServer({ dataDir: join(dir, 'data'), url: URL_ });
+  const { server, rolloutIds, seeded } = await seededServer(join(dir, 'data'));
   try {
-    const rolloutIds = await seedFleet(server, { machines: MACHINES, rollouts: ROLLOUTS, url: URL_ });
-    const seeded = await seedOutcomes();
     // The stage ticker brings the backdated rollouts up to date (first stages end) before measuring.
     await timeCall(server, `/v1/rollouts/${rolloutIds[0]}`);
     const rollout = rolloutIds[ROLLOUTS - 1];
     const pick = (i) => rolloutIds[i % rolloutIds.length];
     // The searched text changes each call (a host-name fragment matching a few dozen machines).
-    const term = (i) => `bench-${(1234 + i * 7919) % 9999}`;
+    const term = (i) => `bench-${1 + ((1234 + i * 7919) % Math.min(9999, MACHINES))}`;
     const requests = [
       { page: 'machines', name: 'first page', path: () => '/v1/machines?limit=50&offset=0' },
       { page: 'machines', name: 'q search', path: (i) => `/v1/machines?limit=50&offset=0&q=${term(i)}` },
@@ -271,7 +308,7 @@ await withTempDir('clp-bench-console-', async (dir) => {
     const result = {
       bar: BAR,
       machine: machineInfo(),
-      database: 'PostgreSQL',
+      database: PGLITE ? 'PGlite' : 'PostgreSQL',
       settings: { machines: MACHINES, rollouts: ROLLOUTS, runs: RUNS, pageRuns: PAGE_RUNS },
       seeded,
       loadAverage: { api: apiLoad, pages: pageLoad },
@@ -281,7 +318,7 @@ await withTempDir('clp-bench-console-', async (dir) => {
     };
     const md = `# P9: console pages on ${MACHINES.toLocaleString('en')} machines (${result.machine.at.slice(0, 10)})
 
-Server ${result.machine.server} on ${result.database} (${result.machine.postgres}), ${result.machine.cpus} × ${result.machine.cpu}, Node ${result.machine.node}.
+Server ${result.machine.server} on ${PGLITE ? 'PGlite (in the server process)' : `PostgreSQL (${result.machine.postgres})`}, ${result.machine.cpus} × ${result.machine.cpu}, Node ${result.machine.node}.
 Seeded: ${MACHINES} machines, ${ROLLOUTS} rollouts, ${seeded.offered} rollout_machines rows, ${seeded.reports} reports.
 
 ## API calls (each ${RUNS} times, interleaved; load average at start ${apiLoad.join(' ')})
@@ -300,7 +337,7 @@ From navigation start to every listed \`data-testid\` visible, on the page's own
 |------|-----------|-------:|-------:|-------:|
 ${pages.map((p) => `| ${p.name} | ${p.visible.join(', ')} | ${p.p50} | ${p.p95} | ${p.max} |`).join('\n')}
 `;
-    await writeResults('console', result, md);
+    await writeResults(PGLITE ? 'console-pglite' : 'console', result, md);
     process.stdout.write(md);
   } finally {
     await server.stop();

@@ -190,7 +190,15 @@ export const FACTS = {
  * `releases` releases; then creates `rollouts` active rollouts through the API, like an operator.
  */
 export async function seedFleet(server, { machines, rollouts, url = BENCH_URL }) {
-  const db = sql(url);
+  await seedMachines(sql(url), { machines, rollouts });
+  return createRollouts(server, { rollouts });
+}
+
+/**
+ * The SQL half of seedFleet, through `db` (anything with `query(text, values)` and `end()`: a
+ * pg pool, or a wrapped PGlite while no server holds its folder); closes `db`.
+ */
+export async function seedMachines(db, { machines, rollouts }) {
   const started = performance.now();
   try {
     await db.query(
@@ -230,6 +238,10 @@ export async function seedFleet(server, { machines, rollouts, url = BENCH_URL })
   log(
     `inserted ${machines} machines and ${rollouts} releases in ${Math.round(performance.now() - started)} ms`,
   );
+}
+
+/** The API half of seedFleet: `rollouts` active rollouts of the seeded releases; answers their ids. */
+export async function createRollouts(server, { rollouts }) {
   const tiers = ['edge', 'beta', 'stable'];
   const ids = [];
   for (let k = 1; k <= rollouts; k++) {
