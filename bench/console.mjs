@@ -3,7 +3,8 @@
 //   npm run build && npx node bench/console.mjs
 // Settings (environment): BENCH_MACHINES (100000), BENCH_ROLLOUTS (20), BENCH_RUNS (40 calls of
 // each request), BENCH_PAGE_RUNS (10 loads of each page), BENCH_POSTGRES_URL. `--pglite` measures
-// the server on its embedded PGlite instead (bench/results/console-pglite.*).
+// the server on its embedded PGlite instead (bench/results/console-pglite.*); `--no-vacuum` right
+// after the bulk writes, before a vacuum (bench/results/console-no-vacuum.*).
 import { existsSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +33,8 @@ const BAR = { apiP95Ms: 200, pageMs: 1000 };
 const DATABASE = 'clp_bench_console';
 const URL_ = databaseUrl(DATABASE);
 const PGLITE = process.argv.includes('--pglite');
+/** `--no-vacuum`: measure right after the bulk writes, before autovacuum (planner statistics only). */
+const VACUUM = !process.argv.includes('--no-vacuum');
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_FLAGS = [
   '--headless',
@@ -130,7 +133,7 @@ async function seedOutcomes(db) {
       from rollouts r cross join generate_series(1, 40) g`);
     // What autovacuum does soon after bulk writes (PostgreSQL 13+ vacuums after inserts too): sets the
     // visibility map that index-only scans read, and the planner's statistics.
-    await db.query('vacuum analyze');
+    await db.query(VACUUM ? 'vacuum analyze' : 'analyze');
     const { rows } = await db.query(
       `select (select count(*)::int from rollout_machines) as offered, (select count(*)::int from reports) as reports`,
     );
@@ -309,7 +312,7 @@ await withTempDir('clp-bench-console-', async (dir) => {
       bar: BAR,
       machine: machineInfo(),
       database: PGLITE ? 'PGlite' : 'PostgreSQL',
-      settings: { machines: MACHINES, rollouts: ROLLOUTS, runs: RUNS, pageRuns: PAGE_RUNS },
+      settings: { machines: MACHINES, rollouts: ROLLOUTS, runs: RUNS, pageRuns: PAGE_RUNS, vacuum: VACUUM },
       seeded,
       loadAverage: { api: apiLoad, pages: pageLoad },
       api,
@@ -319,7 +322,7 @@ await withTempDir('clp-bench-console-', async (dir) => {
     const md = `# P9: console pages on ${MACHINES.toLocaleString('en')} machines (${result.machine.at.slice(0, 10)})
 
 Server ${result.machine.server} on ${PGLITE ? 'PGlite (in the server process)' : `PostgreSQL (${result.machine.postgres})`}, ${result.machine.cpus} × ${result.machine.cpu}, Node ${result.machine.node}.
-Seeded: ${MACHINES} machines, ${ROLLOUTS} rollouts, ${seeded.offered} rollout_machines rows, ${seeded.reports} reports.
+Seeded: ${MACHINES} machines, ${ROLLOUTS} rollouts, ${seeded.offered} rollout_machines rows, ${seeded.reports} reports; then ${VACUUM ? '`VACUUM ANALYZE`' : '`ANALYZE` only (no vacuum: index-only scans read the heap)'}.
 
 ## API calls (each ${RUNS} times, interleaved; load average at start ${apiLoad.join(' ')})
 
@@ -337,7 +340,7 @@ From navigation start to every listed \`data-testid\` visible, on the page's own
 |------|-----------|-------:|-------:|-------:|
 ${pages.map((p) => `| ${p.name} | ${p.visible.join(', ')} | ${p.p50} | ${p.p95} | ${p.max} |`).join('\n')}
 `;
-    await writeResults(PGLITE ? 'console-pglite' : 'console', result, md);
+    await writeResults(`console${PGLITE ? '-pglite' : ''}${VACUUM ? '' : '-no-vacuum'}`, result, md);
     process.stdout.write(md);
   } finally {
     await server.stop();
