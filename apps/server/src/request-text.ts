@@ -2,6 +2,13 @@ import { textProblem } from '@clp/protocol';
 import { ServerError } from './errors.ts';
 
 /**
+ * No request of the API nests deeper than a few levels. A bound keeps the walk linear: every
+ * value carries its path, so a body of 100 000 nested brackets (200 KB, sent before any
+ * credential to the enrollment route) would otherwise cost quadratic time and memory.
+ */
+export const MAX_NESTING = 32;
+
+/**
  * Every string of a request's params, query or JSON body is checked here, before any schema or
  * database sees it: a NUL would fail the statement (and the batch it shares with other machines),
  * a lone surrogate cannot be stored as UTF-8. `blocks` names the fields that are logs, which may
@@ -20,6 +27,11 @@ export function checkRequestText(value: unknown, where: string, blocks: readonly
   const stack: Array<{ value: unknown; path: string[] }> = [{ value, path: [where] }];
   while (stack.length > 0) {
     const { value: v, path } = stack.pop()!;
+    if (path.length > MAX_NESTING + 1 && v !== null && typeof v === 'object')
+      refuse(
+        path.join('.'),
+        `is nested deeper than ${MAX_NESTING} levels; no request of this API needs that`,
+      );
     if (typeof v === 'string') {
       const problem = textProblem(v, isBlock(path) ? 'block' : 'line');
       if (problem) refuse(path.join('.'), problem);

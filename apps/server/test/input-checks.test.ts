@@ -180,6 +180,24 @@ describe.each(drivers())('text checked at the edge on $name', (driver) => {
     expect(res.body.error).toMatchObject({ code: 'CLP_E_VALIDATION', field: 'body.facts.hostname' });
   });
 
+  it('refuses a deeply nested body from a caller without credentials at once, naming where it nests too deep', async () => {
+    // 200 KB of brackets on the one route that reads a body before any credential: checking it
+    // must not cost the server a CPU for a minute.
+    const depth = 100_000;
+    const body = `{"token":"x","facts":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+    const started = performance.now();
+    const res = await s.call('POST', '/v1/agent/enroll', {
+      body,
+      headers: { 'content-type': 'application/json' },
+    });
+    const ms = performance.now() - started;
+    expect(res.status).toBe(400);
+    expect(res.body.error.code).toBe('CLP_E_VALIDATION');
+    expect(res.body.error.field).toMatch(/^body\.facts(\.0)+$/);
+    expect(res.body.error.message).toMatch(/nested deeper than 32 levels/);
+    expect(ms).toBeLessThan(2000);
+  });
+
   it('takes tabs and line ends in a report log, and any Unicode text elsewhere', async () => {
     const log = 'step 1\tok\r\nstep 2\tfailed: exit 1\n';
     const named = { ...FACTS, hostname: 'sérvér-東京-🚀' };
