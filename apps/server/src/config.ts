@@ -113,13 +113,18 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): {
     );
   }
   const webhookUrls = (env.CLP_WEBHOOK_URLS ?? '').split(/[\s,]+/).filter(Boolean);
-  for (const url of webhookUrls) {
+  for (const [index, url] of webhookUrls.entries()) {
     let parsed: URL | undefined;
     try {
       parsed = new URL(url);
     } catch {}
     if (!parsed || (parsed.protocol !== 'http:' && parsed.protocol !== 'https:'))
-      throw new Error(`CLP_WEBHOOK_URLS: ${url} is not an http(s) URL`);
+      throw new Error(`CLP_WEBHOOK_URLS: URL number ${index + 1} is not an http(s) URL`);
+    // fetch refuses such a URL at every delivery; and the password must not reach the log.
+    if (parsed.username || parsed.password)
+      throw new Error(
+        `CLP_WEBHOOK_URLS: ${parsed.origin} has a user name or password in its URL, which deliveries cannot send; give the receiver a key in its path or check the X-CLP-Signature HMAC instead`,
+      );
   }
   const webhookSecret = env.CLP_WEBHOOK_SECRET ?? '';
   if (webhookUrls.length > 0 && !webhookSecret)

@@ -39,6 +39,23 @@ export function signature(secret: string, body: string): string {
 }
 
 /**
+ * How a webhook URL appears in the log and in a delivery's error: its origin only. Receivers of
+ * chat services keep their key in the path or the query, so the whole URL is a credential.
+ */
+export function webhookOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+/** A delivery's error text without its URL (fetch names the URL it could not reach). */
+function withoutUrl(problem: string, url: string): string {
+  return problem.split(url).join(webhookOrigin(url));
+}
+
+/**
  * Queues one delivery per configured URL, inside the transaction of the change it announces: a
  * change that commits is announced, one that rolls back is not, and the queue survives restarts.
  */
@@ -149,7 +166,7 @@ export class WebhookSender {
       const abandon = d.attempts >= MAX_ATTEMPTS;
       this.#metrics.webhooks.inc({ event: d.event, result: abandon ? 'abandoned' : 'retry' });
       this.#log.warn(
-        { delivery: d.id, url: d.url, event: d.event, attempt: d.attempts, problem },
+        { delivery: d.id, receiver: webhookOrigin(d.url), event: d.event, attempt: d.attempts, problem },
         abandon ? 'webhook delivery abandoned after its last attempt' : 'webhook delivery failed; will retry',
       );
       await this.#db
@@ -183,7 +200,9 @@ export class WebhookSender {
       await res.body?.cancel().catch(() => undefined);
       return res.ok ? undefined : `HTTP ${res.status}`;
     } catch (error) {
-      return error instanceof Error ? error.message : String(error);
+      const cause = (error as { cause?: { message?: string } }).cause?.message;
+      const message = error instanceof Error ? error.message : String(error);
+      return withoutUrl(cause ? `${message}: ${cause}` : message, url);
     }
   }
 
