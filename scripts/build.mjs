@@ -18,6 +18,36 @@ const externalNpmPackages = {
   },
 };
 
+/**
+ * The agent's network modules (got and its helpers) import node:http, https, http2, tls, dns and
+ * net at the top of the bundle. Node builds an ES module facade for each by reading every export,
+ * and node:http's WebSocket, CloseEvent and MessageEvent getters load undici (≈ 15 ms of each
+ * start, install included). These builtins are taken through process.getBuiltinModule instead:
+ * the same objects, without the facade. The costly lazy getters are not re-exported (an import of
+ * one fails the build, so the list below stays honest).
+ */
+const FACADE_FREE_BUILTINS = ['http', 'https', 'http2', 'tls', 'dns', 'net'];
+const COSTLY_GETTERS = new Set(['WebSocket', 'CloseEvent', 'MessageEvent', 'rootCertificates']);
+const builtinsWithoutFacade = {
+  name: 'builtins-without-facade',
+  setup(b) {
+    const filter = new RegExp(`^node:(${FACADE_FREE_BUILTINS.join('|')})$`);
+    b.onResolve({ filter }, (args) => ({ path: args.path, namespace: 'clp-builtin' }));
+    b.onLoad({ filter: /.*/, namespace: 'clp-builtin' }, async (args) => {
+      const module = await import(args.path);
+      const exported = Object.keys(module.default).filter(
+        (k) => /^[A-Za-z_$][\w$]*$/.test(k) && !COSTLY_GETTERS.has(k),
+      );
+      const lines = [
+        `const m = process.getBuiltinModule(${JSON.stringify(args.path)});`,
+        'export default m;',
+        ...exported.map((k) => `export const ${k} = m.${k};`),
+      ];
+      return { contents: lines.join('\n'), loader: 'js' };
+    });
+  },
+};
+
 const common = {
   bundle: true,
   platform: 'node',
@@ -33,6 +63,7 @@ await build({
   entryPoints: ['apps/agent/src/main.ts'],
   outfile: 'apps/agent/dist/clpctl.mjs',
   banner: { js: requireShim },
+  plugins: [builtinsWithoutFacade],
 });
 await chmod('apps/agent/dist/clpctl.mjs', 0o755);
 
