@@ -39,6 +39,18 @@ const COLUMN: Record<string, Column> = {
   'revert-failed': 'revertFailed',
 };
 
+/** How far ahead of the server's clock an agent's clock may be and still order its reports. */
+export const MAX_CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * The time a report's outcome is ordered by: the agent's own, unless it is further ahead than
+ * any clock skew explains; then the time it was received. A report dated years ahead (a reset
+ * clock, or a machine that wants its success to stick) would otherwise outrank every later one.
+ */
+function outcomeTime(r: OutcomeReport): Date {
+  return r.at.getTime() > r.receivedAt.getTime() + MAX_CLOCK_SKEW_MS ? r.receivedAt : r.at;
+}
+
 const pairKey = (rolloutId: string, machineId: string) => `${rolloutId} ${machineId}`;
 const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -65,9 +77,9 @@ export async function recordOutcomes(
   reports: readonly OutcomeReport[],
   offers: OfferLog | undefined,
 ): Promise<void> {
-  const counted = reports.filter(
-    (r) => r.rolloutId !== null && (SLOT[r.status] !== undefined || r.status === 'scheduled'),
-  );
+  const counted = reports
+    .filter((r) => r.rolloutId !== null && (SLOT[r.status] !== undefined || r.status === 'scheduled'))
+    .map((r) => ({ ...r, at: outcomeTime(r) }));
   if (counted.length === 0) return;
   const byPair = new Map<string, OutcomeReport[]>();
   for (const r of counted) {

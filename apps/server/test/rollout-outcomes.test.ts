@@ -168,6 +168,26 @@ describe.each(drivers())('per-machine rollout outcomes on $name', (driver) => {
     });
   });
 
+  it("does not let a report dated in the future hide the machine's later outcomes", async () => {
+    const releaseId = await release();
+    const id = await rollout(releaseId, 'beta', {
+      failureThreshold: { maxFailureRate: 0.9, minReports: 100 },
+    });
+    const [m] = await machines('beta', ['outcome-future-1']);
+    await poll(m!.credential);
+    // A clock set years ahead (a reset RTC), or an agent that wants its success to stick.
+    await report(m!.credential, id, releaseId, 'applied', new Date('2999-01-01T00:00:00Z'));
+    expect((await shown(id)).counters).toMatchObject({ applied: 1, failed: 0 });
+    clock.advance(600);
+    await report(m!.credential, id, releaseId, 'failed', clock.now());
+    expect((await shown(id)).counters).toMatchObject({ applied: 0, failed: 1 });
+    // A few minutes of clock skew still order reports by the agent's own time.
+    const soon = new Date(clock.now().getTime() + 2 * 60_000);
+    await report(m!.credential, id, releaseId, 'applied', soon);
+    await report(m!.credential, id, releaseId, 'failed', new Date(clock.now().getTime() + 60_000));
+    expect((await shown(id)).counters).toMatchObject({ applied: 1, failed: 0 });
+  });
+
   it('records the offer of a poll once per machine, and counts a report that follows it before the batch is written', async () => {
     const releaseId = await release();
     const id = await rollout(releaseId, 'edge', {
