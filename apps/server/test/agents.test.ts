@@ -413,7 +413,8 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     const rb = await rollout(b.id, 'stable', {
       failureThreshold: { maxFailureRate: 1, minReports: 1_000_000 },
     });
-    const base = clock.now().getTime();
+    // In the past: a time further ahead than clock skew explains is ordered by its arrival.
+    const base = clock.now().getTime() - 100_000_000;
     const latest = new Map<string, { at: number; status: string }>();
     const batches = Array.from({ length: 40 }, (_, i) => {
       const m = fleet[i % fleet.length]!;
