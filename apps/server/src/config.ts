@@ -37,6 +37,11 @@ export interface ServerConfig {
   webhooks: { urls: string[]; secret: string };
   /** How often each process sends due webhook deliveries (ms). */
   webhookIntervalMs: number;
+  /**
+   * How long a JSON body may take to arrive once its headers have (ms). The enrollment route
+   * reads its body before any credential; a stranger dribbling one holds a connection no longer.
+   */
+  jsonBodyMs: number;
   /** pino level; `silent` in tests. */
   logLevel: string;
   /** Express `trust proxy` (e.g. `loopback`, `10.0.0.0/8`, `1`); empty: use the socket address. */
@@ -77,6 +82,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     rolloutEvidenceMs: 5000,
     webhooks: { urls: [], secret: '' },
     webhookIntervalMs: 1000,
+    jsonBodyMs: 30_000,
     logLevel: 'info',
     trustProxy: '',
     consoleDir: BUILT_CONSOLE,

@@ -92,6 +92,31 @@ function parse<T>(schema: z.ZodType<T> | undefined, value: unknown, where: strin
   return result.data;
 }
 
+/**
+ * Answers 400 and closes the connection when a JSON body has not arrived whole within `ms`
+ * (a request that sends a byte now and then never trips the socket's idle timeout).
+ */
+function limitBodyTime(req: Request, res: Response, ms: number): void {
+  if (req.complete) return;
+  const timer = setTimeout(() => {
+    if (req.complete || res.headersSent) return;
+    res.setHeader('Connection', 'close');
+    res.setHeader('Cache-Control', 'no-store');
+    res.once('finish', () => req.socket.destroy());
+    res.status(400).json({
+      error: {
+        code: 'CLP_E_VALIDATION',
+        message: `body: not received whole within ${ms / 1000} s; send the request body at once`,
+        field: 'body',
+      },
+    });
+  }, ms);
+  timer.unref();
+  const stop = () => clearTimeout(timer);
+  req.once('end', stop);
+  res.once('close', stop);
+}
+
 /** Makes the first admin token when there is none: from CLP_BOOTSTRAP_TOKEN, or a new one to print once. */
 async function bootstrapAdmin(ctx: AppContext): Promise<string | undefined> {
   if (ctx.config.bootstrapToken) {
@@ -259,7 +284,14 @@ export async function createServer(config: ServerConfig, deps: ServerDeps = {}):
       }
       next();
     });
-    if (route.body && route.body !== 'binary') handlers.push(route.id === 'report' ? reportJson : json);
+    if (route.body && route.body !== 'binary') {
+      handlers.push((req, res, next) => {
+        // A full report batch is five times the size of any other body, over a machine's link.
+        limitBodyTime(req, res, route.id === 'report' ? config.jsonBodyMs * 10 : config.jsonBodyMs);
+        next();
+      });
+      handlers.push(route.id === 'report' ? reportJson : json);
+    }
     handlers.push(async (req: Request, res: Response) => {
       const principal = res.locals.principal as Principal;
       checkRequestText(req.params, 'params');
