@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { closeSync, createReadStream, fstatSync, openSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
 import yauzl from 'yauzl';
@@ -7,6 +7,7 @@ import { checkEntryName, EntryNameSet } from './entry-name.ts';
 import { FormatError, isClpError } from './errors.ts';
 import { checkEntrySize, LimitTally } from './limit-checks.ts';
 import type { ArchiveLimits } from './limits.ts';
+import { WindowedFileReader } from './windowed-reader.ts';
 
 const UNIX = 3;
 const MACOS = 19;
@@ -65,7 +66,7 @@ export async function openZip(file: string, limits: ArchiveLimits): Promise<Arch
   let zip: yauzl.ZipFile;
   try {
     // Entry sizes are enforced by EntryGuard while reading, with coded errors naming the entry.
-    zip = await yauzl.openPromise(file, {
+    zip = await openWindowed(file, {
       autoClose: false,
       decodeStrings: false,
       validateEntrySizes: false,
@@ -79,6 +80,19 @@ export async function openZip(file: string, limits: ArchiveLimits): Promise<Arch
   } catch (error) {
     zip.close();
     throw zipError(error, file);
+  }
+}
+
+/** yauzl over a WindowedFileReader: the central directory comes in one read, not two per entry. */
+async function openWindowed(file: string, options: yauzl.Options): Promise<yauzl.ZipFile> {
+  // A plain descriptor, not a FileHandle: the reader closes it when the zip is closed.
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    return await yauzl.fromRandomAccessReaderPromise(new WindowedFileReader(fd, size), size, options);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
   }
 }
 
