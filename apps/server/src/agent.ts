@@ -81,10 +81,19 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
         revokedAt: null,
         rekeyUntil: null,
       };
-      await tx
-        .insert(machines)
-        .values({ id: machineId, ...values })
-        .onConflictDoUpdate({ target: machines.id, set: values });
+      if (how === 'new') {
+        // No row to lock yet: another enrollment may be inserting this id right now. The one
+        // whose insert lands first is let in; the others are refused like any taken id, instead
+        // of replacing its credential unseen.
+        const inserted = await tx
+          .insert(machines)
+          .values({ id: machineId, ...values })
+          .onConflictDoNothing()
+          .returning({ id: machines.id });
+        if (inserted.length === 0) throw new IdTaken();
+      } else {
+        await tx.update(machines).set(values).where(eq(machines.id, machineId));
+      }
       return { tier: token.tier, tags, again: before !== undefined, how };
     });
   } catch (error) {

@@ -142,6 +142,33 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect(stranger.body.error.code).toBe('CLP_E_ENROLLMENT_TOKEN');
   });
 
+  it('lets one of two enrollments racing for a new id in, and answers the other 409', async () => {
+    // Tokens of their own: enrollments with one token wait for each other on its row.
+    const tokens = await Promise.all(
+      Array.from({ length: 4 }, () => enrollmentToken({ tier: 'stable', uses: 4 })),
+    );
+    for (let round = 0; round < 4; round++) {
+      const machineId = `race-machine-${round}`;
+      const answers = await Promise.all(
+        tokens.map((t, i) =>
+          s.call('POST', '/v1/agent/enroll', {
+            json: { token: t.token, facts: { ...FACTS, hostname: `racer-${i}` }, machineId },
+          }),
+        ),
+      );
+      const won = answers.filter((a) => a.status === 201);
+      expect(answers.map((a) => a.status).sort(), JSON.stringify(answers.map((a) => a.body))).toEqual([
+        201, 409, 409, 409,
+      ]);
+      // The one let in keeps its credential: a later enrollment did not replace it unseen.
+      const poll = await s.call('POST', '/v1/agent/poll', {
+        token: won[0]!.body.credential,
+        json: { facts: FACTS },
+      });
+      expect(poll.status).toBe(200);
+    }
+  });
+
   it('lets a re-keyed machine enroll again once within its window, without its old credential', async () => {
     const t = await enrollmentToken({ tier: 'edge', uses: 5 });
     const old = await enroll(t.token, 'rekey-machine-1');
