@@ -190,6 +190,38 @@ export function refuseSignIn(ctx: AppContext, body: SignInBody): ServerError {
   );
 }
 
+/**
+ * Password checks running at once, and waiting. Each is an scrypt of 32 MiB on the thread pool
+ * that file reads share, and failures are counted per user name: a stranger varying the name
+ * would otherwise queue checks without end and stall blob downloads. Past the queue: 429.
+ */
+const PASSWORD_CHECKS = { running: 2, waiting: 32 };
+let checksRunning = 0;
+const checksWaiting: Array<() => void> = [];
+
+async function oneCheckAtATime<T>(check: () => Promise<T>): Promise<T> {
+  if (checksRunning >= PASSWORD_CHECKS.running) {
+    if (checksWaiting.length >= PASSWORD_CHECKS.waiting) {
+      throw new ServerError(
+        'CLP_E_RATE_LIMITED',
+        'too many password sign-ins at once; wait 1 s and try again, or sign in with an admin token',
+        { details: { retryAfter: 1 } },
+      );
+    }
+    await new Promise<void>((resolve) => checksWaiting.push(resolve));
+  } else {
+    checksRunning++;
+  }
+  try {
+    return await check();
+  } finally {
+    // The slot passes to the next waiting check, or is given back.
+    const next = checksWaiting.shift();
+    if (next) next();
+    else checksRunning--;
+  }
+}
+
 /** The user whose name and password these are (not disabled); undefined otherwise, in the same time. */
 export async function userByPassword(
   ctx: AppContext,
@@ -198,7 +230,7 @@ export async function userByPassword(
 ): Promise<typeof users.$inferSelect | undefined> {
   const [user] = await ctx.db.select().from(users).where(eq(users.username, username.toLowerCase()));
   // Unknown names cost as much as wrong passwords, so that timing does not tell which names exist.
-  const ok = await verifyPassword(password, user?.passwordHash ?? NO_USER_HASH);
+  const ok = await oneCheckAtATime(() => verifyPassword(password, user?.passwordHash ?? NO_USER_HASH));
   return user && ok && !user.disabledAt ? user : undefined;
 }
 

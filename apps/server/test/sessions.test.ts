@@ -55,6 +55,25 @@ describe.each(drivers())('console sessions on $name', (driver) => {
     expect(wrong.cookie).toBeUndefined();
   });
 
+  it('a burst of password sign-ins under ever new names is not hashed all at once: the rest get 429', async () => {
+    // Each name has its own count of failures, so a stranger varying the name is never slowed by
+    // it; every check is an scrypt of 32 MiB on the thread pool that file reads share.
+    const burst = await Promise.all(
+      Array.from({ length: 120 }, (_, i) => signIn({ username: `nobody-${i}`, password: 'x'.repeat(12) })),
+    );
+    const statuses = burst.map((r) => r.status);
+    expect(new Set(statuses)).toEqual(new Set([401, 429]));
+    // 2 running and 32 waiting at any moment; the requests of the burst arrive over a while.
+    expect(statuses.filter((x) => x === 401).length).toBeLessThan(80);
+    const refused = burst.find((r) => r.status === 429)!;
+    expect(refused.body.error.code).toBe('CLP_E_RATE_LIMITED');
+    expect(refused.body.error.message).toMatch(/sign in with an admin token/);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    // Once the burst is over, a sign-in is checked again.
+    await createUser('after-burst', 'viewer');
+    expect((await signIn({ username: 'after-burst', password: 'correct horse battery' })).status).toBe(201);
+  });
+
   it('passwords are stored as scrypt hashes, never in clear', async () => {
     const rows = await s.server.context.database.db.execute(
       "select password_hash from users where username = 'olivia'" as never,
