@@ -16,7 +16,14 @@ import { desiredState, windowFor } from './poll.ts';
 import { hashSecret, newSecret } from './secrets.ts';
 
 /** Thrown inside the enrollment transaction so that the token's use is given back. */
-class IdTaken extends Error {}
+class IdTaken extends Error {
+  /** The enrolled id, when it differs from the asked one only in case. */
+  readonly enrolled: string | undefined;
+  constructor(enrolled?: string) {
+    super('machine id taken');
+    this.enrolled = enrolled;
+  }
+}
 
 /**
  * Enrolls a machine with an enrollment token (one use is spent atomically). An id that is
@@ -58,6 +65,16 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
         .where(eq(machines.id, machineId))
         .for('update');
       let how: 'new' | 'credential' | 'rekey' = 'new';
+      if (!before) {
+        // An id that differs from an enrolled one only in case would be a look-alike in every
+        // list an operator reads (and in the commands they type).
+        const [alike] = await tx
+          .select({ id: machines.id })
+          .from(machines)
+          .where(sql`lower(${machines.id}) = lower(${machineId})`)
+          .limit(1);
+        if (alike) throw new IdTaken(alike.id);
+      }
       if (before) {
         const proves =
           body.credential !== undefined &&
@@ -99,6 +116,13 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
   } catch (error) {
     if (!(error instanceof IdTaken)) throw error;
     ctx.log.warn({ machine: machineId }, 'enrollment under an enrolled machine id refused');
+    if (error.enrolled) {
+      throw new ServerError(
+        'CLP_E_CONFLICT',
+        `machine id ${machineId} differs only in case from the enrolled machine ${error.enrolled}; machine ids are told apart regardless of case, so enroll under ${error.enrolled} (with its credential, or after 'clpctl admin machines rekey ${error.enrolled}') or under another id`,
+        { field: 'body.machineId' },
+      );
+    }
     throw new ServerError(
       'CLP_E_CONFLICT',
       `machine id ${machineId} is enrolled already; a machine enrolls again under its id with its current credential (clpctl enroll --force does), or after an operator re-keys it (clpctl admin machines rekey ${machineId})`,

@@ -142,6 +142,19 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     expect(stranger.body.error.code).toBe('CLP_E_ENROLLMENT_TOKEN');
   });
 
+  it('refuses an id that differs from an enrolled one only in case, naming the enrolled one', async () => {
+    const t = await enrollmentToken({ tier: 'stable', uses: 3 });
+    await enroll(t.token, 'case-machine-1');
+    const res = await s.call('POST', '/v1/agent/enroll', {
+      json: { token: t.token, facts: { ...FACTS, hostname: 'look-alike' }, machineId: 'CASE-Machine-1' },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(409);
+    expect(res.body.error).toMatchObject({ code: 'CLP_E_CONFLICT', field: 'body.machineId' });
+    expect(res.body.error.message).toContain('case-machine-1');
+    const listed = await s.call('GET', '/v1/machines?q=case-machine', { token: s.admin });
+    expect(listed.body.machines.map((m: { id: string }) => m.id)).toEqual(['case-machine-1']);
+  });
+
   it('lets one of two enrollments racing for a new id in, and answers the other 409', async () => {
     // Tokens of their own: enrollments with one token wait for each other on its row.
     const tokens = await Promise.all(
