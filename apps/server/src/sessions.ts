@@ -1,7 +1,7 @@
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { adminTokens, sessions, users } from '@clp/db';
 import { CSRF_HEADER, SESSION_COOKIE, type SessionView, type SignInBody } from '@clp/protocol';
-import { and, eq, gt, isNull } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNull } from 'drizzle-orm';
 import type { Request, Response } from 'express';
 import type { AppContext, Principal } from './context.ts';
 import { ServerError } from './errors.ts';
@@ -256,12 +256,41 @@ export async function signIn(
     createdAt: now,
     expiresAt,
   });
+  await endSessionsBeyondLimit(ctx, who);
   const principal = await sessionPrincipal(ctx, secret);
   if (principal?.kind !== 'admin') throw new Error('a session just opened cannot be read back');
   res.setHeader('Set-Cookie', cookie(req, secret, SESSION_SECONDS));
   res.setHeader('Cache-Control', 'no-store');
   ctx.log.info({ name: principal.name, role: principal.role, account: principal.account }, 'signed in');
   return view(ctx, principal, secret, expiresAt);
+}
+
+/** Live sessions one account keeps; signing in once more ends its oldest. */
+export const MAX_SESSIONS_PER_ACCOUNT = 20;
+
+/**
+ * Ends an account's live sessions beyond the newest MAX_SESSIONS_PER_ACCOUNT: a script signing
+ * in without end (or a person on many browsers) does not grow the session table without bound.
+ */
+async function endSessionsBeyondLimit(ctx: AppContext, who: { userId?: string; tokenId?: string }) {
+  const now = ctx.clock.now();
+  const account = who.userId ? eq(sessions.userId, who.userId) : eq(sessions.adminTokenId, who.tokenId!);
+  const older = await ctx.db
+    .select({ id: sessions.id })
+    .from(sessions)
+    .where(and(account, isNull(sessions.endedAt), gt(sessions.expiresAt, now)))
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
+    .offset(MAX_SESSIONS_PER_ACCOUNT);
+  if (older.length === 0) return;
+  await ctx.db
+    .update(sessions)
+    .set({ endedAt: now })
+    .where(
+      inArray(
+        sessions.id,
+        older.map((o) => o.id),
+      ),
+    );
 }
 
 /** GET /v1/session: who is calling; for a cookie session, with its CSRF token. */

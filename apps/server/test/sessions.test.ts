@@ -1,3 +1,5 @@
+import { sessions } from '@clp/db';
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../src/index.ts';
 import { drivers, jsonInspector, type Running, start } from './harness.ts';
@@ -72,6 +74,30 @@ describe.each(drivers())('console sessions on $name', (driver) => {
     // Once the burst is over, a sign-in is checked again.
     await createUser('after-burst', 'viewer');
     expect((await signIn({ username: 'after-burst', password: 'correct horse battery' })).status).toBe(201);
+  });
+
+  it('keeps at most 20 live sessions per account: signing in again ends the oldest', async () => {
+    const token = await s.call('POST', '/v1/admin-tokens', {
+      token: s.admin,
+      json: { name: 'many', role: 'viewer' },
+    });
+    expect(token.status).toBe(201);
+    const cookies: string[] = [];
+    for (let i = 0; i < 25; i++) {
+      const res = await signIn({ token: token.body.token });
+      expect(res.status).toBe(201);
+      cookies.push(res.cookie!);
+      clock.advance(1);
+    }
+    const live = await Promise.all(
+      cookies.map(async (c) => (await s.call('GET', '/v1/session', { headers: withCookie(c) })).status),
+    );
+    expect(live).toEqual([...Array(5).fill(401), ...Array(20).fill(200)]);
+    const rows = await s.server.context.db
+      .select()
+      .from(sessions)
+      .where(eq(sessions.adminTokenId, token.body.id));
+    expect(rows.filter((r) => r.endedAt === null)).toHaveLength(20);
   });
 
   it('passwords are stored as scrypt hashes, never in clear', async () => {
