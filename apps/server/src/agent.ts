@@ -8,6 +8,7 @@ import type {
   ReportBatch,
   ReportBatchResponse,
 } from '@clp/protocol';
+import { type MaintenanceWindow, windowOpening } from '@clp/protocol';
 import { and, eq, gt, isNull, sql } from 'drizzle-orm';
 import type { AgentMachine, AppContext } from './context.ts';
 import { ServerError } from './errors.ts';
@@ -176,6 +177,21 @@ export async function poll(ctx: AppContext, machine: AgentMachine, body: PollReq
 }
 
 /**
+ * Until when the server believes a machine that says it waits for its maintenance window: not at
+ * all without a window for it (its tier's or a tag's), and at most until that window's next
+ * closing. A machine could otherwise keep itself from counting as silent for as long as it says.
+ */
+function believedWait(
+  claimed: string | undefined,
+  window: MaintenanceWindow | undefined,
+  receivedAt: Date,
+): Date | null {
+  if (!claimed || !window) return null;
+  const closes = windowOpening(window, receivedAt).closesAt;
+  return new Date(Math.min(new Date(claimed).getTime(), closes.getTime()));
+}
+
+/**
  * Stores a batch of reports (through the group-commit writer); a report id seen before is a
  * duplicate and changes nothing, so agents may resend their spool freely.
  */
@@ -185,6 +201,9 @@ export async function ingestReports(
   batch: ReportBatch,
 ): Promise<ReportBatchResponse> {
   const receivedAt = ctx.clock.now();
+  // The windows come with the rollouts' cache: a report that claims a wait brings it up to date.
+  if (batch.reports.some((r) => r.status === 'scheduled')) await ctx.rollouts.forTier(machine.tier);
+  const window = windowFor(machine, ctx.rollouts.windows());
   const unique = new Map(batch.reports.map((r) => [r.id.toLowerCase(), r]));
   const rows = [...unique.entries()].map(([id, r]) => ({
     id,
@@ -198,7 +217,7 @@ export async function ingestReports(
     log: r.log ?? null,
     at: new Date(r.at),
     receivedAt,
-    scheduledFor: r.status === 'scheduled' && r.scheduledFor ? new Date(r.scheduledFor) : null,
+    scheduledFor: r.status === 'scheduled' ? believedWait(r.scheduledFor, window, receivedAt) : null,
   }));
   const accepted = await ctx.reportWriter.write(rows);
   // The machine's record changed under MachineSeen's memory: its next poll is written, not skipped.

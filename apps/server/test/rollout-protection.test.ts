@@ -298,6 +298,39 @@ describe.each(drivers())('rollout protection on $name', (driver) => {
     expect((await show(id)).counters.silent).toBe(1);
   });
 
+  it('does not take a wait for a window the machine has not got, nor one past its window closing', async () => {
+    const releaseId = await release();
+    const t = await tier();
+    const [none] = await machines(t, 1, `no-window-${serial}`);
+    const id = await rollout(releaseId, t, { silenceTimeoutSeconds: 3600 });
+    expect((await poll(none!.credential)).maintenanceWindow ?? null).toBeNull();
+    await settle();
+    // Seven days of "waiting" claimed by a machine whose tier has no window: silent after an hour.
+    const week = new Date(clock.now().getTime() + 7 * 86_400_000);
+    await report(none!.credential, id, releaseId, 'scheduled', { scheduledFor: week.toISOString() });
+    clock.advance(3700);
+    await settle();
+    expect((await show(id)).counters.silent).toBe(1);
+
+    // With a window, a claim past its next closing is held to that closing.
+    const releaseB = await release();
+    const tw = await tier();
+    const set = await s.call('PUT', '/v1/maintenance-windows', {
+      token: s.admin,
+      json: { kind: 'tier', name: tw, window: 'Mon-Sun 00:00-00:30 UTC' },
+    });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    const [m] = await machines(tw, 1, `late-window-${serial}`);
+    const idB = await rollout(releaseB, tw, { silenceTimeoutSeconds: 3600 });
+    await poll(m!.credential);
+    await settle();
+    await report(m!.credential, idB, releaseB, 'scheduled', { scheduledFor: week.toISOString() });
+    // The next closing is within a day, and the silence timeout an hour after it.
+    clock.advance(86_400 + 3700);
+    await settle();
+    expect((await show(idB)).counters.silent).toBe(1);
+  });
+
   it('advances a stage only once enough of its cohort reported applied, in addition to its minimum time', async () => {
     const releaseId = await release();
     const t = await tier();
