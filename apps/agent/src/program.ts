@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { COMMANDS } from './commands/index.ts';
 import { EXIT_CODE_HELP } from './exit-codes.ts';
 import type { GlobalOptions } from './output.ts';
-import { refuseUnknownSubcommands } from './usage.ts';
+import { pointUsageErrorsToHelp, refuseUnknownSubcommands } from './usage.ts';
 import { AGENT_VERSION } from './version.ts';
 
 /**
@@ -46,5 +46,6 @@ export function buildProgram(
     command.exitOverride();
   }
   refuseUnknownSubcommands(program);
+  if (outputError) pointUsageErrorsToHelp(program, outputError);
   return program;
 }

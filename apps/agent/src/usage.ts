@@ -10,7 +10,7 @@ export function usageMessage(text: string): string {
 }
 
 /** The command's path as typed, e.g. `clpctl admin releases`. */
-function commandPath(command: Command): string {
+export function commandPath(command: Command): string {
   const names: string[] = [];
   for (let c: Command | null = command; c; c = c.parent) names.unshift(c.name());
   return names.join(' ');
@@ -36,4 +36,14 @@ export function refuseUnknownSubcommands(command: Command): void {
     });
   }
   for (const sub of command.commands) refuseUnknownSubcommands(sub);
+}
+
+/**
+ * Commander says what is wrong ("missing required argument 'file'") but not where to look: each
+ * command's usage error ends with the `--help` of the command it came from.
+ */
+export function pointUsageErrorsToHelp(command: Command, outputError: (text: string) => void): void {
+  const help = `see '${commandPath(command)} --help'`;
+  command.configureOutput({ outputError: (text) => outputError(`${text.trimEnd()}; ${help}\n`) });
+  for (const sub of command.commands) pointUsageErrorsToHelp(sub, outputError);
 }

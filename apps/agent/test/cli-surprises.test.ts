@@ -76,6 +76,30 @@ describe('usage errors', () => {
     }
   });
 
+  it('a usage error names the --help of the command it came from', () => {
+    const cases: Array<[string[], string]> = [
+      [['instal', 'x.clp'], "unknown command 'instal' (Did you mean install?); see 'clpctl --help'"],
+      [['install'], "missing required argument 'file'; see 'clpctl install --help'"],
+      [['list', '--colour'], "unknown option '--colour'; see 'clpctl list --help'"],
+      [
+        ['admin', 'rollot', 'list'],
+        "unknown command 'rollot' (Did you mean rollout?); see 'clpctl admin --help'",
+      ],
+      [
+        ['admin', 'rollout', 'create', 'CLP1251123'],
+        "required option '--tier <tier>' not specified; see 'clpctl admin rollout create --help'",
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = clpctl(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toBe(`error CLP_E_USAGE: ${message}\n`);
+    }
+    expect(jsonError(clpctl(['--json', 'install'])).message).toBe(
+      "missing required argument 'file'; see 'clpctl install --help'",
+    );
+  });
+
   it('a word that is not a subcommand of a listing command says so, instead of "too many arguments"', () => {
     const r = clpctl(['admin', 'releases', 'frobnicate']);
     expect(r.code).toBe(2);
