@@ -94,8 +94,9 @@ describe.skipIf(missing !== undefined)('the demo behind npm start', () => {
     const port = await freePort();
     const first = await demo(dataDir, port);
     expect(first.code, first.out).toBe(0);
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: the step headings are bold on a terminal
-    const lines = first.out.replace(/\x1b\[[0-9;]*m/g, '').split('\n');
+    // Its output is a pipe here, not a terminal: plain text, no escape codes for bold headings.
+    expect(first.out).not.toContain('\x1b');
+    const lines = first.out.split('\n');
     // Every command at the start of its line; no line of spaces only.
     expect(lines.filter((l) => /^\s+\$ clpctl /.test(l))).toEqual([]);
     expect(lines.filter((l) => /^\s+$/.test(l))).toEqual([]);
@@ -106,6 +107,13 @@ describe.skipIf(missing !== undefined)('the demo behind npm start', () => {
     const table = lines.slice(lines.indexOf('$ clpctl admin machines') + 1);
     expect(table[0]).toMatch(/^ {2}ID\s+HOSTNAME\s+TIER.*INSTALLED$/);
     expect(table.slice(1, 3).every((l) => /\sstable\s.*\sCLP1251123$/.test(l))).toBe(true);
+    // Each stand-in machine under its own host name, not twice this host's.
+    expect(
+      table
+        .slice(1, 3)
+        .map((l) => l.split(/\s+/)[2])
+        .sort(),
+    ).toEqual(['machine-1', 'machine-2']);
     expect(table[3]).toBe('  2 of 2 machines');
     // It stopped its server: no advice to try commands against it.
     expect(first.out).not.toContain('Try next');

@@ -9,7 +9,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -47,7 +47,9 @@ if (!existsSync(tokenFile))
 const adminToken = readFileSync(tokenFile, 'utf8').trim();
 
 const say = (text) => process.stdout.write(`${text}\n`);
-const step = (text) => say(`\n\x1b[1m== ${text}\x1b[0m`);
+// Bold on a terminal only: a log or a pipe gets the plain text, not escape codes.
+const bold = (text) => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text);
+const step = (text) => say(`\n${bold(`== ${text}`)}`);
 
 /** Runs clpctl, echoing the command as a user would type it; stops the demo on failure. */
 function clpctl(argv, { env = {}, quiet = false } = {}) {
@@ -173,9 +175,13 @@ async function walkThrough() {
 
   const machines = ['machine-1', 'machine-2'].map((name) => join(work, name));
   for (const root of machines) {
-    step(`${show(root)} stands in for a machine's root: /etc/motd, and the release key in etc/clp/keys.d`);
+    step(
+      `${show(root)} stands in for a machine's root: /etc/motd, /etc/hostname, and the release key in etc/clp/keys.d`,
+    );
     rmSync(root, { recursive: true, force: true });
     cpSync(join(repo, 'examples/demo-root'), root, { recursive: true });
+    // Its own host name: both stand-ins run on this host, and would otherwise both be listed as it.
+    writeFileSync(join(root, 'etc/hostname'), `${basename(root)}\n`);
     mkdirSync(join(root, 'etc/clp/keys.d'), { recursive: true });
     cpSync(join(releaseKeys, 'demo-release.pub'), join(root, 'etc/clp/keys.d/demo-release.pub'));
     chmodSync(join(root, 'etc/clp'), 0o755);
