@@ -429,6 +429,12 @@ describe.skipIf(why !== undefined)('the console in Chromium', () => {
   it('an admin signs in with the admin token and sees the overview; deep links survive a reload', async () => {
     await page.goto(`${server.url}/console/`);
     if (await page.getByRole('button', { name: 'Sign out' }).isVisible()) await signOut();
+    // Each sign-in choice is one line: its radio button beside its words, not a wide box above them.
+    for (const name of ['Name and password', 'API token']) {
+      const radio = await page.getByRole('radio', { name }).boundingBox();
+      const label = await page.locator('.segmented label', { hasText: name }).boundingBox();
+      expect(radio && label && radio.width < 30 && label.height < 2 * radio.height + 10, name).toBe(true);
+    }
     await page.getByRole('radio', { name: 'API token' }).check();
     await page.getByLabel('Admin API token').fill(admin);
     await page.getByRole('button', { name: 'Sign in' }).click();
