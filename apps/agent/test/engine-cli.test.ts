@@ -122,7 +122,14 @@ describe('clpctl install / list / status / history / show / explain / uninstall 
     expect(error.code).toBe('CLP_E_DRIFT');
     expect(error.drift).toEqual([{ path: '/etc/motd', problem: expect.stringMatching(/^has sha256 /) }]);
     expect(clpctl(['--root', root, 'uninstall', '--force', 'CLP1251123']).status).toBe(0);
-    expect(clpctl(['--root', root, 'uninstall', 'CLP1251123']).status).toBe(10);
+    // Not installed: exit 10, and the list it points to is of this root, not of the host.
+    for (const command of ['uninstall', 'show']) {
+      const gone = clpctl(['--root', root, command, 'CLP1251123']);
+      expect(gone.status, command).toBe(10);
+      expect(gone.stderr).toBe(
+        `error CLP_E_NOT_INSTALLED: CLP1251123 is not installed under ${root}; 'clpctl list --root ${root}' shows what is\n`,
+      );
+    }
 
     // /etc/motd no longer has the content the patch expects, and the signature is missing.
     await writeFile(join(root, 'etc/motd'), 'edited by hand\n');

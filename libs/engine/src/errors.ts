@@ -104,3 +104,15 @@ export function codeForSystemError(error: unknown): EngineErrorCode {
       return 'CLP_E_APPLY_FAILED';
   }
 }
+
+/** A patch that is not installed under the root, and the `list` that shows what is: of that root. */
+export function notInstalledError(name: string, root: string): EngineError {
+  const list = root === '/' ? 'clpctl list' : `clpctl list --root ${root}`;
+  return new EngineError(
+    'CLP_E_NOT_INSTALLED',
+    `${name} is not installed under ${root}; '${list}' shows what is`,
+    {
+      details: { name },
+    },
+  );
+}

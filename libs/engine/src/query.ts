@@ -1,7 +1,7 @@
 import { isClpError, openPatch, type PackageAction } from '@clp/format';
 import { TrustStore, verifyPatch } from '@clp/trust';
 import { assessPatch, type EngineArchive } from './assess.ts';
-import { EngineError, type Refusal } from './errors.ts';
+import { notInstalledError, type Refusal } from './errors.ts';
 import { readHostFacts } from './host.ts';
 import { checkTrustStore } from './own-files.ts';
 import { detectPackageManager } from './package-managers/index.ts';
@@ -39,11 +39,7 @@ export async function getPatch(name: string, options: QueryOptions = {}): Promis
       ? await readPatchRecord(stateDir, name)
       : null;
     if (record === null) {
-      throw new EngineError(
-        'CLP_E_NOT_INSTALLED',
-        `${name} is not installed under ${root}; 'clpctl list' shows what is`,
-        { details: { name } },
-      );
+      throw notInstalledError(name, root);
     }
     return record;
   });

@@ -3,7 +3,7 @@ import { comparePatchNames } from '@clp/format';
 import { scriptsUnderRoot } from './assess.ts';
 import type { FileIdentity } from './backup.ts';
 import { finishUninstall, type UninstallInfo } from './bookkeeping.ts';
-import { EngineError } from './errors.ts';
+import { EngineError, notInstalledError } from './errors.ts';
 import {
   type FileUndo,
   fileUndo,
@@ -147,11 +147,7 @@ export async function uninstallPatch(name: string, options: UninstallOptions = {
     const record =
       stored === null ? null : { ...stored, steps: rebaseRecords(stored.steps, stored.root, root), root };
     if (record === null) {
-      throw new EngineError(
-        'CLP_E_NOT_INSTALLED',
-        `${name} is not installed under ${root}; 'clpctl list' shows what is`,
-        { details: { name } },
-      );
+      throw notInstalledError(name, root);
     }
     // Its remove script would run on this host, not in the root (its install script, if the uninstall is taken back).
     if (record.meta.removeScript !== undefined && !options.runScriptsOnHost) {
