@@ -80,8 +80,13 @@ describe('scripts/npm-ci-if-needed.sh', () => {
     expect(await calls()).toBe(1);
     expect(run()).toContain('node_modules matches package-lock.json: npm ci skipped');
     expect(await calls()).toBe(1);
+    // A system Node other than 24 runs npm ci: its EBADENGINE warning is said to be expected.
+    await writeFile(join(repo, 'bin/node'), '#!/bin/sh\necho v20.20.2\n');
+    await chmod(join(repo, 'bin/node'), 0o755);
     await writeFile(join(repo, 'package-lock.json'), '{"lockfileVersion":3,"packages":{}}\n');
-    run();
+    expect(run()).toContain(
+      "npm ci runs on this system's Node (v20.20.2); the project then runs on the Node 24 it installs",
+    );
     expect(await calls()).toBe(2);
     expect(await readFile(join(repo, 'npm-calls'), 'utf8')).toMatch(/^ci --no-audit --no-fund$/m);
   });
