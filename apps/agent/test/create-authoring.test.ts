@@ -95,7 +95,10 @@ describe('clpctl new', () => {
     // As made, it says who it is and does nothing yet: create asks for an action.
     const empty = clpctl(['--json', 'create', join(work, 'CLP1251201')]);
     expect(empty.code).toBe(3);
-    expect(jsonError(empty).code).toBe('CLP_E_EMPTY_PATCH');
+    expect(jsonError(empty)).toMatchObject({
+      code: 'CLP_E_EMPTY_PATCH',
+      message: `CLP1251201 has no actions and no install script (Install-Script.ps1); a patch must change something: add a File, Package, Service or Script action under <Actions> in ${join(work, 'CLP1251201/PKGINFO.meta')} (its comments show each kind)`,
+    });
     // Every example in its comments, taken out of the comment, is an action the reader accepts.
     const examples = [...text.matchAll(/^\s*(<(File|Package|Service|Script|Check|System) [^>]*\/>)\s*$/gm)];
     const elements = new Set(examples.map((m) => m[2]));

@@ -86,6 +86,24 @@ export interface CreateResult {
  * (and the ones it gives checked against their files), and the written archive is read back and
  * compared before it is put in place.
  */
+/** The folder's PKGINFO.meta; one that does nothing yet (as `clpctl new` makes it) says where to add what. */
+function readAuthoredMeta(
+  text: string,
+  entryNames: string[],
+  file: string,
+): ReturnType<typeof readPatchMeta> {
+  try {
+    return readPatchMeta(text, entryNames);
+  } catch (error) {
+    if (!(error instanceof FormatError) || error.code !== 'CLP_E_EMPTY_PATCH') throw error;
+    throw new FormatError(
+      'CLP_E_EMPTY_PATCH',
+      `${error.message}: add a File, Package, Service or Script action under <Actions> in ${file} (its comments show each kind)`,
+      { details: { ...error.details, file } },
+    );
+  }
+}
+
 export async function createPatch(
   dir: string,
   /** Default: PATCHNAME.clp in the current folder. */
@@ -113,7 +131,7 @@ export async function createPatch(
     });
   }
   const entryNames = files.map((f) => f.name);
-  const meta0 = readPatchMeta(await readPkginfo(pkginfo.file), entryNames);
+  const meta0 = readAuthoredMeta(await readPkginfo(pkginfo.file), entryNames, join(dir, PKGINFO));
   if (options.expectName !== undefined) {
     try {
       parsePatchName(options.expectName);
