@@ -117,6 +117,10 @@ describe('clpctl new', () => {
   });
 
   it('never overwrites, and refuses a name that is not CLP + revision + YYMMDD (exit 2)', async () => {
+    // The next step it names builds a signed patch, as every machine requires.
+    const told = clpctl(['new', 'CLP1251209']);
+    expect(told.code, told.stderr).toBe(0);
+    expect(told.stdout).toContain("then 'clpctl create CLP1251209 --sign KEY'");
     const again = clpctl(['--json', 'new', 'CLP1251201']);
     expect(again.code).toBe(2);
     expect(jsonError(again)).toMatchObject({

@@ -14,7 +14,7 @@ export const newPatch: RegisterCommand = (program, globals) =>
       printResult(globals(), { name, ...made }, () =>
         [
           `made ${made.dir}/ with ${made.files.join(' and ')}`,
-          `next: copy the new files into payload/, say in PKGINFO.meta what the patch does with them, then 'clpctl create ${options.dir ?? name}'`,
+          `next: copy the new files into payload/, say in PKGINFO.meta what the patch does with them, then 'clpctl create ${options.dir ?? name} --sign KEY' (with --expect-from ROOT, what each replaced file must be is taken from ROOT)`,
         ].join('\n'),
       );
     });
