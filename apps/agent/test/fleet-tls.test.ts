@@ -115,6 +115,21 @@ describe('the agent over TLS: the system store or a configured CA, and no plain 
     expect(codeOf(() => new AdminClient({ server: 'http://192.0.2.10:8080', token: 't' }))).toBe(
       'CLP_E_INSECURE_HTTP',
     );
+    // Each says what to do in its own terms: the machine's settings, or clpctl admin's options.
+    const messageOf = (make: () => unknown) => {
+      try {
+        make();
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    };
+    const agent = messageOf(() => new AgentHttpClient({ servers: ['http://192.0.2.10:8080'], http }));
+    expect(agent).toContain("'clpctl config set allowInsecureHttp true'");
+    const admin = messageOf(() => new AdminClient({ server: 'http://192.0.2.10:8080', token: 't' }));
+    expect(admin).toContain('--allow-insecure-http (CLP_ALLOW_INSECURE_HTTP=1)');
+    expect(admin).toContain('--ca-file FILE or CLP_CA_FILE');
+    expect(admin).not.toContain('clpctl config set');
   });
 
   it('refuses a CA file that is missing or holds no certificate, naming the file', async () => {

@@ -32,15 +32,27 @@ export function isLoopback(hostname: string): boolean {
  * answer in clear can be read or changed on the way. Patches stay signed either way; this
  * protects the credential and what the server is told.
  */
-export function checkServerUrl(url: string, policy: TransportPolicy, setting = 'servers'): void {
+export function checkServerUrl(
+  url: string,
+  policy: TransportPolicy,
+  setting: 'servers' | '--server' = 'servers',
+): void {
   const parsed = new URL(url);
   if (parsed.protocol !== 'http:' || isLoopback(parsed.hostname) || policy.allowInsecureHttp) return;
   throw new FleetError(
     'CLP_E_INSECURE_HTTP',
-    `${url} is plain http:// to another machine: the credential and the server's answers would travel unencrypted; use https:// (a self-signed server: 'clpctl config set caFile /etc/clp/server-ca.pem') or accept the risk with 'clpctl config set allowInsecureHttp true'`,
+    `${url} is plain http:// to another machine: the credential and the server's answers would travel unencrypted; ${INSECURE_HTTP_REMEDY[setting]}`,
     { details: { url, setting } },
   );
 }
+
+/** What to do about plain http://, in the words of who asked: the machine's configuration, or clpctl admin's options. */
+const INSECURE_HTTP_REMEDY = {
+  servers:
+    "use https:// (a self-signed server: 'clpctl config set caFile /etc/clp/server-ca.pem') or accept the risk with 'clpctl config set allowInsecureHttp true'",
+  '--server':
+    'use https:// (a server with its own CA: --ca-file FILE or CLP_CA_FILE) or accept the risk with --allow-insecure-http (CLP_ALLOW_INSECURE_HTTP=1)',
+} as const;
 
 /**
  * The certificates an https:// server must chain to: the CA file alone when one is configured
