@@ -4,7 +4,7 @@ import { CommanderError } from 'commander';
 import { EXIT } from './exit-codes.ts';
 import { reportError } from './output.ts';
 import { buildProgram } from './program.ts';
-import { usageMessage } from './usage.ts';
+import { unknownHelpTopic, usageMessage } from './usage.ts';
 
 async function main(argv: string[]): Promise<number> {
   // Commander's usage errors are kept and printed by the error boundary, as every error is.
@@ -25,7 +25,10 @@ async function main(argv: string[]): Promise<number> {
       )
         return 0;
       // `clpctl admin` alone shows its help on stderr: a usage error, but nothing more to say.
-      if (error.code === 'commander.help') return EXIT.usage;
+      if (error.code === 'commander.help') {
+        const typo = unknownHelpTopic(program, argv.slice(2));
+        return typo === undefined ? EXIT.usage : reportError(new ClpError('CLP_E_USAGE', typo), json);
+      }
       return reportError(new ClpError('CLP_E_USAGE', usageMessage(usageError || error.message)), json);
     }
     return reportError(error, json);

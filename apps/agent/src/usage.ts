@@ -47,3 +47,26 @@ export function pointUsageErrorsToHelp(command: Command, outputError: (text: str
   command.configureOutput({ outputError: (text) => outputError(`${text.trimEnd()}; ${help}\n`) });
   for (const sub of command.commands) pointUsageErrorsToHelp(sub, outputError);
 }
+
+/**
+ * `clpctl help instal` makes commander print the whole help and stop, saying nothing of the typo:
+ * the topic that names no command, as a usage error (undefined when the help asked for was found).
+ */
+export function unknownHelpTopic(program: Command, args: string[]): string | undefined {
+  const words = args.filter((a) => !a.startsWith('-'));
+  let command = program;
+  for (const [i, word] of words.entries()) {
+    const named = (name: string | undefined) =>
+      command.commands.find((c) => c.name() === name || c.aliases().includes(name ?? ''));
+    if (word === 'help') {
+      const topic = words[i + 1];
+      if (topic === undefined || named(topic)) return undefined;
+      const path = commandPath(command);
+      return `unknown command '${topic}' for '${path} help'; '${path} --help' lists the commands`;
+    }
+    const sub = named(word);
+    if (sub === undefined) return undefined;
+    command = sub;
+  }
+  return undefined;
+}

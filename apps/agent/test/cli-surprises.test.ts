@@ -100,6 +100,21 @@ describe('usage errors', () => {
     );
   });
 
+  it('help for a command that does not exist ends with a usage error naming it, not with the help alone', () => {
+    const typo = clpctl(['help', 'instal']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr.trimEnd().split('\n').at(-1)).toBe(
+      "error CLP_E_USAGE: unknown command 'instal' for 'clpctl help'; 'clpctl --help' lists the commands",
+    );
+    const nested = clpctl(['admin', 'help', 'rollot']);
+    expect(nested.code).toBe(2);
+    expect(nested.stderr).toContain("unknown command 'rollot' for 'clpctl admin help'");
+    const found = clpctl(['help', 'install']);
+    expect(found.code).toBe(0);
+    expect(found.stdout).toContain('Usage: clpctl install');
+    expect(found.stderr).toBe('');
+  });
+
   it('a word that is not a subcommand of a listing command says so, instead of "too many arguments"', () => {
     const r = clpctl(['admin', 'releases', 'frobnicate']);
     expect(r.code).toBe(2);
