@@ -206,7 +206,7 @@ export async function seedMachines(db, { machines, rollouts }) {
       select 'bench-' || lpad(i::text, 6, '0'),
              encode(sha256(convert_to('clp_mch_bench_' || i, 'UTF8')), 'hex'),
              'bench-' || i, 'x86_64', 'vincent', '2025.11',
-             $1::jsonb,
+             jsonb_set($1::jsonb, '{hostname}', to_jsonb('bench-' || i)),
              (array['edge','beta','stable'])[1 + i % 3],
              jsonb_build_array('site=s' || (i % 10)),
              now()

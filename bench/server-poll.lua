@@ -2,7 +2,11 @@
 -- machine in turn (threads start at different machines), so that the server's short
 -- credential cache rarely helps, as with a real fleet polling once a day.
 local machines = tonumber(os.getenv("BENCH_MACHINES") or "100000")
-local body = '{"facts":{"hostname":"bench-host","os":{"id":"vincent","version":"2025.11"},"arch":"x86_64","agentVersion":"0.1.0"},"installed":[]}'
+-- Each machine sends the facts it was enrolled with (its own host name), as a real agent does
+-- poll after poll: a poll that changed a machine's indexed facts would cost more than a daily one.
+local function body(n)
+  return '{"facts":{"hostname":"bench-' .. n .. '","os":{"id":"vincent","version":"2025.11"},"arch":"x86_64","agentVersion":"0.1.0"},"installed":[]}'
+end
 local threads = {}
 local counter = 0
 ok = 0
@@ -22,7 +26,7 @@ function request()
   return wrk.format("POST", "/v1/agent/poll", {
     ["Authorization"] = "Bearer clp_mch_bench_" .. counter,
     ["Content-Type"] = "application/json",
-  }, body)
+  }, body(counter))
 end
 
 function response(status, headers, rbody)

@@ -44,7 +44,7 @@ await withTempDir('clp-bench-poll-', async (dir) => {
     const sample = await fetch(`${server.url}/v1/agent/poll`, {
       method: 'POST',
       headers: { authorization: `Bearer ${credentialOf(1)}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ facts: FACTS, installed: [] }),
+      body: JSON.stringify({ facts: { ...FACTS, hostname: 'bench-1' }, installed: [] }),
     });
     if (sample.status !== 200) throw new Error(`sample poll: HTTP ${sample.status} ${await sample.text()}`);
     const answer = await sample.text();
@@ -166,7 +166,7 @@ await withTempDir('clp-bench-poll-', async (dir) => {
 Command: \`${result.command}\` (server at ${result.machine.server})
 
 ${MACHINES.toLocaleString('en')} enrolled machines, ${ROLLOUTS} active rollouts, PostgreSQL; one server process; wrk with
-${CONNECTIONS} keep-alive connections and ${THREADS} thread(s), each poll with the next machine's credential;
+${CONNECTIONS} keep-alive connections and ${THREADS} thread(s), each poll with the next machine's credential and the facts it was enrolled with;
 ${SECONDS} s after a 5 s warm-up. The peer is nginx (1 worker) serving the same ${result.setup.pollAnswerBytes}-byte
 poll answer as a static file to the same wrk settings.
 
