@@ -15,6 +15,7 @@ import {
   REPO,
   requireTools,
   runWrk,
+  sql,
   startNginx,
   startServer,
   withTempDir,
@@ -71,6 +72,29 @@ await withTempDir('clp-bench-download-', async (dir) => {
     const stored = join(dataDir, 'blobs', sha256.slice(0, 2), sha256);
     await mkdir(join(dataDir, 'blobs', sha256.slice(0, 2)), { recursive: true });
     await rename(temp, stored);
+    // The server serves a blob only together with its release row, as an upload commits them.
+    const db = sql();
+    try {
+      await db.query(
+        `insert into releases (id, sha256, name, series, version, arch, meta, signer_key_id, size, uploaded_by, uploaded_at)
+        values ($1, $1, 'CLP1999001', 'CLP999001', '1', 'any', $2::jsonb, 'bench', $3, 'bench', now())`,
+        [
+          sha256,
+          JSON.stringify({
+            name: 'CLP1999001',
+            version: '1',
+            architecture: 'any',
+            series: 'CLP999001',
+            systems: [],
+            actions: [],
+            dialect: 'xml',
+          }),
+          MIB * 1024 * 1024,
+        ],
+      );
+    } finally {
+      await db.end();
+    }
     const www = join(dir, 'www');
     await mkdir(www);
     await link(stored, join(www, sha256));
