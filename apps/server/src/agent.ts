@@ -9,7 +9,7 @@ import type {
   ReportBatchResponse,
 } from '@clp/protocol';
 import { type MaintenanceWindow, windowOpening } from '@clp/protocol';
-import { and, eq, gt, isNull, sql } from 'drizzle-orm';
+import { and, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import type { AgentMachine, AppContext } from './context.ts';
 import { ServerError } from './errors.ts';
 import { changesInstalled } from './installed-from-reports.ts';
@@ -24,6 +24,23 @@ class IdTaken extends Error {
     super('machine id taken');
     this.enrolled = enrolled;
   }
+}
+
+/**
+ * The enrolled id that differs from `machineId` only in case, if any: it would be a look-alike in
+ * every list an operator reads (and in the commands they type). A unique index on lower(id)
+ * (migration 0014) keeps two from being enrolled at once.
+ */
+async function caseAlike(
+  tx: Pick<AppContext['db'], 'select'>,
+  machineId: string,
+): Promise<string | undefined> {
+  const [alike] = await tx
+    .select({ id: machines.id })
+    .from(machines)
+    .where(and(sql`lower(${machines.id}) = lower(${machineId})`, ne(machines.id, machineId)))
+    .limit(1);
+  return alike?.id;
 }
 
 /**
@@ -67,14 +84,8 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
         .for('update');
       let how: 'new' | 'credential' | 'rekey' = 'new';
       if (!before) {
-        // An id that differs from an enrolled one only in case would be a look-alike in every
-        // list an operator reads (and in the commands they type).
-        const [alike] = await tx
-          .select({ id: machines.id })
-          .from(machines)
-          .where(sql`lower(${machines.id}) = lower(${machineId})`)
-          .limit(1);
-        if (alike) throw new IdTaken(alike.id);
+        const alike = await caseAlike(tx, machineId);
+        if (alike) throw new IdTaken(alike);
       }
       if (before) {
         const proves =
@@ -108,7 +119,7 @@ export async function enroll(ctx: AppContext, body: EnrollRequest): Promise<Enro
           .values({ id: machineId, ...values })
           .onConflictDoNothing()
           .returning({ id: machines.id });
-        if (inserted.length === 0) throw new IdTaken();
+        if (inserted.length === 0) throw new IdTaken(await caseAlike(tx, machineId));
       } else {
         await tx.update(machines).set(values).where(eq(machines.id, machineId));
       }

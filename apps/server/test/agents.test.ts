@@ -182,6 +182,28 @@ describe.each(drivers())('agents, enrollment and the machine record on $name', (
     }
   });
 
+  it('lets one of enrollments racing with ids that differ only in case in, and answers the others 409 naming it', async () => {
+    const tokens = await Promise.all(
+      Array.from({ length: 4 }, () => enrollmentToken({ tier: 'stable', uses: 1 })),
+    );
+    const ids = ['look-alike-7', 'LOOK-alike-7', 'Look-Alike-7', 'look-ALIKE-7'];
+    const answers = await Promise.all(
+      tokens.map((t, i) =>
+        s.call('POST', '/v1/agent/enroll', {
+          json: { token: t.token, facts: { ...FACTS, hostname: `alike-${i}` }, machineId: ids[i] },
+        }),
+      ),
+    );
+    expect(answers.map((a) => a.status).sort(), JSON.stringify(answers.map((a) => a.body))).toEqual([
+      201, 409, 409, 409,
+    ]);
+    const won = ids[answers.findIndex((a) => a.status === 201)]!;
+    for (const refused of answers.filter((a) => a.status === 409))
+      expect(refused.body.error.message).toContain(`enrolled machine ${won}`);
+    const listed = await s.call('GET', '/v1/machines?q=alike-7', { token: s.admin });
+    expect(listed.body.machines.map((m: { id: string }) => m.id)).toEqual([won]);
+  });
+
   it('lets a re-keyed machine enroll again once within its window, without its old credential', async () => {
     const t = await enrollmentToken({ tier: 'edge', uses: 5 });
     const old = await enroll(t.token, 'rekey-machine-1');
