@@ -1,3 +1,5 @@
+import { readableTime } from './readable-time.ts';
+
 /**
  * The agent's cut-off setting (`clpctl config set cutoff`): `none`, a delay in days (`7d` or `7`), or a date
  * (apply only releases made before it). The agent applies it; the server only explains it.
@@ -39,7 +41,7 @@ export function judgeCutoff(cutoff: Cutoff, releasedAt: Date, now: Date): Cutoff
       held,
       appliesFrom: from.toISOString(),
       reason: held
-        ? `machine applies releases ${cutoff.delayDays} days after upload: this one from ${from.toISOString()}`
+        ? `machine applies releases ${cutoff.delayDays} days after upload: this one from ${readableTime(from)}`
         : `release is older than the machine's ${cutoff.delayDays}-day delay`,
     };
   }
@@ -49,7 +51,7 @@ export function judgeCutoff(cutoff: Cutoff, releasedAt: Date, now: Date): Cutoff
     held,
     appliesFrom: null,
     reason: held
-      ? `release was uploaded ${releasedAt.toISOString()}, not before the machine's cut-off date ${cutoff.before.toISOString()}`
-      : `release was uploaded before the machine's cut-off date ${cutoff.before.toISOString()}`,
+      ? `release was uploaded ${readableTime(releasedAt)}, not before the machine's cut-off date ${readableTime(cutoff.before)}`
+      : `release was uploaded before the machine's cut-off date ${readableTime(cutoff.before)}`,
   };
 }

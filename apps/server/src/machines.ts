@@ -5,6 +5,7 @@ import { type AppContext, actorName, type MachineRow, type Principal } from './c
 import { judgeCutoff, parseCutoff } from './cutoff.ts';
 import { ServerError } from './errors.ts';
 import { decide, type PollMachine, windowFor } from './poll.ts';
+import { readableTime } from './readable-time.ts';
 import { findRelease } from './releases.ts';
 import { rolloutView } from './rollout-cache.ts';
 import { formatSeconds } from './rollout-stage.ts';
@@ -159,24 +160,27 @@ export async function explain(
     const retrying = a.retryAt !== null && a.applyOutcome === null;
     const [outcome, reason]: [Explanation['offers'][number]['outcome'], string] =
       a.applyOutcome === 'applied'
-        ? ['applied', `reported applied at ${a.applyAt?.toISOString()}`]
+        ? ['applied', `reported applied at ${a.applyAt ? readableTime(a.applyAt) : '-'}`]
         : a.applyOutcome === 'failed'
-          ? ['failed', `reported failed at ${a.applyAt?.toISOString()}; counted as failed`]
+          ? ['failed', `reported failed at ${a.applyAt ? readableTime(a.applyAt) : '-'}; counted as failed`]
           : a.silentAt !== null
             ? [
                 'silent',
-                `offered at ${a.offeredAt.toISOString()}${retrying ? ' (retried)' : ''} and no outcome within the silence timeout of ${timeout}: counted as failed since ${a.silentAt.toISOString()}`,
+                `offered at ${readableTime(a.offeredAt)}${retrying ? ' (retried)' : ''} and no outcome within the silence timeout of ${timeout}: counted as failed since ${readableTime(a.silentAt)}`,
               ]
             : a.waitingUntil !== null && a.waitingUntil > now
               ? [
                   'waiting-for-window',
-                  `waits for its maintenance window, which closes at ${a.waitingUntil.toISOString()}`,
+                  `waits for its maintenance window, which closes at ${readableTime(a.waitingUntil)}`,
                 ]
               : retrying
-                ? ['retry', `offered again by retry-failed at ${a.retryAt?.toISOString()}; no outcome yet`]
+                ? [
+                    'retry',
+                    `offered again by retry-failed at ${a.retryAt ? readableTime(a.retryAt) : '-'}; no outcome yet`,
+                  ]
                 : [
                     'pending',
-                    `offered at ${a.offeredAt.toISOString()}; no outcome yet (silent after ${timeout})`,
+                    `offered at ${readableTime(a.offeredAt)}; no outcome yet (silent after ${timeout})`,
                   ];
     return { rolloutId: a.rolloutId, offeredAt: a.offeredAt.toISOString(), outcome, reason };
   });

@@ -1,4 +1,5 @@
 import type { RolloutStage, RolloutState } from '@clp/db';
+import { readableTime } from './readable-time.ts';
 
 export interface RolloutProgress {
   state: RolloutState;
@@ -125,7 +126,7 @@ export function stageGate(
 ): Gate | undefined {
   const ends = stageEndsAt(rollout);
   if (now.getTime() < ends.getTime())
-    return { kind: 'time', reason: `the stage lasts at least until ${ends.toISOString()}` };
+    return { kind: 'time', reason: `the stage lasts at least until ${readableTime(ends)}` };
   const stage = rollout.stages[rollout.currentStage];
   if (isLastStage(rollout)) {
     const by = completesBy(rollout);
@@ -134,7 +135,7 @@ export function stageGate(
     const missing = evidence ? evidence.targeted - evidence.answered : undefined;
     return {
       kind: 'answers',
-      reason: `${missing ?? 'some'} of ${evidence?.targeted ?? 'the'} targeted machines have not answered yet; the rollout completes when all have, or at ${by.toISOString()}`,
+      reason: `${missing ?? 'some'} of ${evidence?.targeted ?? 'the'} targeted machines have not answered yet; the rollout completes when all have, or at ${readableTime(by)}`,
     };
   }
   if (stage?.minAppliedCount !== undefined || stage?.minAppliedPercent !== undefined) {

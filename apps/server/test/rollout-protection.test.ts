@@ -257,7 +257,9 @@ describe.each(drivers())('rollout protection on $name', (driver) => {
       token: s.admin,
     });
     expect(why.body.offers).toEqual([expect.objectContaining({ rolloutId: id, outcome: 'silent' })]);
-    expect(why.body.summary).toMatch(/silent: offered at .* no outcome within the silence timeout of 1 h/);
+    expect(why.body.summary).toMatch(
+      /silent: offered at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC and no outcome within the silence timeout of 1 h: counted as failed since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC/,
+    );
   });
 
   it('does not count a machine waiting for its maintenance window as silent', async () => {

@@ -39,6 +39,10 @@ describe('rollout stages', () => {
     const evidence = { targeted: 10, answered: 4, applied: 4 };
     const waiting = nextTransition(last, { applied: 4, failed: 0 }, at(3600), evidence);
     expect(waiting).toMatchObject({ kind: 'wait', gate: { kind: 'answers' } });
+    // A time in a sentence reads as the console writes it, not as raw ISO.
+    expect(waiting.kind === 'wait' && waiting.gate?.reason).toMatch(
+      /6 of 10 targeted machines have not answered yet; the rollout completes when all have, or at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/,
+    );
     expect(nextTransition(last, { applied: 4, failed: 0 }, at(86_400), evidence)).toMatchObject({
       kind: 'complete',
       reason: expect.stringMatching(/completion window passed with 6 machines not answered/),
