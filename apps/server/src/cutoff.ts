@@ -1,4 +1,4 @@
-import { readableTime } from './readable-time.ts';
+import { readableTime } from '@clp/protocol';
 
 /**
  * The agent's cut-off setting (`clpctl config set cutoff`): `none`, a delay in days (`7d` or `7`), or a date

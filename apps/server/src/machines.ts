@@ -1,11 +1,11 @@
 import { type InstalledPatchRecord, machines, reports, rolloutMachines, rollouts } from '@clp/db';
+import { readableTime } from '@clp/protocol';
 import { and, asc, desc, eq, inArray, isNotNull, isNull, type SQL, sql } from 'drizzle-orm';
 import type { z } from 'zod';
 import { type AppContext, actorName, type MachineRow, type Principal } from './context.ts';
 import { judgeCutoff, parseCutoff } from './cutoff.ts';
 import { ServerError } from './errors.ts';
 import { decide, type PollMachine, windowFor } from './poll.ts';
-import { readableTime } from './readable-time.ts';
 import { findRelease } from './releases.ts';
 import { rolloutView } from './rollout-cache.ts';
 import { formatSeconds } from './rollout-stage.ts';

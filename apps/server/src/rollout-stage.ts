@@ -1,5 +1,5 @@
 import type { RolloutStage, RolloutState } from '@clp/db';
-import { readableTime } from './readable-time.ts';
+import { readableTime } from '@clp/protocol';
 
 export interface RolloutProgress {
   state: RolloutState;

@@ -25,7 +25,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
-import type { EntryDigest } from '@clp/format';
+import type { EntryDigest, PatchArchive } from '@clp/format';
 import type { FileIdentity } from './backup.ts';
 import type { PinnedDir } from './pinned-dir.ts';
 
@@ -35,19 +35,8 @@ export const SYNCFS_MIN_FILES = 64;
 const WRITEBACK_BYTES = 64 * 1024 * 1024;
 const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
-/** What staging needs of an opened patch (@clp/format's PatchArchive has it). */
-export interface StagingArchive {
-  readVerified(
-    names: readonly string[],
-    expected: ReadonlyMap<string, EntryDigest>,
-    visit: (name: string, data: Buffer) => Promise<void> | void,
-  ): Promise<void>;
-  writeVerified(
-    name: string,
-    expected: ReadonlyMap<string, EntryDigest>,
-    write: (chunk: Buffer) => Promise<void>,
-  ): Promise<void>;
-}
+/** What staging needs of an opened patch. */
+export type StagingArchive = Pick<PatchArchive, 'readVerified' | 'writeVerified'>;
 
 /** Writes a checked small file to NAME in a pinned folder; fsyncs it unless the batch syncs its filesystem. */
 export function writeSmallStaged(

@@ -84,6 +84,7 @@ export {
   windowOpening,
 } from './maintenance-window.ts';
 export { Overview } from './overview-api.ts';
+export { readableTime } from './readable-time.ts';
 export {
   RolloutPreview,
   RolloutPreviewBody,

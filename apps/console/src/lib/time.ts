@@ -1,3 +1,4 @@
+import { readableTime } from '@clp/protocol';
 import { serverNow } from './api-client.ts';
 
 const UNITS: Array<[Intl.RelativeTimeFormatUnit, number]> = [
@@ -26,6 +27,5 @@ export function relativeTime(iso: string, now = serverNow()): string {
 /** 2026-04-01 12:03:04 UTC: unambiguous for people in several time zones. */
 export function absoluteTime(iso: string): string {
   const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return iso;
-  return `${d.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+  return Number.isNaN(d.getTime()) ? iso : readableTime(d);
 }
