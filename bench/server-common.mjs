@@ -195,6 +195,20 @@ export async function seedFleet(server, { machines, rollouts, url = BENCH_URL })
 }
 
 /**
+ * A release row straight into the database (no upload, no blob), uploaded by `bench`; its series
+ * is CLP + the name's last six digits. `db` as for seedMachines.
+ */
+export async function insertRelease(db, { sha256, name, size }) {
+  const series = `CLP${name.slice(-6)}`;
+  const meta = { name, version: '1', architecture: 'any', series, systems: [], actions: [], dialect: 'xml' };
+  await db.query(
+    `insert into releases (id, sha256, name, series, version, arch, meta, signer_key_id, size, uploaded_by, uploaded_at)
+    values ($1, $1, $2, $3, '1', 'any', $4::jsonb, 'bench', $5, 'bench', now())`,
+    [sha256, name, series, JSON.stringify(meta), size],
+  );
+}
+
+/**
  * The SQL half of seedFleet, through `db` (anything with `query(text, values)` and `end()`: a
  * pg pool, or a wrapped PGlite while no server holds its folder); closes `db`.
  */
@@ -216,20 +230,7 @@ export async function seedMachines(db, { machines, rollouts }) {
     for (let k = 1; k <= rollouts; k++) {
       const name = `CLP1${String(2511 * 100 + k).padStart(6, '0')}`;
       const id = createHash('sha256').update(`bench-release-${k}`).digest('hex');
-      const meta = {
-        name,
-        version: '1',
-        architecture: 'any',
-        series: `CLP${name.slice(-6)}`,
-        systems: [],
-        actions: [],
-        dialect: 'xml',
-      };
-      await db.query(
-        `insert into releases (id, sha256, name, series, version, arch, meta, signer_key_id, size, uploaded_by, uploaded_at)
-        values ($1, $1, $2, $3, '1', 'any', $4::jsonb, 'bench', $5, 'bench', now())`,
-        [id, name, meta.series, JSON.stringify(meta), 40_000 + k],
-      );
+      await insertRelease(db, { sha256: id, name, size: 40_000 + k });
     }
     await db.query('analyze');
   } finally {

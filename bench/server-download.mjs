@@ -10,6 +10,7 @@ import { link, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   freshDatabase,
+  insertRelease,
   log,
   machineInfo,
   REPO,
@@ -75,23 +76,7 @@ await withTempDir('clp-bench-download-', async (dir) => {
     // The server serves a blob only together with its release row, as an upload commits them.
     const db = sql();
     try {
-      await db.query(
-        `insert into releases (id, sha256, name, series, version, arch, meta, signer_key_id, size, uploaded_by, uploaded_at)
-        values ($1, $1, 'CLP1999001', 'CLP999001', '1', 'any', $2::jsonb, 'bench', $3, 'bench', now())`,
-        [
-          sha256,
-          JSON.stringify({
-            name: 'CLP1999001',
-            version: '1',
-            architecture: 'any',
-            series: 'CLP999001',
-            systems: [],
-            actions: [],
-            dialect: 'xml',
-          }),
-          MIB * 1024 * 1024,
-        ],
-      );
+      await insertRelease(db, { sha256, name: 'CLP1999001', size: MIB * 1024 * 1024 });
     } finally {
       await db.end();
     }
